@@ -1,0 +1,83 @@
+// The SiLU-gated MLP activation of HF `LlamaMLP`: h = silu(g) ⊙ u, silu(z) = z·σ(z).
+// Shapes: gu [N, 2F] holds the fused gate/up projection (gate in columns 0..<F, up in F..<2F);
+// h [N, F]. Backward: dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))),  du = dh ⊙ silu(g).
+
+import Foundation
+
+@inline(__always)
+private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+@inline(__always)
+private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+}
+
+/// h[N, F] = silu(gu[:, :F]) ⊙ gu[:, F:].
+public func swigluForward(h: FloatPtr, gu: ConstFloatPtr, rows: Int, hidden f: Int) {
+    parallelRows(rows) { range in
+        for n in range {
+            let g = gu + n * 2 * f, u = g + f, hr = h + n * f
+            var i = 0
+            while i + 16 <= f {
+                let gv = load16(g + i)
+                let sig = 1 / (1 + exp16(-gv))
+                store16(gv * sig * load16(u + i), hr + i)
+                i += 16
+            }
+            while i < f {
+                let sig = 1 / (1 + expf(-g[i]))
+                hr[i] = g[i] * sig * u[i]
+                i += 1
+            }
+        }
+    }
+}
+
+/// dgu[N, 2F] = gradients of the gate and up halves given dh[N, F].
+public func swigluBackward(dgu: FloatPtr, dh: ConstFloatPtr, gu: ConstFloatPtr, rows: Int, hidden f: Int) {
+    parallelRows(rows) { range in
+        for n in range {
+            let g = gu + n * 2 * f, u = g + f, d = dh + n * f
+            let dg = dgu + n * 2 * f, du = dg + f
+            var i = 0
+            while i + 16 <= f {
+                let gv = load16(g + i), dv = load16(d + i)
+                let sig = 1 / (1 + exp16(-gv))
+                let silu = gv * sig
+                store16(dv * silu, du + i)
+                store16(dv * load16(u + i) * sig * (1 + gv * (1 - sig)), dg + i)
+                i += 16
+            }
+            while i < f {
+                let sig = 1 / (1 + expf(-g[i]))
+                du[i] = d[i] * g[i] * sig
+                dg[i] = d[i] * u[i] * sig * (1 + g[i] * (1 - sig))
+                i += 1
+            }
+        }
+    }
+}
+
+/// Plain-loop twin of `swigluForward` (Double).
+public func swigluForwardNaive(h: FloatPtr, gu: ConstFloatPtr, rows: Int, hidden f: Int) {
+    for n in 0..<rows {
+        for i in 0..<f {
+            let g = Double(gu[n * 2 * f + i]), u = Double(gu[n * 2 * f + f + i])
+            h[n * f + i] = Float(g / (1 + Foundation.exp(-g)) * u)
+        }
+    }
+}
+
+/// Plain-loop twin of `swigluBackward` (Double).
+public func swigluBackwardNaive(dgu: FloatPtr, dh: ConstFloatPtr, gu: ConstFloatPtr, rows: Int, hidden f: Int) {
+    for n in 0..<rows {
+        for i in 0..<f {
+            let g = Double(gu[n * 2 * f + i]), u = Double(gu[n * 2 * f + f + i]), d = Double(dh[n * f + i])
+            let s = 1 / (1 + Foundation.exp(-g))
+            dgu[n * 2 * f + f + i] = Float(d * g * s)
+            dgu[n * 2 * f + i] = Float(d * u * s * (1 + g * (1 - s)))
+        }
+    }
+}

@@ -20,10 +20,10 @@ public func rmsnormForward(
 }
 
 /// Backward of `rmsnormForward`: dx[N, C] = (or +=, when `accumulate`) and dw[C] +=.
-/// `scratch` holds `Threads.count · C` floats for per-thread weight-gradient partial sums.
+/// `scratch` holds `scratchParts · C` floats for the weight-gradient partial sums.
 public func rmsnormBackward(
     dx: FloatPtr, dw: FloatPtr, dy: ConstFloatPtr, x: ConstFloatPtr, w: ConstFloatPtr, rstd: ConstFloatPtr,
-    rows: Int, channels c: Int, accumulate: Bool, scratch: FloatPtr
+    rows: Int, channels c: Int, accumulate: Bool, scratch: FloatPtr, scratchParts: Int
 ) {
     // dx: rows are independent.
     parallelRows(rows) { range in
@@ -40,9 +40,9 @@ public func rmsnormBackward(
             }
         }
     }
-    // dw: reduce over rows in a fixed split (the split depends only on `rows` and `Threads.count`),
-    // then fold the partials in order.
-    let parts = max(1, min(Threads.count, rows / 16))
+    // dw: reduce over rows in a fixed split that depends only on `rows` (not on the thread count),
+    // then fold the partials in order, so the result is the same bits for any thread count.
+    let parts = max(1, min(8, rows / 16, scratchParts))
     scratch.update(repeating: 0, count: parts * c)
     parallelFor(parts) { p in
         let acc = scratch + p * c

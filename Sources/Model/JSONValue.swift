@@ -49,3 +49,19 @@ public enum JSONValue: Codable, Sendable, Equatable {
     public var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
     public var object: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
 }
+
+/// A float as a JSON token: the shortest decimal that round-trips to the same float32, or, for
+/// values JSON cannot hold, the strings "NaN", "Infinity" and "-Infinity" (valid JSON, and the
+/// spelling Python's `json` module and protobuf's JSON mapping use).
+public func jsonNumber(_ x: Float) -> String {
+    if x.isNaN { return "\"NaN\"" }
+    if x.isInfinite { return x > 0 ? "\"Infinity\"" : "\"-Infinity\"" }
+    return x.description
+}
+
+/// A Double as a JSON token (same rules as the Float form).
+public func jsonNumber(_ x: Double) -> String {
+    if x.isNaN { return "\"NaN\"" }
+    if x.isInfinite { return x > 0 ? "\"Infinity\"" : "\"-Infinity\"" }
+    return x.description
+}

@@ -1,0 +1,131 @@
+// `rondo bench train`: the SFT training step on random tokens, measured as the peer harness
+// (../shared/bench/peers/train_step.py) measures PyTorch: warm-up steps, then medians over
+// timed steps; one JSON line with the peer's key names.
+//
+// FLOPs per token (TRL's `compute_flops_per_token`, PaLM convention): 6·N + 12·L·T·A, where N
+// counts every matmul weight including the LM head but not the input embedding.
+// MFU divides the achieved FLOP/s by the machine's measured sgemm ceiling (191.7 GFLOP/s,
+// ../shared/bench/RESULTS.md).
+
+import Foundation
+import Kernels
+import Model
+
+/// Options of a training benchmark.
+public struct TrainBenchOptions: Sendable {
+    /// A model directory, or an HF config.json (random init, seed 1234) when `modelIsConfig`.
+    public var source: URL
+    public var sourceIsConfig: Bool
+    public var batch: Int = 8
+    public var seqLen: Int = 256
+    public var steps: Int = 5
+    public var warmup: Int = 2
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    public init(source: URL, sourceIsConfig: Bool) { self.source = source; self.sourceIsConfig = sourceIsConfig }
+}
+
+/// Measured ceiling used for MFU (best median torch.mm GFLOP/s on this machine kind).
+public let sgemmCeilingGFLOPS = 191.7
+
+public enum TrainBench {
+    /// Runs the benchmark and returns the JSON line.
+    public static func run(_ o: TrainBenchOptions, progress: (String) -> Void = { _ in }) throws -> String {
+        Threads.configure(o.threads)
+        let (config, params) = try loadOrInit(o.source, isConfig: o.sourceIsConfig)
+        guard config.head == .causalLM else { throw JobError("bench train needs a causal LM") }
+        guard o.batch >= 1, o.seqLen >= 2, o.steps >= 1, o.warmup >= 0 else {
+            throw JobError("--batch ≥ 1, --seq ≥ 2, --steps ≥ 1 and --warmup ≥ 0 are required")
+        }
+        let model = LlamaModel(config: config, parameters: params)
+        let ws = LlamaWorkspace(config: config, maxBatch: o.batch, maxSeqLen: o.seqLen)
+        let grads = ParameterBuffer(layout: model.layout)
+        let rng = Philox(seed: 0, stream: 0xBE7C)
+        let tokens = (0..<(o.batch * o.seqLen)).map { Int32(rng.block(UInt64($0)).0 % UInt32(config.vocabSize)) }
+        let batch = TokenBatch(batch: o.batch, seqLen: o.seqLen, tokens: tokens,
+                               lengths: Array(repeating: o.seqLen, count: o.batch),
+                               scoreFrom: Array(repeating: 1, count: o.batch))
+        var fwd: [Double] = [], bwd: [Double] = [], total: [Double] = [], losses: [Float] = []
+        for step in 0..<(o.warmup + o.steps) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            grads.zero()
+            let lp = try model.forward(batch, workspace: ws)
+            let loss = SFTLoss.compute(logprobs: lp, batch: batch)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            loss.outputGradient.withUnsafeBufferPointer {
+                model.backward(batch, outputGradient: $0, gradients: grads, workspace: ws)
+            }
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            losses.append(loss.loss)
+            if step >= o.warmup {
+                fwd.append(Double(t1 - t0) / 1e6); bwd.append(Double(t2 - t1) / 1e6); total.append(Double(t2 - t0) / 1e6)
+            }
+            progress("step \(step + 1)/\(o.warmup + o.steps)\(step < o.warmup ? " (warm-up)" : ""): \(String(format: "%.1f", Double(t2 - t0) / 1e6)) ms, loss \(loss.loss)")
+        }
+        let tokensPerStep = o.batch * o.seqLen
+        let flops = Double(tokensPerStep) * flopsPerToken(config, seqLen: o.seqLen)
+        let ms = median(total)
+        let gflops = flops / (ms / 1e3) / 1e9
+        let fields: [(String, String)] = [
+            ("bench", "\"train\""), ("model", "\"\(jsonEscape(o.source.path))\""),
+            ("batch", "\(o.batch)"), ("seq_len", "\(o.seqLen)"), ("tokens_per_step", "\(tokensPerStep)"),
+            ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"), ("threads", "\(o.threads)"),
+            ("ms_per_step", fmt(ms)), ("tokens_per_s", fmt(Double(tokensPerStep) / (ms / 1e3))),
+            ("phase_ms_median", "{\"forward\": \(fmt(median(fwd))), \"backward\": \(fmt(median(bwd)))}"),
+            ("ms_per_step_min_max", "[\(fmt(total.min()!)), \(fmt(total.max()!))]"),
+            ("flops_per_step", fmt(flops)), ("achieved_gflops_median", fmt(gflops)),
+            ("mfu", fmt(gflops / sgemmCeilingGFLOPS, 3)), ("n_params", "\(params.count)"),
+            ("loss_first_last", "[\(jsonNumber(losses.first!)), \(jsonNumber(losses.last!))]"),
+            ("peak_rss_mib", fmt(peakRSSMiB())),
+        ]
+        return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+    }
+
+    /// Training FLOPs per token, 6·N + 12·L·T·A (TRL's formula, counted over the full T×T).
+    public static func flopsPerToken(_ c: LlamaConfig, seqLen: Int) -> Double {
+        let C = c.hiddenSize, A = c.attentionWidth, KV = c.numKVHeads * c.headDim, F = c.intermediateSize
+        let perLayer = C * A + 2 * C * KV + A * C + 3 * C * F
+        let n = c.numLayers * perLayer + (c.head == .causalLM ? c.vocabSize * C : C)
+        return 6 * Double(n) + 12 * Double(c.numLayers * seqLen * A)
+    }
+}
+
+/// A model from a directory, or a random one (seed 1234) from a config.json.
+func loadOrInit(_ url: URL, isConfig: Bool) throws -> (LlamaConfig, ParameterBuffer) {
+    if isConfig {
+        let config = try LlamaConfig.load(url)
+        return (config, ModelDirectory.randomInit(config: config, seed: 1234))
+    }
+    let m = try ModelDirectory.load(url)
+    return (m.config, m.parameters)
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func fmt(_ x: Double, _ digits: Int = 2) -> String {
+    x.isFinite ? String(format: "%.\(digits)f", x) : jsonNumber(x)
+}
+
+func jsonEscape(_ s: String) -> String {
+    var out = ""
+    for ch in s.unicodeScalars {
+        switch ch {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        default:
+            if ch.value < 0x20 { out += String(format: "\\u%04x", ch.value) } else { out.unicodeScalars.append(ch) }
+        }
+    }
+    return out
+}
+
+/// Peak resident set size of this process (getrusage ru_maxrss), MiB.
+public func peakRSSMiB() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_maxrss) / 1024
+}

@@ -35,6 +35,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Model"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Training", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["RondoCLI", "Model", "TestSupport"]),
     ],
     // Numeric kernels share raw buffers across Dispatch workers by design (disjoint row ranges);
     // Swift 6's Sendable checking cannot express that, so the package builds in Swift 5 mode.

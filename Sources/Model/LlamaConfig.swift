@@ -183,7 +183,9 @@ extension LlamaConfig {
         o["num_attention_heads"] = .number(Double(numHeads))
         o["num_key_value_heads"] = .number(Double(numKVHeads))
         o["head_dim"] = .number(Double(headDim))
-        o["rms_norm_eps"] = .number(Double(rmsNormEps))
+        if o["rms_norm_eps"]?.double.map(Float.init) != rmsNormEps {  // keep "1e-05", not its float32 widening
+            o["rms_norm_eps"] = .number(Double(rmsNormEps))
+        }
         o["tie_word_embeddings"] = .bool(tieWordEmbeddings)
         o["dtype"] = .string("float32")
         o.removeValue(forKey: "torch_dtype")

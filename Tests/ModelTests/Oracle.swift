@@ -12,11 +12,11 @@ enum Oracle {
     static let referenceDir = Fixtures.reference
     static let rewardDir = Fixtures.reward
 
-    nonisolated(unsafe) static let cases: JSONValue = {
+    static let cases: JSONValue = {
         let data = try! Data(contentsOf: Fixtures.cases)
         return try! JSONDecoder().decode(JSONValue.self, from: data)["cases"]!
     }()
-    nonisolated(unsafe) static let tensors = try! SafetensorsFile(url: Fixtures.tensors)
+    static let tensors = try! SafetensorsFile(url: Fixtures.tensors)
 
     /// Floats of a case value: inline (possibly nested) numbers or a reference into tensors.safetensors.
     static func floats(_ v: JSONValue?) -> [Float] {

@@ -5,8 +5,8 @@
 // qkv [B·T, QKV] is the fused projection output, QKV = (NH + 2·NKV)·D: query head j at column
 // j·D, kv head g's key at (NH + g)·D and value at (NH + NKV + g)·D. out [B·T, C];
 // probs [B, NH, T, T] (saved for backward; entries above the diagonal are 0).
-// The QKᵀ and PV products run through sgemm one (b, head) at a time on the calling thread
-// (OpenBLAS threads them); the softmax runs row-parallel on Dispatch.
+// The QKᵀ and PV products run through sgemm, one (b, head) per call; Dispatch spreads the
+// (b, head) units over threads while OpenBLAS runs each small product single-threaded.
 
 import Foundation
 
@@ -30,72 +30,75 @@ public struct AttentionShape: Sendable {
 }
 
 /// Forward: out[B·T, C] and probs[B, NH, T, T] from qkv[B·T, QKV].
+/// (b, head) pairs run in parallel on Dispatch, each with single-threaded sgemm calls.
 public func attentionForward(out: FloatPtr, probs: FloatPtr, qkv: ConstFloatPtr, shape s: AttentionShape) {
     let t = s.seqLen, d = s.headDim, w = s.qkvWidth, c = s.outWidth
     let scale = 1 / Float(d).squareRoot()
-    for b in 0..<s.batch {
-        let rows = qkv + b * t * w
-        let pb = probs + b * s.heads * t * t
-        for h in 0..<s.heads {
-            let g = s.kvHead(h)
-            sgemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: rows + s.qCol(h), lda: w,
-                  b: rows + s.kCol(g), ldb: w, c: pb + h * t * t, ldc: t)
-        }
-        parallelRows(s.heads * t, minRowsPerTask: 64) { range in
-            for r in range {
-                let i = r % t
-                let p = pb + r * t
-                let m = vmax(p, i + 1)
-                let z = vexpShifted(p, p, m, i + 1)
-                let inv = 1 / z
-                for j in 0...i { p[j] *= inv }
-                if i + 1 < t { (p + i + 1).update(repeating: 0, count: t - i - 1) }
+    Threads.withSingleThreadedBLAS {
+        parallelRows(s.batch * s.heads, minRowsPerTask: 1) { range in
+            for unit in range {
+                let b = unit / s.heads, h = unit % s.heads, g = s.kvHead(h)
+                let rows = qkv + b * t * w
+                let p = probs + unit * t * t
+                sgemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: rows + s.qCol(h), lda: w,
+                      b: rows + s.kCol(g), ldb: w, c: p, ldc: t)
+                for i in 0..<t {
+                    let pr = p + i * t
+                    let m = vmax(pr, i + 1)
+                    let z = vexpShifted(pr, pr, m, i + 1)
+                    let inv = 1 / z
+                    for j in 0...i { pr[j] *= inv }
+                    if i + 1 < t { (pr + i + 1).update(repeating: 0, count: t - i - 1) }
+                }
+                sgemm(.none, .none, m: t, n: d, k: t, a: p, lda: t, b: rows + s.vCol(g), ldb: w,
+                      c: out + b * t * c + h * d, ldc: c)
             }
-        }
-        for h in 0..<s.heads {
-            sgemm(.none, .none, m: t, n: d, k: t, a: pb + h * t * t, lda: t, b: rows + s.vCol(s.kvHead(h)), ldb: w,
-                  c: out + b * t * c + h * d, ldc: c)
         }
     }
 }
 
 /// Backward: dqkv[B·T, QKV] (overwritten) from dout[B·T, C]. `scratch` holds NH·T·T floats.
+/// (b, kv head) groups run in parallel; within a group the query heads run in order, so the
+/// accumulation into dK and dV has a fixed order.
 public func attentionBackward(
     dqkv: FloatPtr, dout: ConstFloatPtr, probs: ConstFloatPtr, qkv: ConstFloatPtr, shape s: AttentionShape,
     scratch: FloatPtr
 ) {
     let t = s.seqLen, d = s.headDim, w = s.qkvWidth, c = s.outWidth
     let scale = 1 / Float(d).squareRoot()
-    for b in 0..<s.batch {
-        let rows = qkv + b * t * w, drows = dqkv + b * t * w, dob = dout + b * t * c
-        let pb = probs + b * s.heads * t * t
-        // dK and dV accumulate over the query heads of a group: start from zero.
-        for r in 0..<t { (drows + r * w + s.kCol(0)).update(repeating: 0, count: 2 * s.kvHeads * d) }
-        for h in 0..<s.heads {
-            let g = s.kvHead(h)
-            // dP = dO·Vᵀ ;  dV += Pᵀ·dO
-            sgemm(.none, .transposed, m: t, n: t, k: d, a: dob + h * d, lda: c, b: rows + s.vCol(g), ldb: w,
-                  c: scratch + h * t * t, ldc: t)
-            sgemm(.transposed, .none, m: t, n: d, k: t, a: pb + h * t * t, lda: t, b: dob + h * d, ldb: c,
-                  beta: 1, c: drows + s.vCol(g), ldc: w)
-        }
-        // dS = P ⊙ (dP − Σⱼ P·dP), causal rows only.
-        parallelRows(s.heads * t, minRowsPerTask: 64) { range in
-            for r in range {
-                let i = r % t
-                let p = pb + r * t, dp = scratch + r * t
-                let dotv = vdot(p, dp, i + 1)
-                for j in 0...i { dp[j] = p[j] * (dp[j] - dotv) }
-                if i + 1 < t { (dp + i + 1).update(repeating: 0, count: t - i - 1) }
+    let groups = s.batch * s.kvHeads, perGroup = s.heads / s.kvHeads
+    let workers = max(1, min(Threads.count, s.heads, groups))  // each worker owns T·T floats of scratch
+    Threads.withSingleThreadedBLAS {
+        parallelFor(workers) { worker in
+            let dp = scratch + worker * t * t
+            for unit in (groups * worker / workers)..<(groups * (worker + 1) / workers) {
+                let b = unit / s.kvHeads, g = unit % s.kvHeads
+                let rows = qkv + b * t * w, drows = dqkv + b * t * w, dob = dout + b * t * c
+                for r in 0..<t {
+                    (drows + r * w + s.kCol(g)).update(repeating: 0, count: d)
+                    (drows + r * w + s.vCol(g)).update(repeating: 0, count: d)
+                }
+                for h in (g * perGroup)..<((g + 1) * perGroup) {
+                    let p = probs + (b * s.heads + h) * t * t
+                    // dP = dO·Vᵀ ;  dV += Pᵀ·dO
+                    sgemm(.none, .transposed, m: t, n: t, k: d, a: dob + h * d, lda: c, b: rows + s.vCol(g), ldb: w,
+                          c: dp, ldc: t)
+                    sgemm(.transposed, .none, m: t, n: d, k: t, a: p, lda: t, b: dob + h * d, ldb: c,
+                          beta: 1, c: drows + s.vCol(g), ldc: w)
+                    // dS = P ⊙ (dP − Σⱼ P·dP), causal rows only.
+                    for i in 0..<t {
+                        let pr = p + i * t, dr = dp + i * t
+                        let dotv = vdot(pr, dr, i + 1)
+                        for j in 0...i { dr[j] = pr[j] * (dr[j] - dotv) }
+                        if i + 1 < t { (dr + i + 1).update(repeating: 0, count: t - i - 1) }
+                    }
+                    // dQ = scale·dS·K ;  dK += scale·dSᵀ·Q
+                    sgemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: rows + s.kCol(g),
+                          ldb: w, c: drows + s.qCol(h), ldc: w)
+                    sgemm(.transposed, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t,
+                          b: rows + s.qCol(h), ldb: w, beta: 1, c: drows + s.kCol(g), ldc: w)
+                }
             }
-        }
-        for h in 0..<s.heads {
-            let g = s.kvHead(h)
-            // dQ = scale·dS·K ;  dK += scale·dSᵀ·Q
-            sgemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: scratch + h * t * t, lda: t, b: rows + s.kCol(g),
-                  ldb: w, c: drows + s.qCol(h), ldc: w)
-            sgemm(.transposed, .none, m: t, n: d, k: t, alpha: scale, a: scratch + h * t * t, lda: t,
-                  b: rows + s.qCol(h), ldb: w, beta: 1, c: drows + s.kCol(g), ldc: w)
         }
     }
 }

@@ -15,6 +15,16 @@ public enum Threads {
         count = max(1, n)
         setBLASThreads(count)
     }
+
+    /// Runs `body` with OpenBLAS single-threaded, so that Dispatch workers can each run their own
+    /// small products concurrently (OpenBLAS runs a one-thread call on the calling thread).
+    /// OpenBLAS gives the same bits for a product whatever its thread count.
+    public static func withSingleThreadedBLAS(_ body: () -> Void) {
+        if count == 1 { return body() }
+        setBLASThreads(1)
+        body()
+        setBLASThreads(count)
+    }
 }
 
 /// Runs `body(range)` over `0..<rows` split into at most `Threads.count` contiguous chunks.

@@ -29,6 +29,10 @@ public struct AttentionShape: Sendable {
     @inline(__always) func vCol(_ g: Int) -> Int { (heads + kvHeads + g) * headDim }
 }
 
+/// Query rows per causal block: block q attends to keys 0..<(q + 1)·causalBlock only, so the
+/// products skip most of the masked upper triangle (the split depends only on T).
+public let causalBlock = 64
+
 /// Forward: out[B·T, C] and probs[B, NH, T, T] from qkv[B·T, QKV].
 /// (b, head) pairs run in parallel on Dispatch, each with single-threaded sgemm calls.
 public func attentionForward(out: FloatPtr, probs: FloatPtr, qkv: ConstFloatPtr, shape s: AttentionShape) {
@@ -40,26 +44,29 @@ public func attentionForward(out: FloatPtr, probs: FloatPtr, qkv: ConstFloatPtr,
                 let b = unit / s.heads, h = unit % s.heads, g = s.kvHead(h)
                 let rows = qkv + b * t * w
                 let p = probs + unit * t * t
-                sgemm(.none, .transposed, m: t, n: t, k: d, alpha: scale, a: rows + s.qCol(h), lda: w,
-                      b: rows + s.kCol(g), ldb: w, c: p, ldc: t)
-                for i in 0..<t {
-                    let pr = p + i * t
-                    let m = vmax(pr, i + 1)
-                    let z = vexpShifted(pr, pr, m, i + 1)
-                    let inv = 1 / z
-                    for j in 0...i { pr[j] *= inv }
-                    if i + 1 < t { (pr + i + 1).update(repeating: 0, count: t - i - 1) }
+                for q0 in stride(from: 0, to: t, by: causalBlock) {
+                    let q1 = min(t, q0 + causalBlock)  // query rows q0..<q1 see keys 0..<q1
+                    sgemm(.none, .transposed, m: q1 - q0, n: q1, k: d, alpha: scale, a: rows + q0 * w + s.qCol(h),
+                          lda: w, b: rows + s.kCol(g), ldb: w, c: p + q0 * t, ldc: t)
+                    for i in q0..<q1 {
+                        let pr = p + i * t
+                        let m = vmax(pr, i + 1)
+                        let z = vexpShifted(pr, pr, m, i + 1)
+                        let inv = 1 / z
+                        for j in 0...i { pr[j] *= inv }
+                        if i + 1 < t { (pr + i + 1).update(repeating: 0, count: t - i - 1) }
+                    }
+                    sgemm(.none, .none, m: q1 - q0, n: d, k: q1, a: p + q0 * t, lda: t, b: rows + s.vCol(g), ldb: w,
+                          c: out + (b * t + q0) * c + h * d, ldc: c)
                 }
-                sgemm(.none, .none, m: t, n: d, k: t, a: p, lda: t, b: rows + s.vCol(g), ldb: w,
-                      c: out + b * t * c + h * d, ldc: c)
             }
         }
     }
 }
 
 /// Backward: dqkv[B·T, QKV] (overwritten) from dout[B·T, C]. `scratch` holds NH·T·T floats.
-/// (b, kv head) groups run in parallel; within a group the query heads run in order, so the
-/// accumulation into dK and dV has a fixed order.
+/// (b, kv head) groups run in parallel; within a group the query heads and causal blocks run in
+/// order, so the accumulation into dK and dV has a fixed order.
 public func attentionBackward(
     dqkv: FloatPtr, dout: ConstFloatPtr, probs: ConstFloatPtr, qkv: ConstFloatPtr, shape s: AttentionShape,
     scratch: FloatPtr
@@ -80,23 +87,27 @@ public func attentionBackward(
                 }
                 for h in (g * perGroup)..<((g + 1) * perGroup) {
                     let p = probs + (b * s.heads + h) * t * t
-                    // dP = dO·Vᵀ ;  dV += Pᵀ·dO
-                    sgemm(.none, .transposed, m: t, n: t, k: d, a: dob + h * d, lda: c, b: rows + s.vCol(g), ldb: w,
-                          c: dp, ldc: t)
-                    sgemm(.transposed, .none, m: t, n: d, k: t, a: p, lda: t, b: dob + h * d, ldb: c,
-                          beta: 1, c: drows + s.vCol(g), ldc: w)
-                    // dS = P ⊙ (dP − Σⱼ P·dP), causal rows only.
-                    for i in 0..<t {
-                        let pr = p + i * t, dr = dp + i * t
-                        let dotv = vdot(pr, dr, i + 1)
-                        for j in 0...i { dr[j] = pr[j] * (dr[j] - dotv) }
-                        if i + 1 < t { (dr + i + 1).update(repeating: 0, count: t - i - 1) }
+                    for q0 in stride(from: 0, to: t, by: causalBlock) {
+                        let q1 = min(t, q0 + causalBlock), m = q1 - q0
+                        let pb = p + q0 * t, db = dp + q0 * t, dob0 = dob + q0 * c + h * d
+                        // dP = dO·Vᵀ ;  dV += Pᵀ·dO   (keys 0..<q1)
+                        sgemm(.none, .transposed, m: m, n: q1, k: d, a: dob0, lda: c, b: rows + s.vCol(g), ldb: w,
+                              c: db, ldc: t)
+                        sgemm(.transposed, .none, m: q1, n: d, k: m, a: pb, lda: t, b: dob0, ldb: c,
+                              beta: 1, c: drows + s.vCol(g), ldc: w)
+                        // dS = P ⊙ (dP − Σⱼ P·dP) over the causal part of each row.
+                        for i in q0..<q1 {
+                            let pr = p + i * t, dr = dp + i * t
+                            let dotv = vdot(pr, dr, i + 1)
+                            for j in 0...i { dr[j] = pr[j] * (dr[j] - dotv) }
+                            if i + 1 < q1 { (dr + i + 1).update(repeating: 0, count: q1 - i - 1) }
+                        }
+                        // dQ = scale·dS·K ;  dK += scale·dSᵀ·Q
+                        sgemm(.none, .none, m: m, n: d, k: q1, alpha: scale, a: db, lda: t, b: rows + s.kCol(g),
+                              ldb: w, c: drows + q0 * w + s.qCol(h), ldc: w)
+                        sgemm(.transposed, .none, m: q1, n: d, k: m, alpha: scale, a: db, lda: t,
+                              b: rows + q0 * w + s.qCol(h), ldb: w, beta: 1, c: drows + s.kCol(g), ldc: w)
                     }
-                    // dQ = scale·dS·K ;  dK += scale·dSᵀ·Q
-                    sgemm(.none, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: rows + s.kCol(g),
-                          ldb: w, c: drows + s.qCol(h), ldc: w)
-                    sgemm(.transposed, .none, m: t, n: d, k: t, alpha: scale, a: dp, lda: t,
-                          b: rows + s.qCol(h), ldb: w, beta: 1, c: drows + s.kCol(g), ldc: w)
                 }
             }
         }

@@ -1,0 +1,49 @@
+// `rondo bench …`: speed and memory measurements, one JSON line each.
+
+import ArgumentParser
+import Foundation
+import Training
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure speed and memory; each prints one JSON line.",
+        subcommands: [BenchTrain.self])
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "SFT forward + backward on random tokens (medians after warm-up).",
+        discussion: """
+            Keys as ../shared/bench/peers/train_step.py names them: tokens_per_s, ms_per_step (medians),
+            peak_rss_mib; plus phase times, FLOPs (TRL's 6N + 12·L·T·d formula) and MFU against the
+            machine's 191.7 GFLOP/s sgemm ceiling.
+            """)
+
+    @Option(help: "HF model directory.")
+    var model: String?
+    @Option(help: "HF config.json (random init, seed 1234) instead of --model.")
+    var config: String?
+    @Option(help: "Sequences per step.")
+    var batch: Int = 8
+    @Option(help: "Tokens per sequence.")
+    var seq: Int = 256
+    @Option(help: "Timed steps.")
+    var steps: Int = 5
+    @Option(help: "Warm-up steps (not timed).")
+    var warmup: Int = 2
+    @OptionGroup var compute: ComputeOptions
+
+    func validate() throws {
+        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model or --config") }
+    }
+
+    func run() throws {
+        var o = TrainBenchOptions(source: URL(fileURLWithPath: model ?? config!), sourceIsConfig: config != nil)
+        o.batch = batch; o.seqLen = seq; o.steps = steps; o.warmup = warmup; o.threads = compute.threads
+        let progress = ProgressLine()
+        let line = try TrainBench.run(o, progress: progress.update)
+        progress.finish()
+        print(line)
+    }
+}

@@ -1,0 +1,1 @@
+// Batched KV-cache sampling with counter-based seeds (sampling issue).

@@ -1,0 +1,1 @@
+// Byte-level BPE tokenizers read from HF tokenizer.json (sampling issue).

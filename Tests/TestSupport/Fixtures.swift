@@ -20,6 +20,10 @@ public enum Fixtures {
     public static var tensors: URL { oracle.appendingPathComponent("tensors.safetensors") }
     /// `{"meta": ..., "cases": {...}}`.
     public static var cases: URL { oracle.appendingPathComponent("cases.json") }
+    /// `Tests/Fixtures/tokenizer-llama3`: a Llama-3-style tokenizer.json and its cases.json.
+    public static var tokenizerLlama3: URL {
+        oracle.deletingLastPathComponent().appendingPathComponent("tokenizer-llama3", isDirectory: true)
+    }
 }
 
 /// A fresh directory under the system temporary directory, removed when the value is released.

@@ -1,1 +1,0 @@
-// Byte-level BPE tokenizers read from HF tokenizer.json (sampling issue).

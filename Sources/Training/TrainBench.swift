@@ -1,4 +1,6 @@
-// `rondo bench train`: the SFT training step on random tokens, measured as the peer harness
+// `rondo bench train`: the SFT training step on random tokens — forward, backward, global-norm
+// clip (1.0) and AdamW (lr 3e-4, betas (0.9, 0.95), eps 1e-8, weight decay 0.1 on every tensor, as
+// the peer's `torch.optim.AdamW(model.parameters())`) — measured as the peer harness
 // (../shared/bench/peers/train_step.py) measures PyTorch: warm-up steps, then medians over
 // timed steps; one JSON line with the peer's key names.
 //
@@ -38,28 +40,39 @@ public enum TrainBench {
         }
         let model = LlamaModel(config: config, parameters: params)
         let ws = LlamaWorkspace(config: config, maxBatch: o.batch, maxSeqLen: o.seqLen)
-        let grads = ParameterBuffer(layout: model.layout)
+        let optimizer = AdamW(layout: model.layout, config: AdamWConfig(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1),
+                              decays: { _ in true })
+        let trainer = Trainer(model: model, optimizer: optimizer,
+                              schedule: LRSchedule(kind: .constant, peak: 3e-4, totalSteps: o.warmup + o.steps), maxGradNorm: 1)
         let rng = Philox(seed: 0, stream: 0xBE7C)
         let tokens = (0..<(o.batch * o.seqLen)).map { Int32(rng.block(UInt64($0)).0 % UInt32(config.vocabSize)) }
         let batch = TokenBatch(batch: o.batch, seqLen: o.seqLen, tokens: tokens,
                                lengths: Array(repeating: o.seqLen, count: o.batch),
                                scoreFrom: Array(repeating: 1, count: o.batch))
-        var fwd: [Double] = [], bwd: [Double] = [], total: [Double] = [], losses: [Float] = []
+        var fwd: [Double] = [], bwd: [Double] = [], opt: [Double] = [], total: [Double] = [], losses: [Float] = []
         for step in 0..<(o.warmup + o.steps) {
+            // The optimizer leaves the gradients zeroed, so a step starts with the forward pass.
             let t0 = DispatchTime.now().uptimeNanoseconds
-            grads.zero()
-            let lp = try model.forward(batch, workspace: ws)
-            let loss = SFTLoss.compute(logprobs: lp, batch: batch)
-            let t1 = DispatchTime.now().uptimeNanoseconds
-            loss.outputGradient.withUnsafeBufferPointer {
-                model.backward(batch, outputGradient: $0, gradients: grads, workspace: ws)
+            var t1 = t0, t2 = t0
+            var stepLoss: Float = 0
+            _ = try trainer.step(microBatches: 1, context: "bench step \(step + 1)") { _ in
+                let lp = try model.forward(batch, workspace: ws)
+                let loss = SFTLoss.compute(logprobs: lp, batch: batch)
+                t1 = DispatchTime.now().uptimeNanoseconds
+                loss.outputGradient.withUnsafeBufferPointer {
+                    model.backward(batch, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
+                }
+                t2 = DispatchTime.now().uptimeNanoseconds
+                stepLoss = loss.loss
+                return loss.loss
             }
-            let t2 = DispatchTime.now().uptimeNanoseconds
-            losses.append(loss.loss)
+            let t3 = DispatchTime.now().uptimeNanoseconds
+            losses.append(stepLoss)
             if step >= o.warmup {
-                fwd.append(Double(t1 - t0) / 1e6); bwd.append(Double(t2 - t1) / 1e6); total.append(Double(t2 - t0) / 1e6)
+                fwd.append(Double(t1 - t0) / 1e6); bwd.append(Double(t2 - t1) / 1e6); opt.append(Double(t3 - t2) / 1e6)
+                total.append(Double(t3 - t0) / 1e6)
             }
-            progress("step \(step + 1)/\(o.warmup + o.steps)\(step < o.warmup ? " (warm-up)" : ""): \(String(format: "%.1f", Double(t2 - t0) / 1e6)) ms, loss \(loss.loss)")
+            progress("step \(step + 1)/\(o.warmup + o.steps)\(step < o.warmup ? " (warm-up)" : ""): \(String(format: "%.1f", Double(t3 - t0) / 1e6)) ms, loss \(stepLoss)")
         }
         let tokensPerStep = o.batch * o.seqLen
         let flops = Double(tokensPerStep) * flopsPerToken(config, seqLen: o.seqLen)
@@ -70,7 +83,7 @@ public enum TrainBench {
             ("batch", "\(o.batch)"), ("seq_len", "\(o.seqLen)"), ("tokens_per_step", "\(tokensPerStep)"),
             ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"), ("threads", "\(o.threads)"),
             ("ms_per_step", fmt(ms)), ("tokens_per_s", fmt(Double(tokensPerStep) / (ms / 1e3))),
-            ("phase_ms_median", "{\"forward\": \(fmt(median(fwd))), \"backward\": \(fmt(median(bwd)))}"),
+            ("phase_ms_median", "{\"forward\": \(fmt(median(fwd))), \"backward\": \(fmt(median(bwd))), \"opt\": \(fmt(median(opt)))}"),
             ("ms_per_step_min_max", "[\(fmt(total.min()!)), \(fmt(total.max()!))]"),
             ("flops_per_step", fmt(flops)), ("achieved_gflops_median", fmt(gflops)),
             ("mfu", fmt(gflops / sgemmCeilingGFLOPS, 3)), ("n_params", "\(params.count)"),

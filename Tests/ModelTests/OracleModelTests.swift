@@ -6,6 +6,7 @@ import Foundation
 import Kernels
 import Model
 import Testing
+import TestSupport
 import Training
 
 @Suite struct OracleModelTests {

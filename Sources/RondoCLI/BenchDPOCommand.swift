@@ -1,0 +1,47 @@
+// `rondo bench dpo`.
+
+import ArgumentParser
+import Foundation
+import Training
+
+struct BenchDPO: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dpo",
+        abstract: "One DPO update on random tokens (medians after warm-up).",
+        discussion: """
+            As ../shared/bench/peers/dpo_step.py: rows [chosen_0..P−1, rejected_0..P−1], pair i shares its \
+            prompt; reference forward, policy forward + backward, sigmoid loss β = 0.1 on summed response \
+            log-probs, clip 1.0, AdamW lr 1e-6 betas (0.9, 0.999) weight decay 0. Keys: pairs_per_s, \
+            ms_per_step (medians), peak_rss_mib, phase times, FLOPs and MFU.
+            """)
+
+    @Option(help: "HF model directory.")
+    var model: String?
+    @Option(help: "HF config.json (random init, seed 1234) instead of --model.")
+    var config: String?
+    @Option(help: "Preference pairs per step.")
+    var pairs: Int = 4
+    @Option(help: "Prompt tokens per pair.")
+    var promptLen: Int = 64
+    @Option(help: "Response tokens per row.")
+    var responseLen: Int = 192
+    @Option(help: "Timed steps.")
+    var steps: Int = 5
+    @Option(help: "Warm-up steps (not timed).")
+    var warmup: Int = 2
+    @OptionGroup var compute: ComputeOptions
+
+    func validate() throws {
+        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model or --config") }
+    }
+
+    func run() throws {
+        var o = DPOBenchOptions(source: URL(fileURLWithPath: model ?? config!), sourceIsConfig: config != nil)
+        o.pairs = pairs; o.promptLen = promptLen; o.responseLen = responseLen; o.steps = steps; o.warmup = warmup
+        o.threads = compute.threads
+        let progress = ProgressLine()
+        let line = try DPOBench.run(o, progress: progress.update)
+        progress.finish()
+        print(line)
+    }
+}

@@ -1,0 +1,107 @@
+// `rondo bench dpo`: one DPO update exactly as the peer harness measures PyTorch + TRL
+// (../shared/bench/peers/dpo_step.py): 8 rows [chosen_0..3, rejected_0..3] of random tokens where
+// pair i shares its prompt, reference forward (no backward state: it runs first in the same
+// workspace, whose activations the policy forward then overwrites), policy forward + backward,
+// sigmoid loss β = 0.1 on summed response log-probs, clip 1.0, AdamW lr 1e-6 betas (0.9, 0.999)
+// eps 1e-8 weight decay 0. Warm-up steps, then medians; one JSON line with the peer's key names.
+//
+// FLOPs per step (the peer's formula): 2·P·T · ((6 + 2)·N + (12 + 4)·L·T·A), i.e. policy forward
+// + backward plus the reference forward.
+
+import Foundation
+import Kernels
+import Model
+
+/// Options of a DPO-step benchmark.
+public struct DPOBenchOptions: Sendable {
+    /// A model directory, or an HF config.json (random init, seed 1234) when `sourceIsConfig`.
+    public var source: URL
+    public var sourceIsConfig: Bool
+    public var pairs: Int = 4
+    public var promptLen: Int = 64
+    public var responseLen: Int = 192
+    public var steps: Int = 5
+    public var warmup: Int = 2
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    public init(source: URL, sourceIsConfig: Bool) { self.source = source; self.sourceIsConfig = sourceIsConfig }
+}
+
+public enum DPOBench {
+    /// Runs the benchmark and returns the JSON line.
+    public static func run(_ o: DPOBenchOptions, progress: (String) -> Void = { _ in }) throws -> String {
+        Threads.configure(o.threads)
+        guard o.pairs >= 1, o.promptLen >= 1, o.responseLen >= 1, o.steps >= 1, o.warmup >= 0 else {
+            throw JobError("--pairs, --prompt-len, --response-len, --steps ≥ 1 and --warmup ≥ 0 are required")
+        }
+        let (config, params) = try loadOrInit(o.source, isConfig: o.sourceIsConfig)
+        guard config.head == .causalLM else { throw JobError("bench dpo needs a causal LM") }
+        let P = o.pairs, Tp = o.promptLen, Tr = o.responseLen, T = Tp + Tr
+        let policy = LlamaModel(config: config, parameters: params)
+        let reference = LlamaModel(config: config, parameters: params.clone())  // TRL: a frozen copy
+        let ws = LlamaWorkspace(config: config, maxBatch: 2 * P, maxSeqLen: T)
+        let optimizer = AdamW(layout: policy.layout, config: AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0))
+        let trainer = Trainer(model: policy, optimizer: optimizer,
+                              schedule: LRSchedule(kind: .constant, peak: 1e-6, totalSteps: o.warmup + o.steps), maxGradNorm: 1)
+        let loss = DPOLossConfig(lossType: .sigmoid, beta: 0.1)
+
+        // Random ids in [3, V): prompt [P, Tp], chosen [P, Tr], rejected [P, Tr].
+        let rng = Philox(seed: 0, stream: 0xD90)
+        var draw: UInt64 = 0
+        func ids(_ n: Int) -> [Int32] {
+            (0..<n).map { _ in draw += 1; return Int32(3 + Int(rng.block(draw).0 % UInt32(max(1, config.vocabSize - 3)))) }
+        }
+        let prompts = (0..<P).map { _ in ids(Tp) }, chosen = (0..<P).map { _ in ids(Tr) }, rejected = (0..<P).map { _ in ids(Tr) }
+        let rows = (0..<P).map { prompts[$0] + chosen[$0] } + (0..<P).map { prompts[$0] + rejected[$0] }
+        let batch = TokenBatch(rows: rows, pad: 0, scoreFrom: Array(repeating: Tp, count: 2 * P))
+
+        var phases: [String: [Double]] = [:], total: [Double] = [], losses: [Float] = []
+        func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+        for step in 0..<(o.warmup + o.steps) {
+            var t = [now()]
+            var stepLoss: Float = 0
+            _ = try trainer.step(microBatches: 1, context: "bench step \(step + 1)") { _ in
+                let ref = DPOLoss.sequenceLogps(output: try reference.forward(batch, workspace: ws), batch: batch).sums
+                t.append(now())
+                let out = try policy.forward(batch, workspace: ws)
+                var metrics = DPOMetrics()
+                let l = DPOLoss.compute(policyOutput: out, batch: batch, referenceLogps: ref, config: loss, metrics: &metrics)
+                t.append(now())
+                l.outputGradient.withUnsafeBufferPointer {
+                    policy.backward(batch, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
+                }
+                t.append(now())
+                stepLoss = l.loss
+                return l.loss
+            }
+            t.append(now())
+            losses.append(stepLoss)
+            let ms = (1..<t.count).map { Double(t[$0] - t[$0 - 1]) / 1e6 }
+            if step >= o.warmup {
+                for (k, v) in zip(["ref_forward", "policy_forward", "backward", "optimizer"], ms) { phases[k, default: []].append(v) }
+                total.append(ms.reduce(0, +))
+            }
+            progress("step \(step + 1)/\(o.warmup + o.steps)\(step < o.warmup ? " (warm-up)" : ""): \(String(format: "%.1f", ms.reduce(0, +))) ms, loss \(stepLoss)")
+        }
+        let tokens = 2 * P * T
+        let perToken = TrainBench.flopsPerToken(config, seqLen: T)  // 6N + 12·L·T·A
+        let flops = Double(tokens) * perToken * 4 / 3  // + the reference forward, 2N + 4·L·T·A
+        let ms = median(total)
+        let gflops = flops / (ms / 1e3) / 1e9
+        let phaseJSON = ["policy_forward", "ref_forward", "backward", "optimizer"]
+            .map { "\"\($0)\": \(fmt(median(phases[$0]!)))" }.joined(separator: ", ")
+        let fields: [(String, String)] = [
+            ("bench", "\"dpo\""), ("model", "\"\(jsonEscape(o.source.path))\""),
+            ("pairs", "\(P)"), ("seq_len", "\(T)"), ("prompt_len", "\(Tp)"), ("response_len", "\(Tr)"), ("beta", "0.1"),
+            ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"), ("threads", "\(o.threads)"),
+            ("ms_per_step", fmt(ms)), ("pairs_per_s", fmt(Double(P) / (ms / 1e3), 3)),
+            ("tokens_per_s", fmt(Double(tokens) / (ms / 1e3))),
+            ("phase_ms_median", "{\(phaseJSON)}"),
+            ("ms_per_step_min_max", "[\(fmt(total.min()!)), \(fmt(total.max()!))]"),
+            ("flops_per_step", fmt(flops)), ("achieved_gflops_median", fmt(gflops)),
+            ("mfu", fmt(gflops / sgemmCeilingGFLOPS, 3)), ("n_params", "\(params.count)"),
+            ("loss_first_last", "[\(jsonNumber(losses.first!)), \(jsonNumber(losses.last!))]"),
+            ("peak_rss_mib", fmt(peakRSSMiB())),
+        ]
+        return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+    }
+}

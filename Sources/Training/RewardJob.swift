@@ -1,0 +1,142 @@
+// `rondo rm train`: Bradley–Terry reward-model training as TRL's `RewardTrainer` does it (pairs
+// [chosen…, rejected…] in one batch, score pooled at the last non-pad token, loss
+// mean −log σ(r_c − r_r), no margin, no reward centering), with the HF Trainer's AdamW, schedule
+// and clipping. A causal LM given as `--model` becomes a reward model first, as
+// `AutoModelForSequenceClassification.from_pretrained(lm, num_labels=1)` would: same trunk, the LM
+// head dropped, a fresh `score.weight` ~ Normal(0, initializer_range).
+
+import Foundation
+import Kernels
+import Model
+
+/// Options of a reward-model run.
+public struct RewardOptions: Sendable {
+    /// A reward model (`…ForSequenceClassification`, one label) or a causal LM to start from.
+    public var model: URL
+    /// JSON lines {"chosen", "rejected"} [+ "prompt"] (or `_ids` forms).
+    public var data: URL
+    /// Checkpoint directory to write (required unless `evalOnly`).
+    public var out: URL?
+    /// Print loss and accuracy over the whole data file without training.
+    public var evalOnly = false
+    /// Continue the run whose checkpoint `model` is.
+    public var resume = false
+    public var run = RunOptions()
+    public var optimizer = OptimizerOptions(lr: 1e-5)
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    public init(model: URL, data: URL, out: URL?) { self.model = model; self.data = data; self.out = out }
+}
+
+/// Reward-model training.
+public enum RewardJob {
+    /// Runs the job. Returns the evaluation JSON line (`evalOnly`) or a one-line summary.
+    public static func run(_ o: RewardOptions, progress: TrainingProgressHandler = { _ in .proceed }) throws -> String {
+        try o.run.validate(); try o.optimizer.validate()
+        Threads.configure(o.threads)
+        let loaded = try ModelDirectory.load(o.model)
+        let (config, params) = rewardModel(from: loaded, seed: o.run.seed)
+        let encoder = try TrainingSupport.textEncoder(modelDirectory: o.model, config: config)
+        let examples = try TrainingData.readPairs(o.data, vocab: config.vocabSize, encoder: encoder)
+        try TrainingSupport.checkLengths(examples.map { (max($0.chosen.count, $0.rejected.count), $0.line) },
+                                         config: config, data: o.data)
+        let model = LlamaModel(config: config, parameters: params)
+        if o.evalOnly { return metricsJSON(try evaluate(model: model, examples: examples, batchSize: o.run.batchSize)) }
+        guard let out = o.out else { throw JobError("--out is required unless --eval-only") }
+
+        let plan = TrainingPlan(examples: examples.count, run: o.run)
+        let resumed = o.resume
+            ? try TrainingSupport.resumeState(from: o.model, job: "rm", plan: plan, layout: model.layout, optimizer: o.optimizer)
+            : nil
+        let maxLen = examples.map { max($0.chosen.count, $0.rejected.count) }.max() ?? 1
+        let ws = LlamaWorkspace(config: config, maxBatch: 2 * min(o.run.batchSize, examples.count), maxSeqLen: maxLen)
+        let pad = TrainingSupport.padID(config)
+        let spec = TrainingSupport.RunSpec(job: "rm", model: o.model, reference: nil, data: o.data, out: out, config: config,
+                                           lines: examples.map(\.line), run: o.run, optimizer: o.optimizer, dpo: nil)
+        return try TrainingSupport.train(spec, model: model, plan: plan, resumed: resumed, progress: progress) { micro, trainer in
+            let ex = micro.map { $0.map { examples[$0] } }
+            let pairs = ex.reduce(0) { $0 + $1.count }  // the step's normaliser
+            var metrics = RewardMetrics()
+            return .init(microBatches: ex.count, run: { i in
+                let b = batch(ex[i], pad: pad)
+                let out = try model.forward(b, workspace: ws)
+                let bt = BradleyTerryLoss.compute(scores: out, batch: b, pad: config.padTokenID, pairsInStep: pairs)
+                metrics.add(BradleyTerryLoss.rewards(scores: out, batch: b, pad: config.padTokenID))
+                guard bt.result.loss.isFinite else { return bt.result.loss }
+                bt.result.outputGradient.withUnsafeBufferPointer {
+                    model.backward(b, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
+                }
+                return bt.result.loss
+            }, metrics: { Array(metrics.values.dropFirst()) })
+        }
+    }
+
+    /// The model as a one-label reward model: unchanged if it already is one; otherwise the causal
+    /// LM's trunk with its head replaced by `score.weight` ~ Normal(0, initializer_range) drawn from
+    /// Philox(seed).
+    public static func rewardModel(from loaded: LoadedModel, seed: UInt64) -> (LlamaConfig, ParameterBuffer) {
+        guard loaded.config.head == .causalLM else { return (loaded.config, loaded.parameters) }
+        var c = loaded.config
+        c.head = .score
+        c.tieWordEmbeddings = false  // a sequence classifier has no LM head to tie
+        let layout = ParameterLayout(config: c)
+        let p = ParameterBuffer(layout: layout)
+        for e in layout.entries {
+            if let src = loaded.parameters.view(e.name), e.name != "score.weight" {
+                _ = p.view(e).update(fromContentsOf: src)
+            } else {
+                let std = c.raw["initializer_range"]?.double.map { Float($0) } ?? 0.02
+                let rng = Philox(seed: seed, stream: 0x5C0E_0000_0000_0000)
+                let v = p.view(e)
+                for j in 0..<v.count { v[j] = std * rng.normal(UInt64(j)) }
+            }
+        }
+        return (c, p)
+    }
+
+    /// `loss`, `accuracy`, `margin`, `rewards/chosen`, `rewards/rejected` over every pair of
+    /// `examples` (micro-batches of `batchSize` pairs; the result is that of one batch).
+    public static func evaluate(model: LlamaModel, examples: [PairExample], batchSize: Int) throws -> [(String, Double)] {
+        let bs = max(1, min(batchSize, examples.count))
+        let maxLen = examples.map { max($0.chosen.count, $0.rejected.count) }.max() ?? 1
+        let ws = LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)
+        let pad = TrainingSupport.padID(model.config)
+        var metrics = RewardMetrics()
+        for lo in stride(from: 0, to: examples.count, by: bs) {
+            let b = batch(Array(examples[lo..<min(examples.count, lo + bs)]), pad: pad)
+            let out = try model.forward(b, workspace: ws)
+            metrics.add(BradleyTerryLoss.rewards(scores: out, batch: b, pad: model.config.padTokenID))
+        }
+        return metrics.values
+    }
+
+    /// Rows [chosen_0..K−1, rejected_0..K−1], right-padded with `pad`.
+    public static func batch(_ examples: [PairExample], pad: Int32) -> TokenBatch {
+        TokenBatch(rows: examples.map(\.chosen) + examples.map(\.rejected), pad: pad)
+    }
+}
+
+/// Reward-model metrics accumulated over pairs.
+struct RewardMetrics {
+    var pairs = 0, correct = 0
+    var loss = 0.0, margin = 0.0, chosen = 0.0, rejected = 0.0
+
+    mutating func add(_ r: (chosen: [Float], rejected: [Float], index: [Int])) {
+        for (c, j) in zip(r.chosen, r.rejected) {
+            let d = Double(c) - Double(j)
+            pairs += 1
+            loss += softplus(-d)
+            margin += d
+            chosen += Double(c)
+            rejected += Double(j)
+            if c > j { correct += 1 }
+        }
+    }
+
+    /// `loss` first, then the metrics.
+    var values: [(String, Double)] {
+        let n = Double(max(1, pairs))
+        return [("loss", loss / n), ("accuracy", Double(correct) / n), ("margin", margin / n),
+                ("rewards/chosen", chosen / n), ("rewards/rejected", rejected / n)]
+    }
+}

@@ -1,0 +1,504 @@
+// Incremental decoding of a `LlamaModel` with a KV cache: the forward pass of the sampler.
+//
+// Port of the cached path of transformers' `LlamaForCausalLM.forward` (modeling_llama.py with
+// a `DynamicCache`, cache_utils.py): each new token is embedded, runs through every layer with
+// its query attending to the cached (post-RoPE) keys and values of its own sequence, and the
+// LM head gives the logits of the next token. Prefill and decode are the same code path: a call
+// appends tokens to cache slots, prefill appends a whole prompt, a decode step one token per slot.
+//
+// Dimension letters as in Workspace.swift, plus S cache slots (sequences in flight), Lmax
+// positions per slot, R token rows in one call (the packed tokens of all slots, no padding).
+// Cache layout per layer: keys transposed, Kᵀ [S, NKV, D, Lmax] (the scores of one query are then
+// D vectorised axpys over positions, with no horizontal sums), values V [S, NKV, Lmax, D].
+//
+// Batch-size and thread-count independence. A token row's result must not depend on which other
+// rows share the call (batch size, refill order) nor on the thread count, so that a sample is a
+// function of (model, prompt, seed) only. OpenBLAS does not give that for free: a row of a
+// product can change in the last bits with M (its small-matrix kernels are chosen by M·N·K and
+// differ from the blocked path; measured on 0.3.21) and with the thread count (its threaded driver
+// splits K in (384, 768) differently, e.g. K = 688). So every product here is a sequence of sgemm
+// calls of one fixed shape [4, 64, K] (`decodeTileRows` token rows × `decodeTileColumns` weight
+// rows; the last column tile of a product is narrower, but the same for every call), each
+// single-threaded, with the rows padded with zero rows to a multiple of 4 (`tiledLinear`). A row's bits then depend
+// only on its own values: the call shape never changes, and a BLAS computes each row of a product
+// independently of the other rows and of its position (checked: 22,100 rows × positions × shapes,
+// no difference). Dispatch workers take contiguous column tiles; a worker loops over the row
+// groups with its weight tile in cache, so weights are read once per call of the step.
+//   Cost, measured (products only, per decode step, 2 threads): this tiling vs one padded
+// blocked sgemm per product (the other deterministic option) — S model: batch 1 0.2–0.8 vs
+// 1.6 ms, batch 16 0.8–1.2 vs 2.0 ms, batch 64 3.5 vs 4.2 ms; M model: batch 1 7.3 vs 11.3 ms,
+// batch 16 10.5 vs 15.2 ms, batch 64 25.8 vs 29.1 ms. The blocked path repacks every weight
+// on every call, which dominates at small M; the [4, 64, K] calls use OpenBLAS's unpacked small
+// kernel. One call per row (R = 1) streams the weights at memory speed at batch 1 (M: 5.3 ms)
+// but is slower from 16 rows on (M: 13.9 ms at 16, 43 ms at 64).
+//   Attention, RMSNorm, RoPE and SwiGLU are per row, with summation orders fixed by the shapes.
+// Prefill runs through the same routine, so a prompt prefilled at once and the same tokens fed
+// one step at a time give the same bits. The sampler's tests check the result literally:
+// identical samples at batch size 1 and 64 and with 1 and 2 threads.
+
+import Kernels
+
+/// Keys (after RoPE) and values of every layer for up to `slots` sequences of `maxLen` positions.
+public final class KVCache: @unchecked Sendable {
+    /// Sequences the cache holds at once.
+    public let slots: Int
+    /// Positions per sequence.
+    public let maxLen: Int
+    /// Transformer layers (L).
+    public let layers: Int
+    /// Key/value heads per layer (NKV).
+    public let kvHeads: Int
+    /// Head dimension (D).
+    public let headDim: Int
+    /// Positions stored per slot; the next token of slot s goes to position `lengths[s]`.
+    public internal(set) var lengths: [Int]
+
+    let keys: [FloatPtr]    // per layer Kᵀ [S, NKV, D, Lmax]
+    let values: [FloatPtr]  // per layer V [S, NKV, Lmax, D]
+    private let storage: FloatPtr
+    private let count: Int
+
+    /// Allocates (and zero-fills, so that no page is first touched during decoding) the cache.
+    public init(config c: LlamaConfig, slots: Int, maxLen: Int) {
+        precondition(slots >= 1 && maxLen >= 1, "a KV cache needs at least one slot and one position")
+        self.slots = slots
+        self.maxLen = maxLen
+        layers = c.numLayers
+        kvHeads = c.numKVHeads
+        headDim = c.headDim
+        lengths = Array(repeating: 0, count: slots)
+        let per = slots * kvHeads * maxLen * headDim
+        count = 2 * layers * per
+        let base = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(1, count))
+        base.initialize(repeating: 0, count: max(1, count))
+        storage = base
+        keys = (0..<layers).map { base + 2 * $0 * per }
+        values = (0..<layers).map { base + (2 * $0 + 1) * per }
+    }
+
+    deinit { UnsafeMutableRawPointer(storage).deallocate() }
+
+    /// Bytes held by the cache.
+    public var byteCount: Int { count * 4 }
+
+    /// Transposed keys [D, Lmax] of kv head g of slot s in layer l.
+    @inline(__always) func keyBase(_ l: Int, _ s: Int, _ g: Int) -> FloatPtr {
+        keys[l] + (s * kvHeads + g) * maxLen * headDim
+    }
+
+    /// Values [Lmax, D] of kv head g of slot s in layer l.
+    @inline(__always) func valueBase(_ l: Int, _ s: Int, _ g: Int) -> FloatPtr {
+        values[l] + (s * kvHeads + g) * maxLen * headDim
+    }
+
+    /// Empties slot `s`.
+    public func reset(slot s: Int) {
+        precondition(s >= 0 && s < slots, "slot \(s) outside 0..<\(slots)")
+        lengths[s] = 0
+    }
+
+    /// Drops the positions of slot `s` from `length` on.
+    public func trim(slot s: Int, to length: Int) {
+        precondition(s >= 0 && s < slots && length >= 0 && length <= lengths[s], "invalid trim")
+        lengths[s] = length
+    }
+
+    /// Makes slot `to` a copy of slot `from` (e.g. n samples sharing one prefilled prompt).
+    public func copy(slot from: Int, to: Int) {
+        precondition(from >= 0 && from < slots && to >= 0 && to < slots, "slot outside 0..<\(slots)")
+        guard from != to else { return }
+        let len = lengths[from]
+        for l in 0..<layers {
+            for g in 0..<kvHeads {
+                let kf = keyBase(l, from, g), kt = keyBase(l, to, g)
+                for e in 0..<headDim { (kt + e * maxLen).update(from: kf + e * maxLen, count: len) }
+                valueBase(l, to, g).update(from: valueBase(l, from, g), count: len * headDim)
+            }
+        }
+        lengths[to] = lengths[from]
+    }
+}
+
+/// Rows of every decode product call (see the file header). Changing it changes the bits.
+public let decodeTileRows = 4
+/// Weight rows (output columns) of every decode product call.
+public let decodeTileColumns = 64
+
+/// y[M, N] = x[M, K] · W[N, K]ᵀ as sgemm calls of the fixed shape [R, 64, K] (R = decodeTileRows),
+/// so a row's bits depend on its own values only. `x` and `y` must hold M rounded up to a
+/// multiple of R rows; the padding rows of x are zeroed and those of y overwritten. Call with
+/// OpenBLAS set to one thread.
+nonisolated(unsafe) public var profLinear: UInt64 = 0
+nonisolated(unsafe) public var profAttend: UInt64 = 0
+nonisolated(unsafe) public var profCalls: Int = 0
+import Dispatch
+func tiledLinear(y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows m: Int, inDim k: Int, outDim n: Int) {
+    guard m > 0 else { return }
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    defer { profLinear += DispatchTime.now().uptimeNanoseconds - t0; profCalls += 1 }
+    let R = decodeTileRows, T = decodeTileColumns
+    let mp = (m + R - 1) / R * R
+    if mp > m { (x + m * k).update(repeating: 0, count: (mp - m) * k) }
+    let tiles = (n + T - 1) / T
+    let tasks = max(1, min(Threads.count, tiles))
+    parallelFor(tasks) { t in
+        for tile in (tiles * t / tasks)..<(tiles * (t + 1) / tasks) {
+            let n0 = tile * T, width = min(T, n - n0)
+            var r = 0
+            while r < mp {
+                sgemm(.none, .transposed, m: R, n: width, k: k, a: x + r * k, lda: k, b: w + n0 * k, ldb: k,
+                      c: y + r * n + n0, ldc: n)
+                r += R
+            }
+        }
+    }
+}
+
+/// Prefill and decode for one causal LM over a `KVCache`, with all scratch preallocated.
+///
+/// `prefill` runs right-padded prompts into cache slots (all their tokens in one pass through
+/// the layers, in chunks of at most `maxTokensPerCall`), `step` feeds one token to each of a set
+/// of slots; both return the logits of each row's last position. Rows are packed (no padding is
+/// computed) and only the listed slots do work, so finished sequences cost nothing. A row's
+/// logits are bit-identical whatever the other rows, their number and the thread count.
+public final class LlamaDecoder: @unchecked Sendable {
+    /// The model decoded; its parameters are read in place at every call (no copy).
+    public let model: LlamaModel
+    /// Keys and values of the sequences in flight.
+    public let cache: KVCache
+    /// Most token rows one forward pass processes (prefill runs in chunks of this many).
+    public let maxTokensPerCall: Int
+
+    private let capacity: Int       // R: rows of every per-token scratch buffer (a multiple of the tile)
+    private let headCapacity: Int   // rows of the LM-head buffers: S + tile padding
+    private let arena: FloatPtr
+    private let arenaCount: Int
+    private let x: FloatPtr         // [R, C] residual stream
+    private let h: FloatPtr         // [R, C] normed input of a projection
+    private let qkv: FloatPtr       // [R, QKV]
+    private let att: FloatPtr       // [R, A]
+    private let proj: FloatPtr      // [R, C] o_proj / down_proj output
+    private let gu: FloatPtr        // [R, 2F]
+    private let act: FloatPtr       // [R, F]
+    private let rstd: FloatPtr      // [R]
+    private let headIn: FloatPtr    // [S + tile, C] last-token rows
+    private let headNorm: FloatPtr  // [S + tile, C] their final norm
+    private let logits: FloatPtr    // [S + tile, V]
+    private var scores: FloatPtr    // [scoreTasks, NH/NKV, Lmax] attention scores, one block per worker
+    private var scoreTasks: Int
+    private let scoreRows: Int      // NH/NKV · Lmax
+    private let tokSlot: UnsafeMutablePointer<Int>    // [R]
+    private let tokPos: UnsafeMutablePointer<Int>     // [R]
+    private let tokID: UnsafeMutablePointer<Int32>    // [R]
+    private let headRow: UnsafeMutablePointer<Int>    // [S] token row of each logits row
+    private let seen: UnsafeMutablePointer<Int>       // [S] duplicate-slot check stamps
+    private var stamp = 0
+
+    /// Allocates a cache of `slots` sequences × `maxLen` positions and the scratch for calls of up
+    /// to `maxTokensPerCall` tokens (default max(slots, 512)).
+    public init(model: LlamaModel, slots: Int, maxLen: Int, maxTokensPerCall: Int? = nil) throws {
+        let c = model.config
+        guard c.head == .causalLM else { throw ModelError("decoding needs a causal LM; this model has a score head") }
+        guard slots >= 1, maxLen >= 1 else { throw ModelError("a decoder needs at least one slot and one position") }
+        guard maxLen <= model.rope.maxPositions else {
+            throw ModelError("sequences of \(maxLen) positions exceed max_position_embeddings (\(model.rope.maxPositions))")
+        }
+        if let w = c.slidingWindow, maxLen > w {
+            throw ModelError("sequences of \(maxLen) positions exceed the sliding window (\(w)); sliding-window attention is not implemented")
+        }
+        let C = c.hiddenSize, A = c.attentionWidth, F = c.intermediateSize, QKV = c.qkvWidth, V = c.vocabSize
+        let tokens = max(slots, maxTokensPerCall ?? 512)
+        let tile = decodeTileRows
+        self.model = model
+        self.cache = KVCache(config: c, slots: slots, maxLen: maxLen)
+        self.maxTokensPerCall = tokens
+        capacity = (tokens + tile - 1) / tile * tile
+        headCapacity = slots + tile
+        let R = capacity, H = headCapacity
+        let sizes = [R * C, R * C, R * QKV, R * A, R * C, R * 2 * F, R * F, R, H * C, H * C, H * V]
+        let rounded = sizes.map { ($0 + 15) & ~15 }
+        arenaCount = rounded.reduce(0, +)
+        arena = UnsafeMutableRawPointer.allocate(byteCount: arenaCount * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: arenaCount)
+        arena.initialize(repeating: 0, count: arenaCount)
+        var next = arena
+        var k = 0
+        func take() -> FloatPtr { defer { next += rounded[k]; k += 1 }; return next }
+        x = take(); h = take(); qkv = take(); att = take(); proj = take(); gu = take(); act = take()
+        rstd = take(); headIn = take(); headNorm = take(); logits = take()
+        scoreTasks = max(1, Threads.count)
+        scoreRows = c.numHeads / c.numKVHeads * maxLen
+        scores = .allocate(capacity: scoreTasks * scoreRows)
+        scores.initialize(repeating: 0, count: scoreTasks * scoreRows)
+        tokSlot = .allocate(capacity: R); tokPos = .allocate(capacity: R); tokID = .allocate(capacity: R)
+        headRow = .allocate(capacity: slots)
+        seen = .allocate(capacity: slots)
+        seen.initialize(repeating: -1, count: slots)
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(arena).deallocate()
+        scores.deallocate()
+        tokSlot.deallocate(); tokPos.deallocate(); tokID.deallocate(); headRow.deallocate(); seen.deallocate()
+    }
+
+    /// Bytes held by the cache and the scratch.
+    public var byteCount: Int { cache.byteCount + (arenaCount + scoreTasks * scoreRows) * 4 + capacity * 20 }
+
+    /// Logits per row (V).
+    public var vocabSize: Int { model.config.vocabSize }
+
+    // MARK: Public calls
+
+    /// Empties `slots[b]` and runs row b's prompt (its first `lengths[b]` tokens, positions from 0)
+    /// into it. Returns the logits of each row's last prompt token, [B, V], valid until the next call.
+    public func prefill(_ batch: TokenBatch, slots: [Int]) throws -> UnsafeBufferPointer<Float> {
+        let B = batch.batch, T = batch.seqLen, V = vocabSize
+        guard slots.count == B, batch.lengths.count == B, batch.tokens.count == B * T else {
+            throw ModelError("prefill: \(slots.count) slots for a batch of \(B) rows, or the batch arrays do not match [\(B), \(T)]")
+        }
+        try checkSlots(slots)
+        for b in 0..<B {
+            let n = batch.lengths[b]
+            guard n >= 1, n <= T else { throw ModelError("prefill: row \(b) has length \(n), expected 1...\(T)") }
+            guard n <= cache.maxLen else {
+                throw ModelError("prefill: row \(b) has \(n) tokens; the cache holds \(cache.maxLen) positions")
+            }
+            for j in 0..<n {
+                let id = batch.tokens[b * T + j]
+                guard id >= 0, Int(id) < V else {
+                    throw ModelError("prefill: token id \(id) at row \(b), position \(j) is outside the vocabulary (0..<\(V))")
+                }
+            }
+        }
+        for s in slots { cache.reset(slot: s) }
+        // Pack rows into chunks of at most maxTokensPerCall tokens; a long prompt may span chunks.
+        var rows = 0, heads = 0, firstHead = 0
+        for b in 0..<B {
+            let n = batch.lengths[b], s = slots[b]
+            var j = 0
+            while j < n {
+                if rows == maxTokensPerCall {
+                    run(rows: rows, heads: heads, logitsRow: firstHead)
+                    firstHead += heads
+                    rows = 0; heads = 0
+                }
+                let take = min(n - j, maxTokensPerCall - rows)
+                let p0 = j  // the slot was reset: the prompt starts at position 0
+                for t in 0..<take {
+                    tokSlot[rows] = s; tokPos[rows] = p0 + t; tokID[rows] = batch.tokens[b * T + j + t]
+                    rows += 1
+                }
+                j += take
+                if j == n { headRow[heads] = rows - 1; heads += 1 }
+            }
+        }
+        if rows > 0 { run(rows: rows, heads: heads, logitsRow: firstHead) }
+        return UnsafeBufferPointer(start: logits, count: B * V)
+    }
+
+    /// Feeds `tokens[i]` to `slots[i]` at that slot's next position. Returns the logits of those
+    /// positions, [n, V] in the order given, valid until the next call.
+    public func step(slots: [Int], tokens: [Int32]) throws -> UnsafeBufferPointer<Float> {
+        let n = slots.count, V = vocabSize
+        guard tokens.count == n else { throw ModelError("step: \(n) slots but \(tokens.count) tokens") }
+        try checkSlots(slots)
+        for i in 0..<n {
+            let s = slots[i], id = tokens[i]
+            guard id >= 0, Int(id) < V else {
+                throw ModelError("step: token id \(id) for slot \(s) is outside the vocabulary (0..<\(V))")
+            }
+            guard cache.lengths[s] < cache.maxLen else {
+                throw ModelError("step: slot \(s) is full (\(cache.maxLen) positions)")
+            }
+            tokSlot[i] = s; tokPos[i] = cache.lengths[s]; tokID[i] = id
+            headRow[i] = i
+        }
+        run(rows: n, heads: n, logitsRow: 0)
+        return UnsafeBufferPointer(start: logits, count: n * V)
+    }
+
+    /// Slots must be in range and distinct within one call.
+    private func checkSlots(_ slots: [Int]) throws {
+        guard slots.count <= cache.slots else {
+            throw ModelError("\(slots.count) rows in one call; the cache has \(cache.slots) slots")
+        }
+        stamp += 1
+        for s in slots {
+            guard s >= 0, s < cache.slots else { throw ModelError("slot \(s) outside 0..<\(cache.slots)") }
+            guard seen[s] != stamp else { throw ModelError("slot \(s) appears twice in one call") }
+            seen[s] = stamp
+        }
+    }
+
+    // MARK: Forward
+
+    /// Runs token rows 0..<rows (row i: token tokID[i] at position tokPos[i] of slot tokSlot[i];
+    /// a slot's rows are consecutive positions starting at its cache length) through the model,
+    /// appending their keys and values to the cache; then the final norm and LM head for the
+    /// rows headRow[0..<heads], written to logits rows logitsRow..<(logitsRow + heads).
+    private func run(rows n: Int, heads: Int, logitsRow: Int) {
+        let c = model.config, w = model.parameters.base, layout = model.layout
+        let C = c.hiddenSize, A = c.attentionWidth, F = c.intermediateSize, QKV = c.qkvWidth, V = c.vocabSize
+        if Threads.count > scoreTasks {  // the thread count grew since init: one-off reallocation
+            scores.deallocate()
+            scoreTasks = Threads.count
+            scores = .allocate(capacity: scoreTasks * scoreRows)
+            scores.initialize(repeating: 0, count: scoreTasks * scoreRows)
+        }
+        // OpenBLAS single-threaded for the whole pass (also when Threads.count is 1 but OpenBLAS was
+        // never configured and would default to all cores); Dispatch workers split the columns.
+        setBLASThreads(1)
+        defer { setBLASThreads(Threads.count) }
+        do {
+            let emb = w + layout.embed
+            for i in 0..<n { (x + i * C).update(from: emb + Int(tokID[i]) * C, count: C) }
+            for l in 0..<c.numLayers {
+                let o = layout.layers[l]
+                rmsnormForward(y: h, rstd: rstd, x: x, w: w + o.inputNorm, rows: n, channels: C, eps: c.rmsNormEps)
+                tiledLinear(y: qkv, x: h, w: w + o.qkv, rows: n, inDim: C, outDim: QKV)
+                ropeRows(n)
+                storeKV(layer: l, rows: n)
+                attend(layer: l, rows: n)
+                tiledLinear(y: proj, x: att, w: w + o.o, rows: n, inDim: A, outDim: C)
+                addInPlace(x, proj, n * C)
+                rmsnormForward(y: h, rstd: rstd, x: x, w: w + o.postNorm, rows: n, channels: C, eps: c.rmsNormEps)
+                tiledLinear(y: gu, x: h, w: w + o.gateUp, rows: n, inDim: C, outDim: 2 * F)
+                swigluForward(h: act, gu: gu, rows: n, hidden: F)
+                tiledLinear(y: proj, x: act, w: w + o.down, rows: n, inDim: F, outDim: C)
+                addInPlace(x, proj, n * C)
+            }
+            for i in 0..<n { cache.lengths[tokSlot[i]] = max(cache.lengths[tokSlot[i]], tokPos[i] + 1) }
+            guard heads > 0 else { return }
+            for r in 0..<heads { (headIn + r * C).update(from: x + headRow[r] * C, count: C) }
+            rmsnormForward(y: headNorm, rstd: rstd, x: headIn, w: w + layout.finalNorm, rows: heads, channels: C,
+                           eps: c.rmsNormEps)
+            tiledLinear(y: logits + logitsRow * V, x: headNorm, w: w + layout.head, rows: heads, inDim: C,
+                        outDim: V)
+        }
+    }
+
+    /// y[i] += d[i] over n floats, in row-parallel blocks (elementwise, so any split gives the same bits).
+    private func addInPlace(_ y: FloatPtr, _ d: ConstFloatPtr, _ n: Int) {
+        let blocks = (n + 4095) / 4096
+        parallelRows(blocks, minRowsPerTask: 4) { r in
+            let lo = r.lowerBound * 4096, hi = min(n, r.upperBound * 4096)
+            if lo < hi { vadd(y + lo, d + lo, hi - lo) }
+        }
+    }
+
+    /// RoPE on the query and key heads of rows 0..<n, each at its own position (same arithmetic
+    /// as `ropeApply`).
+    private func ropeRows(_ n: Int) {
+        let c = model.config, table = model.rope
+        let d = c.headDim, half = d / 2, QKV = c.qkvWidth, heads = c.numHeads + c.numKVHeads
+        let qkv = qkv, tokPos = tokPos
+        table.cos.withUnsafeBufferPointer { cosb in
+            table.sin.withUnsafeBufferPointer { sinb in
+                let cp = cosb.baseAddress!, sp = sinb.baseAddress!
+                parallelRows(n, minRowsPerTask: 16) { range in
+                    for i in range {
+                        let p = tokPos[i]
+                        let cr = cp + p * half, sr = sp + p * half
+                        for j in 0..<heads {
+                            let v = qkv + i * QKV + j * d
+                            for e in 0..<half {
+                                let a = v[e], b = v[e + half], s = sr[e]
+                                v[e] = a * cr[e] - b * s
+                                v[e + half] = b * cr[e] + a * s
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the keys and values of rows 0..<n into their slots' cache positions.
+    private func storeKV(layer l: Int, rows n: Int) {
+        let c = model.config, d = c.headDim, QKV = c.qkvWidth, NH = c.numHeads, NKV = c.numKVHeads
+        let lmax = cache.maxLen
+        for i in 0..<n {
+            let s = tokSlot[i], p = tokPos[i], row = qkv + i * QKV
+            for g in 0..<NKV {
+                let k = row + (NH + g) * d, kt = cache.keyBase(l, s, g) + p
+                for e in 0..<d { kt[e * lmax] = k[e] }
+                (cache.valueBase(l, s, g) + p * d).update(from: row + (NH + NKV + g) * d, count: d)
+            }
+        }
+    }
+
+    /// att[i, head h] = softmax(q·Kᵀ/√D) · V over positions 0...tokPos[i] of row i's slot, one
+    /// (row, kv head) unit at a time: the query heads sharing a kv head read its keys and values
+    /// in one pass. Summation orders are fixed (over head dims for a score, over positions for an
+    /// output); units are spread over Dispatch workers.
+    private func attend(layer l: Int, rows n: Int) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { profAttend += DispatchTime.now().uptimeNanoseconds - t0 }
+        let c = model.config, d = c.headDim, QKV = c.qkvWidth, A = c.attentionWidth
+        let NKV = c.numKVHeads, group = c.numHeads / c.numKVHeads
+        let scale = 1 / Float(d).squareRoot()
+        let units = n * NKV
+        let tasks = max(1, min(scoreTasks, Threads.count, units / 2))
+        let cache = cache, qkv = qkv, att = att, tokSlot = tokSlot, tokPos = tokPos, scores = scores
+        let lmax = cache.maxLen
+        parallelFor(tasks) { t in
+            let sc = scores + t * group * lmax  // [group, Lmax]
+            for unit in (units * t / tasks)..<(units * (t + 1) / tasks) {
+                let i = unit / NKV, g = unit % NKV
+                let len = tokPos[i] + 1, s = tokSlot[i]
+                let q = qkv + i * QKV + g * group * d  // the group's query heads, adjacent
+                let kt = cache.keyBase(l, s, g), vb = cache.valueBase(l, s, g)
+                // sc[h, j] = Σ_e q_h[e]·Kᵀ[e, j], e in order; then scale and softmax per head.
+                for h in 0..<group { scaleInto(sc + h * lmax, kt, q[h * d], len) }
+                for e in 1..<d {
+                    let ke = kt + e * lmax
+                    for h in 0..<group { axpy(sc + h * lmax, q[h * d + e], ke, len) }
+                }
+                for h in 0..<group {
+                    let sh = sc + h * lmax
+                    scaleInPlace(sh, scale, len)
+                    let m = vmax(sh, len)
+                    let z = vexpShifted(sh, sh, m, len)
+                    scaleInPlace(sh, 1 / z, len)
+                }
+                let out = att + i * A + g * group * d
+                for h in 0..<group { scaleInto(out + h * d, vb, sc[h * lmax], d) }
+                for j in 1..<len {
+                    let vj = vb + j * d
+                    for h in 0..<group { axpy(out + h * d, sc[h * lmax + j], vj, d) }
+                }
+            }
+        }
+    }
+}
+
+@inline(__always) private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+@inline(__always) private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+}
+
+/// y[i] += a·x[i] for n floats (each element: one multiply, one add).
+@inline(__always) private func axpy(_ y: FloatPtr, _ a: Float, _ x: ConstFloatPtr, _ n: Int) {
+    var i = 0
+    while i + 16 <= n { store16(load16(y + i) + a * load16(x + i), y + i); i += 16 }
+    while i < n { y[i] += a * x[i]; i += 1 }
+}
+
+/// y[i] = a·x[i] for n floats.
+@inline(__always) private func scaleInto(_ y: FloatPtr, _ x: ConstFloatPtr, _ a: Float, _ n: Int) {
+    var i = 0
+    while i + 16 <= n { store16(a * load16(x + i), y + i); i += 16 }
+    while i < n { y[i] = a * x[i]; i += 1 }
+}
+
+/// y[i] *= a for n floats.
+@inline(__always) private func scaleInPlace(_ y: FloatPtr, _ a: Float, _ n: Int) {
+    var i = 0
+    while i + 16 <= n { store16(a * load16(y + i), y + i); i += 16 }
+    while i < n { y[i] *= a; i += 1 }
+}

@@ -1,0 +1,161 @@
+// `rondo generate`: samples responses for the prompts of a JSON-lines file.
+//
+// Input lines: {"prompt": "text"} — encoded with the model directory's tokenizer.json as HF
+// `encode(text, add_special_tokens=False)` (special tokens written in the text, e.g. "<|bos|>",
+// are recognised; nothing is added) — or {"prompt_ids": [...]}. Every line is read and checked
+// before any sampling starts; errors name file:line.
+// Output: one line per sample, ordered by (prompt, sample):
+//   {"prompt_index": i, "sample_index": j, "response_ids": [...], "response": "text",
+//    "logprobs": [...], "finish_reason": "eos" | "stop" | "length"}
+// "response" (only when the model directory has a tokenizer) decodes response_ids with special
+// tokens skipped; "logprobs" are per response token at temperature 1 (see Sampler.swift).
+
+import Foundation
+import Kernels
+import Model
+import Tokenizers
+
+/// Options of a generate run.
+public struct GenerateOptions: Sendable {
+    /// HF model directory (config.json, model.safetensors, optional tokenizer.json).
+    public var model: URL
+    /// JSON-lines prompts ('-' for standard input).
+    public var prompts: URL
+    /// nil writes to standard output; a file is written atomically.
+    public var output: URL?
+    /// How to sample.
+    public var sampling = SamplingConfig()
+    /// Threads for products and kernels.
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Options with the default sampling settings.
+    public init(model: URL, prompts: URL, output: URL?) {
+        self.model = model; self.prompts = prompts; self.output = output
+    }
+}
+
+/// Samples responses for a file of prompts.
+public enum GenerateJob {
+    /// Runs the job; returns a one-line summary. `progress` receives a line per finished sample.
+    @discardableResult
+    public static func run(_ o: GenerateOptions, progress: (String) -> Void = { _ in }) throws -> String {
+        try o.sampling.validate()
+        Threads.configure(o.threads)
+        let loaded = try ModelDirectory.load(o.model)
+        guard loaded.config.head == .causalLM else {
+            throw SamplingError("\(o.model.path): is a score (reward/value) model; generate needs a causal LM")
+        }
+        let tokURL = o.model.appendingPathComponent("tokenizer.json")
+        let tokenizer = FileManager.default.fileExists(atPath: tokURL.path) ? try Tokenizer(url: tokURL) : nil
+        if !o.sampling.stopStrings.isEmpty && tokenizer == nil {
+            throw SamplingError("--stop needs the tokenizer, and \(o.model.path) has no tokenizer.json")
+        }
+        let prompts = try readPrompts(o.prompts, tokenizer: tokenizer, config: loaded.config, sampling: o.sampling)
+        let model = LlamaModel(config: loaded.config, parameters: loaded.parameters)
+        let sampler = try Sampler(model: model, config: o.sampling, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
+        let started = Date()
+        let total = prompts.count * o.sampling.n
+        var done = 0, tokens = 0
+        let samples = try sampler.generate(prompts) { event in
+            if case .finished(_, _, let n) = event {
+                done += 1; tokens += n
+                let secs = Date().timeIntervalSince(started)
+                progress("sampled \(done)/\(total), \(tokens) tokens, \(String(format: "%.0f", Double(tokens) / max(secs, 1e-9))) tokens/s")
+            }
+        }
+        var out = ""
+        out.reserveCapacity(samples.count * 256)
+        for s in samples {
+            out += "{\"prompt_index\": \(s.promptIndex), \"sample_index\": \(s.sampleIndex), \"response_ids\": ["
+            out += s.tokens.map { String($0) }.joined(separator: ", ")
+            out += "]"
+            if let tokenizer {
+                out += ", \"response\": " + jsonString(tokenizer.decode(s.tokens, skipSpecialTokens: true))
+            }
+            out += ", \"logprobs\": [" + s.logprobs.map { jsonNumber($0) }.joined(separator: ", ") + "]"
+            out += ", \"finish_reason\": \"\(s.finishReason.rawValue)\"}\n"
+        }
+        if let url = o.output {
+            try AtomicFile.write(Data(out.utf8), to: url)
+        } else {
+            FileHandle.standardOutput.write(Data(out.utf8))
+        }
+        let secs = Date().timeIntervalSince(started)
+        return "generated \(samples.count) samples (\(tokens) tokens) for \(prompts.count) prompts in \(String(format: "%.2f", secs)) s (\(String(format: "%.0f", Double(tokens) / max(secs, 1e-9))) tokens/s)"
+    }
+
+    /// Reads and checks every prompt line before any work starts; errors name file and line.
+    static func readPrompts(_ url: URL, tokenizer: Tokenizer?, config: LlamaConfig, sampling: SamplingConfig) throws
+        -> [[Int32]]
+    {
+        let data: Data
+        do {
+            data = url.path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: url)
+        } catch {
+            throw SamplingError("\(url.path): cannot read (\(error.localizedDescription))")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw SamplingError("\(url.path): not UTF-8 text; expected JSON lines")
+        }
+        let V = config.vocabSize, positions = max(1, config.maxPositionEmbeddings)
+        let expected = "expected a JSON object with \"prompt\" (text) or \"prompt_ids\" (array of token ids)"
+        var prompts: [[Int32]] = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if raw.allSatisfy(\.isWhitespace) { continue }
+            let at = "\(url.path):\(i + 1)"
+            guard let object = (try? JSONDecoder().decode(JSONValue.self, from: Data(raw.utf8)))?.object else {
+                throw SamplingError("\(at): \(expected); the line is not a JSON object")
+            }
+            let ids: [Int32]
+            switch (object["prompt"], object["prompt_ids"]) {
+            case (.some, .some):
+                throw SamplingError("\(at): has both \"prompt\" and \"prompt_ids\"; give one")
+            case (.some(let p), nil):
+                guard let s = p.string else { throw SamplingError("\(at): \"prompt\" must be a string") }
+                guard let tokenizer else {
+                    throw SamplingError("\(at): \"prompt\" is text but the model directory has no tokenizer.json; give \"prompt_ids\" instead")
+                }
+                ids = tokenizer.encode(s)
+            case (nil, .some(let p)):
+                guard let arr = p.array else { throw SamplingError("\(at): \"prompt_ids\" must be an array of integers") }
+                var out: [Int32] = []
+                out.reserveCapacity(arr.count)
+                for v in arr {
+                    guard let x = v.int else { throw SamplingError("\(at): \"prompt_ids\" holds \(v), not an integer") }
+                    guard x >= 0, x < V else {
+                        throw SamplingError("\(at): token id \(x) is outside the model's vocabulary (0..<\(V))")
+                    }
+                    out.append(Int32(x))
+                }
+                ids = out
+            case (nil, nil):
+                throw SamplingError("\(at): \(expected)")
+            }
+            guard !ids.isEmpty else {
+                throw SamplingError("\(at): the prompt is empty; the first token needs a context, start prompts with BOS")
+            }
+            guard ids.count + sampling.maxNewTokens - 1 <= positions else {
+                throw SamplingError("\(at): the prompt has \(ids.count) tokens; with --max-new-tokens \(sampling.maxNewTokens) it needs \(ids.count + sampling.maxNewTokens - 1) positions, the model has \(positions) (max_position_embeddings)")
+            }
+            prompts.append(ids)
+        }
+        return prompts
+    }
+}
+
+/// A string as a JSON token (quotes, backslashes and control characters escaped).
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for ch in s.unicodeScalars {
+        switch ch {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if ch.value < 0x20 { out += String(format: "\\u%04x", ch.value) } else { out.unicodeScalars.append(ch) }
+        }
+    }
+    return out + "\""
+}

@@ -1,0 +1,124 @@
+// `rondo bench sample`: batched sampling speed, measured as the peer harness measures HF
+// `model.generate` (../shared/bench/peers/generate.py): random prompts, plain ancestral sampling
+// (temperature 1, no top-k / top-p), EOS ignored so every row generates all tokens; warm-up calls,
+// then medians over timed calls; one JSON line with the peer's key names.
+//   new_tokens_per_s = batch · new tokens / wall time of the whole call (prefill included)
+//   prefill_ms = call start → first logits;  decode_ms_per_token_step = (last − first logits) / (new − 1)
+
+import Foundation
+import Kernels
+import Model
+
+/// Options of a sampling benchmark.
+public struct SampleBenchOptions: Sendable {
+    /// A model directory, or an HF config.json (random init, seed 1234) when `sourceIsConfig`.
+    public var source: URL
+    /// `source` is a config.json rather than a model directory.
+    public var sourceIsConfig: Bool
+    /// Sequences decoded at once.
+    public var batch = 1
+    /// Random prompt tokens per row.
+    public var promptLen = 32
+    /// Tokens generated per row.
+    public var newTokens = 128
+    /// Timed calls.
+    public var repeats = 5
+    /// Warm-up calls (not timed).
+    public var warmup = 1
+    /// Threads for products and kernels.
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Options with the peer's defaults (batch 1, 32-token prompts, 128 new tokens).
+    public init(source: URL, sourceIsConfig: Bool) { self.source = source; self.sourceIsConfig = sourceIsConfig }
+}
+
+/// The sampling benchmark.
+public enum SampleBench {
+    /// Runs the benchmark and returns the JSON line; `progress` gets a line per call.
+    public static func run(_ o: SampleBenchOptions, progress: (String) -> Void = { _ in }) throws -> String {
+        guard o.batch >= 1, o.promptLen >= 1, o.newTokens >= 2, o.repeats >= 1, o.warmup >= 0 else {
+            throw SamplingError("--batch ≥ 1, --prompt-len ≥ 1, --new-tokens ≥ 2, --repeats ≥ 1 and --warmup ≥ 0 are required")
+        }
+        Threads.configure(o.threads)
+        let config: LlamaConfig, params: ParameterBuffer
+        if o.sourceIsConfig {
+            config = try LlamaConfig.load(o.source)
+            params = ModelDirectory.randomInit(config: config, seed: 1234)
+        } else {
+            let m = try ModelDirectory.load(o.source)
+            config = m.config; params = m.parameters
+        }
+        guard config.head == .causalLM else { throw SamplingError("bench sample needs a causal LM") }
+        let model = LlamaModel(config: config, parameters: params)
+        var sc = SamplingConfig()
+        sc.maxNewTokens = o.newTokens
+        sc.stopTokenIDs = []  // EOS ignored: every row generates all tokens, as the peer's min_new_tokens
+        sc.batchSize = o.batch
+        sc.seed = 1
+        let sampler = try Sampler(model: model, config: sc)
+        // Random prompt tokens in 3..<V (the peer draws randint(3, V)).
+        let V = config.vocabSize, low = V > 3 ? 3 : 0
+        let rng = Philox(seed: 0, stream: 0x5A3B)
+        let prompts: [[Int32]] = (0..<o.batch).map { b in
+            (0..<o.promptLen).map { j in
+                Int32(low + Int(rng.block(UInt64(b * o.promptLen + j)).0 % UInt32(V - low)))
+            }
+        }
+        var calls: [Double] = [], prefill: [Double] = [], decode: [Double] = []
+        var stamps: [UInt64] = []
+        stamps.reserveCapacity(o.newTokens + 8)
+        for call in 0..<(o.warmup + o.repeats) {
+            stamps.removeAll(keepingCapacity: true)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let samples = try sampler.generate(prompts) { event in
+                switch event {
+                case .prefill, .step: stamps.append(DispatchTime.now().uptimeNanoseconds)
+                case .finished: break
+                }
+            }
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            guard samples.allSatisfy({ $0.tokens.count == o.newTokens }), stamps.count == o.newTokens else {
+                throw SamplingError("internal: a row stopped before \(o.newTokens) tokens")
+            }
+            let ms = Double(t1 - t0) / 1e6
+            FileHandle.standardError.write(Data("PROF linear \(Double(profLinear)/1e6) ms attend \(Double(profAttend)/1e6) ms calls \(profCalls) total \(ms)\n".utf8)); profLinear = 0; profAttend = 0; profCalls = 0
+            if call >= o.warmup {
+                calls.append(ms)
+                prefill.append(Double(stamps[0] - t0) / 1e6)
+                decode.append(Double(stamps[stamps.count - 1] - stamps[0]) / 1e6 / Double(o.newTokens - 1))
+            }
+            progress("call \(call + 1)/\(o.warmup + o.repeats)\(call < o.warmup ? " (warm-up)" : ""): \(String(format: "%.1f", ms)) ms")
+        }
+        let newTokens = Double(o.batch * o.newTokens)
+        let ms = median(calls), dec = median(decode)
+        let fields: [(String, String)] = [
+            ("bench", "\"sample\""), ("model", jsonString(o.source.path)), ("batch", "\(o.batch)"),
+            ("prompt_len", "\(o.promptLen)"), ("new_tokens", "\(o.newTokens)"), ("warmup", "\(o.warmup)"),
+            ("repeats", "\(o.repeats)"), ("threads", "\(o.threads)"),
+            ("ms_per_call", fmt(ms)), ("ms_per_call_min_max", "[\(fmt(calls.min()!)), \(fmt(calls.max()!))]"),
+            ("new_tokens_per_s", fmt(newTokens / (ms / 1e3))),
+            ("new_tokens_per_s_min_max", "[\(fmt(newTokens / (calls.max()! / 1e3))), \(fmt(newTokens / (calls.min()! / 1e3)))]"),
+            ("prefill_ms", fmt(median(prefill), 3)), ("decode_ms_per_token_step", fmt(dec, 3)),
+            ("decode_tokens_per_s_median", fmt(Double(o.batch) / (dec / 1e3))),
+            ("n_params", "\(params.count)"), ("decoder_mib", fmt(Double(sampler.decoderBytes) / 1_048_576)),
+            ("peak_rss_mib", fmt(peakRSSMiB())),
+        ]
+        return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+    }
+}
+
+/// Peak resident set size of this process (getrusage ru_maxrss), MiB.
+func peakRSSMiB() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_maxrss) / 1024
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+func fmt(_ x: Double, _ digits: Int = 2) -> String {
+    x.isFinite ? String(format: "%.\(digits)f", x) : jsonNumber(x)
+}

@@ -1,1 +1,0 @@
-// Batched KV-cache sampling with counter-based seeds (sampling issue).

@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // Rondo: online DPO and iterative RLHF campaigns on a CPU.
-// Targets point one way: rondo (CLI) → (Training, Sampling) → (Model, Tokenizers); Model → Kernels
-// → system libraries (OpenBLAS, libzstd).
+// Targets point one way: rondo (CLI) → Campaign → (Labeling, Rollouts, Training, Sampling) → (Model,
+// Tokenizers); Model → Kernels → system libraries (OpenBLAS, libzstd).
 import PackageDescription
 
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
@@ -18,6 +18,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // SHA-256 of rollout buffers and checkpoints (manifest integrity).
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // Campaign configs are YAML.
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -30,11 +34,23 @@ let package = Package(
         .target(name: "Model", dependencies: ["Kernels"], swiftSettings: optimize),
         .target(name: "Tokenizers", swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Model", "Kernels", "Tokenizers"], swiftSettings: optimize),
+        .target(
+            name: "Rollouts",
+            dependencies: ["CZstd", "Model", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: optimize),
+        .target(
+            name: "Campaign",
+            dependencies: [
+                "Labeling", "Rollouts", "Training", "Sampling", "Tokenizers", "Model", "Kernels",
+                .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: optimize),
+        .target(name: "Labeling", dependencies: ["Model", "Kernels"], swiftSettings: optimize),
         .target(name: "Sampling", dependencies: ["Model", "Kernels", "Tokenizers"], swiftSettings: optimize),
         .executableTarget(
             name: "RondoCLI",
             dependencies: [
-                "Training", "Sampling", "Tokenizers", "Model",
+                "Campaign", "Training", "Sampling", "Rollouts", "Tokenizers", "Model",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "TestSupport", dependencies: ["Model"], path: "Tests/TestSupport"),
@@ -43,7 +59,10 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling", "Model", "Tokenizers", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Kernels", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["RondoCLI", "Model", "TestSupport"]),
+        .testTarget(name: "CampaignTests", dependencies: ["Campaign", "Labeling", "Rollouts", "Model", "TestSupport"]),
+        .testTarget(name: "LabelingTests", dependencies: ["Labeling", "Model", "TestSupport"]),
+        .testTarget(name: "RolloutsTests", dependencies: ["Rollouts", "Model", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["RondoCLI", "Model", "Rollouts", "TestSupport"]),
     ],
     // Numeric kernels share raw buffers across Dispatch workers by design (disjoint row ranges);
     // Swift 6's Sendable checking cannot express that, so the package builds in Swift 5 mode.

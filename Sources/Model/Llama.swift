@@ -37,6 +37,18 @@ public struct TokenBatch: Sendable {
     }
 }
 
+extension TokenBatch {
+    /// The position a sequence classifier reads in row `b`: the rightmost token that is not `pad`
+    /// (transformers' `argmax(arange(T) · (ids != pad))`, which is 0 when every token is pad), or
+    /// `lengths[b] − 1` when the model has no pad id.
+    public func lastNonPadIndex(row b: Int, pad: Int?) -> Int {
+        guard let pad else { return lengths[b] - 1 }
+        var last = 0
+        for t in 0..<seqLen where tokens[b * seqLen + t] != Int32(pad) { last = t }
+        return last
+    }
+}
+
 /// Receives named intermediate activations ([N, C]) during a forward pass, for debugging and tests.
 public typealias ActivationProbe = (_ name: String, _ values: UnsafeBufferPointer<Float>) -> Void
 

@@ -15,7 +15,10 @@ struct Rondo: ParsableCommand {
             Data is JSON lines. Every command exits non-zero with a message naming the file, line or
             tensor when its input is wrong.
             """,
-        subcommands: [Logprobs.self, Init.self, Bench.self])
+        subcommands: [
+            Start.self, Resume.self, Status.self, Replay.self, Inspect.self,
+            Generate.self, SFT.self, RM.self, DPO.self, Logprobs.self, Tokenize.self, Init.self, Bench.self,
+        ])
 }
 
 /// Options shared by commands that compute.

@@ -1,0 +1,353 @@
+// The campaign config (YAML), one Codable struct per section. docs/config.md documents every
+// key with its default. Unknown keys and invalid values are errors naming the key and, where
+// the YAML parser knows it, the line.
+
+import Foundation
+import Yams
+
+/// An error in a campaign's config or state: what, where, what to do.
+public struct CampaignError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Which model is the DPO reference in a round.
+public enum ReferenceChoice: String, Codable, Sendable { case initial, previousRound = "previous_round" }
+
+public struct PromptsConfig: Codable, Sendable, Equatable {
+    /// JSON lines with "prompt" (text) or "prompt_ids", optional "answer" and "id".
+    public var train: String
+    /// Held-out prompts evaluated after every round (round 0 = the starting policy).
+    public var eval: String
+    /// Prompts sampled per round (drawn in a seeded order, epoch after epoch).
+    public var perRound: Int = 64
+    /// Evaluate on at most this many held-out prompts (nil = all).
+    public var evalLimit: Int? = nil
+    enum CodingKeys: String, CodingKey, CaseIterable { case train, eval, perRound = "per_round", evalLimit = "eval_limit" }
+}
+
+public struct SamplingSection: Codable, Sendable, Equatable {
+    public var n: Int = 8
+    public var temperature: Float = 1
+    public var topK: Int = 0
+    public var topP: Float = 1
+    public var maxNewTokens: Int = 64
+    public var stop: [String] = []
+    /// Rows decoded at once.
+    public var batchSize: Int = 64
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case n, temperature, topK = "top_k", topP = "top_p", maxNewTokens = "max_new_tokens", stop, batchSize = "batch_size"
+    }
+}
+
+public enum LabellerKind: String, Codable, Sendable { case verifier, command, rewardModel = "reward_model" }
+
+public struct LabellerSection: Codable, Sendable, Equatable {
+    public var type: LabellerKind = .verifier
+    /// command: the judge's name (in labels and errors).
+    public var name: String? = nil
+    /// command: program and arguments (no shell).
+    public var command: [String]? = nil
+    /// command: seconds to wait for each reply.
+    public var timeoutS: Double = 60
+    /// command: restarts allowed over the campaign after a crash or timeout.
+    public var maxRestarts: Int = 3
+    /// reward_model: an HF sequence-classification model directory.
+    public var model: String? = nil
+    /// Also score the held-out prompts with the verifier (ground truth) when they have answers.
+    public var evalVerifier: Bool = true
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case type, name, command, timeoutS = "timeout_s", maxRestarts = "max_restarts", model, evalVerifier = "eval_verifier"
+    }
+}
+
+public enum PairStrategy: String, Codable, Sendable { case bestVsWorst = "best_vs_worst" }
+
+public struct PairsSection: Codable, Sendable, Equatable {
+    public var strategy: PairStrategy = .bestVsWorst
+    /// Pairs need score(chosen) − score(rejected) ≥ this.
+    public var minMargin: Float = 0
+    /// Never pair two responses with equal scores.
+    public var skipTies: Bool = true
+    public var maxPerPrompt: Int = 1
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case strategy, minMargin = "min_margin", skipTies = "skip_ties", maxPerPrompt = "max_per_prompt"
+    }
+}
+
+public enum AlgorithmKind: String, Codable, Sendable { case dpo, ppo }
+
+public struct AlgorithmSection: Codable, Sendable, Equatable {
+    public var type: AlgorithmKind = .dpo
+    /// sigmoid | ipo | hinge | robust (TRL names).
+    public var lossType: String = "sigmoid"
+    public var beta: Double = 0.1
+    public var labelSmoothing: Double = 0
+    public var epochs: Int = 1
+    public var batchSize: Int = 16
+    public var learningRate: Double = 1e-5
+    /// constant (after `warmup_steps` linear warm-up over the campaign's first optimizer steps).
+    public var schedule: String = "constant"
+    public var warmupSteps: Int = 0
+    public var maxGradNorm: Double = 1
+    public var weightDecay: Double = 0
+    /// TRL's `rpo_alpha`: weight of an NLL term on the chosen responses (0 = plain DPO).
+    public var rpoAlpha: Double = 0
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case rpoAlpha = "rpo_alpha"
+        case type, lossType = "loss_type", beta, labelSmoothing = "label_smoothing", epochs, batchSize = "batch_size"
+        case learningRate = "learning_rate", schedule, warmupSteps = "warmup_steps", maxGradNorm = "max_grad_norm"
+        case weightDecay = "weight_decay"
+    }
+}
+
+public enum AlarmAction: String, Codable, Sendable { case warn, stop }
+
+public struct AlarmsSection: Codable, Sendable, Equatable {
+    /// Length bias: |corr(response length, score)| above this.
+    public var lengthScoreCorrelation: Double = 0.5
+    /// Length bias: mean chosen − rejected length (tokens) above this.
+    public var pairLengthGap: Double = 8
+    /// Mode collapse: held-out distinct-2 below this.
+    public var distinct2Min: Double = 0.05
+    /// KL drift: held-out KL(policy ‖ reference) per response above this (nats).
+    public var klMax: Double = 10
+    public var action: AlarmAction = .warn
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case lengthScoreCorrelation = "length_score_correlation", pairLengthGap = "pair_length_gap"
+        case distinct2Min = "distinct_2_min", klMax = "kl_max", action
+    }
+}
+
+/// The whole campaign.
+public struct CampaignConfig: Codable, Sendable, Equatable {
+    /// The starting policy: an HF model directory.
+    public var policy: String
+    public var reference: ReferenceChoice = .initial
+    public var prompts: PromptsConfig
+    public var sampling = SamplingSection()
+    public var labeller = LabellerSection()
+    public var pairs = PairsSection()
+    public var algorithm = AlgorithmSection()
+    public var alarms = AlarmsSection()
+    /// Rounds to run (nil = unlimited, written as `rounds: unlimited`).
+    public var rounds: Int? = 10
+    public var seed: UInt64 = 0
+    public var threads: Int = 2
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case policy, reference, prompts, sampling, labeller, pairs, algorithm, alarms, rounds, seed, threads
+    }
+}
+
+// MARK: Strict decoding
+
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// Throws for any key of this mapping that `K` does not declare.
+func rejectUnknownKeys<K: CodingKey & CaseIterable>(_ decoder: Decoder, _ keys: K.Type) throws {
+    let c = try decoder.container(keyedBy: AnyKey.self)
+    let known = Set(K.allCases.map(\.stringValue))
+    for k in c.allKeys where !known.contains(k.stringValue) {
+        throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath + [k],
+            debugDescription: "unknown key '\(k.stringValue)'; expected one of \(known.sorted().joined(separator: ", "))"))
+    }
+}
+
+extension KeyedDecodingContainer {
+    func value<T: Decodable>(_ key: Key, _ fallback: T) throws -> T { try decodeIfPresent(T.self, forKey: key) ?? fallback }
+}
+
+extension PromptsConfig {
+    public init(from decoder: Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        train = try c.decode(String.self, forKey: .train)
+        eval = try c.decode(String.self, forKey: .eval)
+        perRound = try c.value(.perRound, 64)
+        evalLimit = try c.decodeIfPresent(Int.self, forKey: .evalLimit)
+    }
+}
+
+extension SamplingSection {
+    public init(from decoder: Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = SamplingSection()
+        n = try c.value(.n, d.n); temperature = try c.value(.temperature, d.temperature)
+        topK = try c.value(.topK, d.topK); topP = try c.value(.topP, d.topP)
+        maxNewTokens = try c.value(.maxNewTokens, d.maxNewTokens); stop = try c.value(.stop, d.stop)
+        batchSize = try c.value(.batchSize, d.batchSize)
+    }
+}
+
+extension LabellerSection {
+    public init(from decoder: Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = LabellerSection()
+        type = try c.value(.type, d.type); name = try c.decodeIfPresent(String.self, forKey: .name)
+        command = try c.decodeIfPresent([String].self, forKey: .command); timeoutS = try c.value(.timeoutS, d.timeoutS)
+        maxRestarts = try c.value(.maxRestarts, d.maxRestarts); model = try c.decodeIfPresent(String.self, forKey: .model)
+        evalVerifier = try c.value(.evalVerifier, d.evalVerifier)
+    }
+}
+
+extension PairsSection {
+    public init(from decoder: Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = PairsSection()
+        strategy = try c.value(.strategy, d.strategy); minMargin = try c.value(.minMargin, d.minMargin)
+        skipTies = try c.value(.skipTies, d.skipTies); maxPerPrompt = try c.value(.maxPerPrompt, d.maxPerPrompt)
+    }
+}
+
+extension AlgorithmSection {
+    public init(from decoder: Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = AlgorithmSection()
+        type = try c.value(.type, d.type); lossType = try c.value(.lossType, d.lossType); beta = try c.value(.beta, d.beta)
+        labelSmoothing = try c.value(.labelSmoothing, d.labelSmoothing); epochs = try c.value(.epochs, d.epochs)
+        batchSize = try c.value(.batchSize, d.batchSize); learningRate = try c.value(.learningRate, d.learningRate)
+        schedule = try c.value(.schedule, d.schedule); warmupSteps = try c.value(.warmupSteps, d.warmupSteps)
+        maxGradNorm = try c.value(.maxGradNorm, d.maxGradNorm); weightDecay = try c.value(.weightDecay, d.weightDecay)
+        rpoAlpha = try c.value(.rpoAlpha, d.rpoAlpha)
+    }
+}
+
+extension AlarmsSection {
+    public init(from decoder: Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = AlarmsSection()
+        lengthScoreCorrelation = try c.value(.lengthScoreCorrelation, d.lengthScoreCorrelation)
+        pairLengthGap = try c.value(.pairLengthGap, d.pairLengthGap); distinct2Min = try c.value(.distinct2Min, d.distinct2Min)
+        klMax = try c.value(.klMax, d.klMax); action = try c.value(.action, d.action)
+    }
+}
+
+extension CampaignConfig {
+    public init(from decoder: Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        policy = try c.decode(String.self, forKey: .policy)
+        reference = try c.value(.reference, .initial)
+        prompts = try c.decode(PromptsConfig.self, forKey: .prompts)
+        sampling = try c.value(.sampling, SamplingSection())
+        labeller = try c.value(.labeller, LabellerSection())
+        pairs = try c.value(.pairs, PairsSection())
+        algorithm = try c.value(.algorithm, AlgorithmSection())
+        alarms = try c.value(.alarms, AlarmsSection())
+        if (try? c.decode(String.self, forKey: .rounds)) == "unlimited" {
+            rounds = nil
+        } else {
+            rounds = try c.value(.rounds, 10)
+        }
+        seed = try c.value(.seed, 0)
+        threads = try c.value(.threads, 2)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(policy, forKey: .policy); try c.encode(reference, forKey: .reference)
+        try c.encode(prompts, forKey: .prompts); try c.encode(sampling, forKey: .sampling)
+        try c.encode(labeller, forKey: .labeller); try c.encode(pairs, forKey: .pairs)
+        try c.encode(algorithm, forKey: .algorithm); try c.encode(alarms, forKey: .alarms)
+        if let rounds { try c.encode(rounds, forKey: .rounds) } else { try c.encode("unlimited", forKey: .rounds) }
+        try c.encode(seed, forKey: .seed); try c.encode(threads, forKey: .threads)
+    }
+
+    /// Checks values across fields; errors name the key.
+    public func validate() throws {
+        func bad(_ key: String, _ why: String) -> CampaignError { CampaignError("config: '\(key)' \(why)") }
+        if prompts.perRound < 1 { throw bad("prompts.per_round", "must be ≥ 1") }
+        if sampling.n < 2 { throw bad("sampling.n", "must be ≥ 2 (pairs need two responses per prompt)") }
+        if sampling.temperature < 0 { throw bad("sampling.temperature", "must be ≥ 0") }
+        if sampling.topK < 0 { throw bad("sampling.top_k", "must be ≥ 0 (0 = off)") }
+        if !(sampling.topP > 0 && sampling.topP <= 1) { throw bad("sampling.top_p", "must be in (0, 1]") }
+        if sampling.maxNewTokens < 1 { throw bad("sampling.max_new_tokens", "must be ≥ 1") }
+        if sampling.batchSize < 1 { throw bad("sampling.batch_size", "must be ≥ 1") }
+        switch labeller.type {
+        case .command:
+            if labeller.command?.isEmpty ?? true { throw bad("labeller.command", "is required for type command (program and arguments)") }
+            if labeller.timeoutS <= 0 { throw bad("labeller.timeout_s", "must be > 0") }
+            if labeller.maxRestarts < 0 { throw bad("labeller.max_restarts", "must be ≥ 0") }
+        case .rewardModel:
+            if labeller.model == nil { throw bad("labeller.model", "is required for type reward_model (a model directory)") }
+        case .verifier: break
+        }
+        if pairs.maxPerPrompt < 1 { throw bad("pairs.max_per_prompt", "must be ≥ 1") }
+        if pairs.minMargin < 0 { throw bad("pairs.min_margin", "must be ≥ 0") }
+        if algorithm.type == .ppo { throw bad("algorithm.type", "ppo is not available yet; use dpo") }
+        if !["sigmoid", "ipo", "hinge", "robust"].contains(algorithm.lossType) {
+            throw bad("algorithm.loss_type", "must be sigmoid, ipo, hinge or robust (found '\(algorithm.lossType)')")
+        }
+        if algorithm.beta <= 0 { throw bad("algorithm.beta", "must be > 0") }
+        if algorithm.rpoAlpha < 0 { throw bad("algorithm.rpo_alpha", "must be ≥ 0") }
+        if algorithm.epochs < 1 { throw bad("algorithm.epochs", "must be ≥ 1") }
+        if algorithm.batchSize < 1 { throw bad("algorithm.batch_size", "must be ≥ 1") }
+        if algorithm.learningRate <= 0 { throw bad("algorithm.learning_rate", "must be > 0") }
+        if algorithm.schedule != "constant" {
+            throw bad("algorithm.schedule", "must be 'constant' (after warmup_steps over the campaign's first updates); found '\(algorithm.schedule)'")
+        }
+        if let r = rounds, r < 1 { throw bad("rounds", "must be ≥ 1 or 'unlimited'") }
+        if threads < 1 { throw bad("threads", "must be ≥ 1") }
+    }
+}
+
+extension CampaignConfig {
+    /// Parses YAML text; `source` names the file in errors.
+    public static func parse(_ text: String, source: String) throws -> CampaignConfig {
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            throw CampaignError("\(source): not valid YAML (\(error))")
+        }
+        guard let node else { throw CampaignError("\(source): empty config; at least 'policy' and 'prompts' are required") }
+        do {
+            let config = try YAMLDecoder().decode(CampaignConfig.self, from: text)
+            try config.validate()
+            return config
+        } catch let e as DecodingError {
+            throw CampaignError("\(source): \(describe(e, in: node))")
+        } catch let e as CampaignError {
+            throw CampaignError("\(source): \(e.description.replacingOccurrences(of: "config: ", with: ""))")
+        }
+    }
+
+    public static func load(_ url: URL) throws -> CampaignConfig {
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw CampaignError("\(url.path): cannot read the config (\(error.localizedDescription))")
+        }
+        return try parse(text, source: url.path)
+    }
+
+    /// The YAML form of the resolved config (stored in the campaign directory).
+    public func yaml() throws -> String { try YAMLEncoder().encode(self) }
+}
+
+/// A decoding error as "key path (line N): what".
+func describe(_ e: DecodingError, in root: Node) -> String {
+    let (path, what): ([CodingKey], String)
+    switch e {
+    case .keyNotFound(let k, let c): (path, what) = (c.codingPath + [k], "is required but missing")
+    case .typeMismatch(let t, let c): (path, what) = (c.codingPath, "has the wrong type (expected \(t)): \(c.debugDescription)")
+    case .valueNotFound(let t, let c): (path, what) = (c.codingPath, "has no value (expected \(t))")
+    case .dataCorrupted(let c): (path, what) = (c.codingPath, c.debugDescription)
+    @unknown default: return "\(e)"
+    }
+    let key = path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    var node: Node? = root
+    for k in path {
+        if let i = k.intValue { node = node?.sequence.flatMap { i < $0.count ? $0[i] : nil } }
+        else { node = node?.mapping?[k.stringValue] }
+    }
+    let line = (node?.mark?.line).map { " (line \($0))" } ?? ""
+    return "'\(key)'\(line) \(what)"
+}

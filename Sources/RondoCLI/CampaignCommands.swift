@@ -1,0 +1,108 @@
+// `rondo start`, `resume`, `status`, `replay`: the campaign daemon.
+
+import ArgumentParser
+import Campaign
+import Foundation
+
+/// Campaign progress: one log line per phase, with a timestamp, on standard error.
+func campaignLog(_ line: String) {
+    let f = DateFormatter()
+    f.dateFormat = "HH:mm:ss"
+    FileHandle.standardError.write(Data("[\(f.string(from: Date()))] \(line)\n".utf8))
+}
+
+func finish(_ outcome: CampaignOutcome) throws {
+    switch outcome {
+    case .finished(let n): campaignLog("done: \(n) rounds committed")
+    case .stopped(let n): campaignLog("stopped after round \(n); `rondo resume` continues")
+    case .alarm(let r, let m):
+        campaignLog("stopped by an alarm in round \(r): \(m) (alarms.action = stop)")
+        throw ExitCode(3)
+    }
+}
+
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a campaign directory and run its rounds in the foreground.",
+        discussion: """
+            Each round samples responses from the current policy, labels them, builds preference pairs,
+            updates the policy with DPO, evaluates it on held-out prompts and commits the round atomically
+            under DIR/rounds/NNNNNN. Round 0 evaluates the starting policy. SIGINT/SIGTERM stop at the next
+            safe point (a second signal exits at once); `rondo resume DIR` continues. Fit for systemd and
+            Docker: logs go to standard error, one line per phase.
+            """)
+
+    @Argument(help: "Campaign config (YAML). Default: policies/demo.yaml.")
+    var config: String = "policies/demo.yaml"
+    @Option(help: "Campaign directory (default: runs/<config name>).")
+    var dir: String?
+    @Option(help: "Rounds to run (overrides the config's `rounds`).")
+    var rounds: Int?
+
+    func run() throws {
+        let url = URL(fileURLWithPath: config)
+        let d = dir ?? "runs/" + url.deletingPathExtension().lastPathComponent
+        try finish(CampaignCommands.start(config: url, dir: URL(fileURLWithPath: d), rounds: rounds, log: campaignLog))
+    }
+}
+
+struct Resume: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Continue a campaign after its last committed round.",
+        discussion: "With --from-round N, rounds after N are moved to DIR/archive (never deleted) and training continues from round N's checkpoint.")
+
+    @Argument(help: "Campaign directory.")
+    var dir: String
+    @Option(help: "Continue from this committed round.")
+    var fromRound: Int?
+
+    func run() throws {
+        try finish(CampaignCommands.resume(dir: URL(fileURLWithPath: dir), fromRound: fromRound, rounds: nil, log: campaignLog))
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a campaign's rounds and what the daemon is doing (works while it runs).")
+
+    @Argument(help: "Campaign directory.")
+    var dir: String
+    @Flag(help: "One JSON object (key committed_rounds, per-round metrics under rounds).")
+    var json = false
+
+    func run() throws {
+        print(try CampaignCommands.status(dir: URL(fileURLWithPath: dir), json: json), terminator: "")
+    }
+}
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-run a round's update offline from the previous checkpoint and the round's buffer.",
+        discussion: """
+            Without --config, the replay must reproduce the round's weights and optimizer state bit for bit:
+            it prints both SHA-256 sums and exits 0 only if they are identical. With --config OVERRIDE.yaml
+            (an `algorithm:` section: another beta, loss_type or learning_rate) it writes a counterfactual
+            checkpoint and metrics.json to --out.
+            """)
+
+    @Argument(help: "Campaign directory.")
+    var dir: String
+    @Option(help: "Round to replay (≥ 1).")
+    var round: Int
+    @Option(help: "YAML with an `algorithm:` section overriding the campaign's.")
+    var config: String?
+    @Option(help: "Directory for the replayed checkpoint and metrics.")
+    var out: String?
+
+    func validate() throws {
+        if config != nil && out == nil { throw ValidationError("--config needs --out for the counterfactual checkpoint") }
+    }
+
+    func run() throws {
+        let (report, same) = try CampaignCommands.replay(dir: URL(fileURLWithPath: dir), round: round,
+                                                         override: config.map { URL(fileURLWithPath: $0) },
+                                                         out: out.map { URL(fileURLWithPath: $0) }, log: campaignLog)
+        print(report, terminator: "")
+        if config == nil && !same { throw ExitCode.failure }
+    }
+}

@@ -1,0 +1,52 @@
+// `rondo inspect`.
+
+import ArgumentParser
+import Foundation
+import Rollouts
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Summarise, filter, export or compare rollout buffers.",
+        discussion: """
+            PATH is a buffer file (NAME.jsonl.zst, with NAME.manifest.json beside it), a round directory, or a
+            campaign directory with --round N. The summary shows counts, score statistics, response lengths,
+            length bias (correlation of length and score; chosen − rejected length gap), mode collapse
+            (distinct-1/2, duplicate responses per prompt), finish reasons, and the top and bottom examples
+            by score. Every read verifies the zstd checksum, each record and the manifest's SHA-256.
+
+            --where takes conditions joined by 'and': FIELD OP VALUE, OP one of < <= > >= == !=, fields
+            score, length, prompt_index, sample_index, logprob_sum, logprob_mean, finish_reason, labeller.
+            Example: rondo inspect run/rounds/000003 --where 'score < 0 and length > 20' --show 5
+            """)
+
+    @Argument(help: "Buffer file, round directory, or campaign directory.")
+    var path: String
+    @Option(help: "Round to read when PATH is a campaign directory.")
+    var round: Int?
+    @Option(help: "Examples to show at each end of the score ranking.")
+    var show = 3
+    @Option(name: .customLong("where"), help: "Only records matching this condition (see above).")
+    var condition: String?
+    @Option(help: "Write the matching sample records instead of a summary (format: jsonl).")
+    var export: String?
+    @Flag(help: "Print the summary as one JSON object.")
+    var json = false
+    @Flag(help: "Read up to the first damage instead of failing, and say how many records were kept.")
+    var salvage = false
+    @Option(help: "Compare PATH's summary with this second buffer, side by side.")
+    var diff: String?
+
+    func validate() throws {
+        if let export, export != "jsonl" { throw ValidationError("--export supports 'jsonl' only") }
+        guard show >= 0 else { throw ValidationError("--show must be ≥ 0") }
+    }
+
+    func run() throws {
+        var o = InspectOptions(path: URL(fileURLWithPath: path))
+        o.round = round; o.show = show; o.filter = condition; o.export = export != nil
+        o.json = json; o.salvage = salvage; o.diffWith = diff.map { URL(fileURLWithPath: $0) }
+        let (out, notes) = try InspectJob.run(o)
+        if !notes.isEmpty { FileHandle.standardError.write(Data(notes.utf8)) }
+        FileHandle.standardOutput.write(Data(out.utf8))
+    }
+}

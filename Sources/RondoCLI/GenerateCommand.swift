@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import Campaign
 import Sampling
 
 struct Generate: ParsableCommand {
@@ -51,7 +52,7 @@ struct Generate: ParsableCommand {
         o.threads = compute.threads
         do { try o.sampling.validate() } catch let e as SamplingError { throw ValidationError(e.description) }
         let progress = ProgressLine()
-        let summary = try GenerateJob.run(o, progress: progress.update)
+        let summary = try GenerateCommand.run(o, progress: progress.update)
         progress.finish()
         report(summary)
     }

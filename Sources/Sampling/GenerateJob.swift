@@ -36,9 +36,19 @@ public struct GenerateOptions: Sendable {
 
 /// Samples responses for a file of prompts.
 public enum GenerateJob {
-    /// Runs the job; returns a one-line summary. `progress` receives a line per finished sample.
-    @discardableResult
-    public static func run(_ o: GenerateOptions, progress: (String) -> Void = { _ in }) throws -> String {
+    /// What `generate` produced: the prompts as token ids, the samples, and the tokenizer if any.
+    public struct Result {
+        public var prompts: [[Int32]]
+        public var samples: [Sample]
+        public var tokenizer: Tokenizer?
+        public var tokens: Int
+        public var seconds: Double
+        /// The model directory the samples came from.
+        public var model: URL
+    }
+
+    /// Loads the model and prompts and samples every prompt (no output written).
+    public static func generate(_ o: GenerateOptions, progress: (String) -> Void = { _ in }) throws -> Result {
         try o.sampling.validate()
         Threads.configure(o.threads)
         let loaded = try ModelDirectory.load(o.model)
@@ -63,6 +73,15 @@ public enum GenerateJob {
                 progress("sampled \(done)/\(total), \(tokens) tokens, \(String(format: "%.0f", Double(tokens) / max(secs, 1e-9))) tokens/s")
             }
         }
+        return Result(prompts: prompts, samples: samples, tokenizer: tokenizer, tokens: tokens,
+                      seconds: Date().timeIntervalSince(started), model: o.model)
+    }
+
+    /// Runs the job; returns a one-line summary. `progress` receives a line per finished sample.
+    @discardableResult
+    public static func run(_ o: GenerateOptions, progress: (String) -> Void = { _ in }) throws -> String {
+        let r = try generate(o, progress: progress)
+        let (samples, tokenizer, prompts, tokens) = (r.samples, r.tokenizer, r.prompts, r.tokens)
         var out = ""
         out.reserveCapacity(samples.count * 256)
         for s in samples {
@@ -80,7 +99,7 @@ public enum GenerateJob {
         } else {
             FileHandle.standardOutput.write(Data(out.utf8))
         }
-        let secs = Date().timeIntervalSince(started)
+        let secs = r.seconds
         return "generated \(samples.count) samples (\(tokens) tokens) for \(prompts.count) prompts in \(String(format: "%.2f", secs)) s (\(String(format: "%.0f", Double(tokens) / max(secs, 1e-9))) tokens/s)"
     }
 

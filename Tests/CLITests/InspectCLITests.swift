@@ -83,4 +83,36 @@ import TestSupport
             #expect(s.status == 0 && s.stderr.contains("salvage: kept"), "\(s.stderr)")
         }
     }
+
+    /// `rondo generate --output x.jsonl.zst` writes a rollout buffer that `zstdcat | jq` reads completely.
+    @Test func generateWritesABufferThatZstdcatAndJqRead() throws {
+        try withTemporaryDirectory { dir in
+            let prompts = dir.appendingPathComponent("prompts.jsonl")
+            try "{\"prompt\": \"<|bos|>hello\"}\n{\"prompt_ids\": [0, 19, 20]}\n{\"prompt\": \"<|bos|>12+35=\"}\n"
+                .write(to: prompts, atomically: true, encoding: .utf8)
+            let out = dir.appendingPathComponent("samples.jsonl.zst")
+            let g = try runRondo(["generate", "--model", Fixtures.policy.path, "--prompts", prompts.path, "--n", "3",
+                                  "--max-new-tokens", "8", "--seed", "5", "--output", out.path])
+            #expect(g.status == 0, "\(g.stderr)")
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("samples.manifest.json").path))
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "zstdcat '\(out.path)' | jq -c 'select(.kind == \"sample\") | [.id, .prompt_index, .sample_index, (.response_ids | length), (.logprobs | length), .finish_reason]'"]
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            let lines = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+            #expect(lines.count == 9)
+            for (i, line) in lines.enumerated() {
+                let v = try JSONDecoder().decode([JSONValue].self, from: Data(line.utf8))
+                #expect(v[0].int == i && v[1].int == i / 3 && v[2].int == i % 3)
+                #expect(v[3].int == v[4].int && (v[3].int ?? 0) >= 1)
+            }
+            let inspect = try runRondo(["inspect", out.path, "--json"])
+            #expect(inspect.status == 0, "\(inspect.stderr)")
+            #expect((try JSONDecoder().decode(JSONValue.self, from: Data(inspect.stdout.utf8)))["records"]?.int == 9)
+        }
+    }
 }

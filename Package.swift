@@ -4,7 +4,8 @@
 // Tokenizers); Model → Kernels → system libraries (OpenBLAS, libzstd).
 import PackageDescription
 
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+// -fno-math-errno lets sqrt vectorise (Float.squareRoot() otherwise calls sqrtf for errno).
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-Xcc", "-fno-math-errno"])]
 
 let package = Package(
     name: "Rondo",

@@ -67,11 +67,7 @@ public enum BradleyTerryLoss {
     /// The position HF's sequence classifier reads: the rightmost token that is not `pad`
     /// (`argmax(arange(T) · (ids != pad))`), or `length − 1` when the model has no pad id.
     public static func scoreIndex(batch: TokenBatch, row b: Int, pad: Int?) -> Int {
-        guard let pad else { return batch.lengths[b] - 1 }
-        let T = batch.seqLen
-        var last = 0
-        for t in 0..<T where batch.tokens[b * T + t] != Int32(pad) { last = t }
-        return last
+        batch.lastNonPadIndex(row: b, pad: pad)
     }
 
     /// Loss, accuracy (strict r_c > r_r) and mean margin over K pairs laid out [chosen…, rejected…].

@@ -65,3 +65,26 @@ public func jsonNumber(_ x: Double) -> String {
     if x.isInfinite { return x > 0 ? "\"Infinity\"" : "\"-Infinity\"" }
     return x.description
 }
+
+/// `s` as a JSON string literal: quotes, backslashes and control characters escaped (and U+2028 /
+/// U+2029, which some line readers split on); everything else verbatim UTF-8.
+public func jsonString(_ s: String) -> String {
+    var out = "\""
+    out.reserveCapacity(s.utf8.count + 2)
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "\u{2028}": out += "\\u2028"
+        case "\u{2029}": out += "\\u2029"
+        case _ where u.value < 0x20:
+            let hex = String(u.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    return out + "\""
+}

@@ -302,24 +302,6 @@ extension SafetensorsFile {
             }
         }
     }
-
-    /// A JSON string literal (quotes, backslashes and control characters escaped).
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
 }
 
 // MARK: - 16-bit float conversions (bit-level, so they work where Swift's Float16 is unavailable)

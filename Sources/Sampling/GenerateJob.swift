@@ -161,20 +161,3 @@ public enum GenerateJob {
         return prompts
     }
 }
-
-/// A string as a JSON token (quotes, backslashes and control characters escaped).
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for ch in s.unicodeScalars {
-        switch ch {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if ch.value < 0x20 { out += String(format: "\\u%04x", ch.value) } else { out.unicodeScalars.append(ch) }
-        }
-    }
-    return out + "\""
-}

@@ -90,7 +90,7 @@ public enum DPOBench {
         let phaseJSON = ["policy_forward", "ref_forward", "backward", "optimizer"]
             .map { "\"\($0)\": \(fmt(median(phases[$0]!)))" }.joined(separator: ", ")
         let fields: [(String, String)] = [
-            ("bench", "\"dpo\""), ("model", "\"\(jsonEscape(o.source.path))\""),
+            ("bench", "\"dpo\""), ("model", jsonString(o.source.path)),
             ("pairs", "\(P)"), ("seq_len", "\(T)"), ("prompt_len", "\(Tp)"), ("response_len", "\(Tr)"), ("beta", "0.1"),
             ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"), ("threads", "\(o.threads)"),
             ("ms_per_step", fmt(ms)), ("pairs_per_s", fmt(Double(P) / (ms / 1e3), 3)),

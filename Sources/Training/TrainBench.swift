@@ -79,7 +79,7 @@ public enum TrainBench {
         let ms = median(total)
         let gflops = flops / (ms / 1e3) / 1e9
         let fields: [(String, String)] = [
-            ("bench", "\"train\""), ("model", "\"\(jsonEscape(o.source.path))\""),
+            ("bench", "\"train\""), ("model", jsonString(o.source.path)),
             ("batch", "\(o.batch)"), ("seq_len", "\(o.seqLen)"), ("tokens_per_step", "\(tokensPerStep)"),
             ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"), ("threads", "\(o.threads)"),
             ("ms_per_step", fmt(ms)), ("tokens_per_s", fmt(Double(tokensPerStep) / (ms / 1e3))),
@@ -119,21 +119,6 @@ func median(_ xs: [Double]) -> Double {
 
 func fmt(_ x: Double, _ digits: Int = 2) -> String {
     x.isFinite ? String(format: "%.\(digits)f", x) : jsonNumber(x)
-}
-
-func jsonEscape(_ s: String) -> String {
-    var out = ""
-    for ch in s.unicodeScalars {
-        switch ch {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default:
-            if ch.value < 0x20 { out += String(format: "\\u%04x", ch.value) } else { out.unicodeScalars.append(ch) }
-        }
-    }
-    return out
 }
 
 /// Peak resident set size of this process (getrusage ru_maxrss), MiB.

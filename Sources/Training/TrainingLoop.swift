@@ -266,7 +266,7 @@ struct MetricsLog {
 
 /// `{"k": v, ...}` from already-encoded JSON values, in the given order.
 func jsonObject(_ fields: [(String, String)]) -> String {
-    "{" + fields.map { "\"\(jsonEscape($0.0))\": \($0.1)" }.joined(separator: ", ") + "}"
+    "{" + fields.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
 }
 
 /// Metrics as one JSON object, numbers as float32 shortest decimals.

@@ -129,14 +129,8 @@ public let decodeTileColumns = 64
 /// so a row's bits depend on its own values only. `x` and `y` must hold M rounded up to a
 /// multiple of R rows; the padding rows of x are zeroed and those of y overwritten. Call with
 /// OpenBLAS set to one thread.
-nonisolated(unsafe) public var profLinear: UInt64 = 0
-nonisolated(unsafe) public var profAttend: UInt64 = 0
-nonisolated(unsafe) public var profCalls: Int = 0
-import Dispatch
 func tiledLinear(y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows m: Int, inDim k: Int, outDim n: Int) {
     guard m > 0 else { return }
-    let t0 = DispatchTime.now().uptimeNanoseconds
-    defer { profLinear += DispatchTime.now().uptimeNanoseconds - t0; profCalls += 1 }
     let R = decodeTileRows, T = decodeTileColumns
     let mp = (m + R - 1) / R * R
     if mp > m { (x + m * k).update(repeating: 0, count: (mp - m) * k) }
@@ -434,8 +428,6 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// in one pass. Summation orders are fixed (over head dims for a score, over positions for an
     /// output); units are spread over Dispatch workers.
     private func attend(layer l: Int, rows n: Int) {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        defer { profAttend += DispatchTime.now().uptimeNanoseconds - t0 }
         let c = model.config, d = c.headDim, QKV = c.qkvWidth, A = c.attentionWidth
         let NKV = c.numKVHeads, group = c.numHeads / c.numKVHeads
         let scale = 1 / Float(d).squareRoot()

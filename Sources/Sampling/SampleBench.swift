@@ -81,7 +81,6 @@ public enum SampleBench {
                 throw SamplingError("internal: a row stopped before \(o.newTokens) tokens")
             }
             let ms = Double(t1 - t0) / 1e6
-            FileHandle.standardError.write(Data("PROF linear \(Double(profLinear)/1e6) ms attend \(Double(profAttend)/1e6) ms calls \(profCalls) total \(ms)\n".utf8)); profLinear = 0; profAttend = 0; profCalls = 0
             if call >= o.warmup {
                 calls.append(ms)
                 prefill.append(Double(stamps[0] - t0) / 1e6)

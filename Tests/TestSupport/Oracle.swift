@@ -61,4 +61,8 @@ public func expectClose(
     guard actual.count == expected.count else { return }
     let err = relativeError(actual, expected)
     #expect(err <= tolerance, "\(what): relative error \(err) > \(tolerance)", sourceLocation: sourceLocation)
+    if reportErrors { print("oracle-error \(what): \(err) (tolerance \(tolerance))") }
 }
+
+/// `RONDO_REPORT_ERRORS=1 swift test` prints every oracle comparison's relative error.
+let reportErrors = ProcessInfo.processInfo.environment["RONDO_REPORT_ERRORS"] != nil

@@ -8,8 +8,8 @@
 //
 // Dimension letters as in Workspace.swift, plus S cache slots (sequences in flight), Lmax
 // positions per slot, R token rows in one call (the packed tokens of all slots, no padding).
-// Cache layout per layer: keys transposed, Kᵀ [S, NKV, D, Lmax] (the scores of one query are then
-// D vectorised axpys over positions, with no horizontal sums), values V [S, NKV, Lmax, D].
+// Cache layout per layer: keys transposed, Kᵀ [S, NKV, D, Lmax], and values V [S, NKV, Lmax, D],
+// so that a row's attention is two plain row-major products, Q·Kᵀ and P·V.
 //
 // Batch-size and thread-count independence. A token row's result must not depend on which other
 // rows share the call (batch size, refill order) nor on the thread count, so that a sample is a
@@ -31,7 +31,9 @@
 // on every call, which dominates at small M; the [4, 64, K] calls use OpenBLAS's unpacked small
 // kernel. One call per row (R = 1) streams the weights at memory speed at batch 1 (M: 5.3 ms)
 // but is slower from 16 rows on (M: 13.9 ms at 16, 43 ms at 64).
-//   Attention, RMSNorm, RoPE and SwiGLU are per row, with summation orders fixed by the shapes.
+//   Attention runs per (row, kv head) as two small sgemm calls whose shapes depend only on the
+// row's own position (measured ~25% faster than SIMD loops over the cache on this CPU, which Swift
+// compiles for SSE only); RMSNorm, RoPE and SwiGLU are per row with fixed summation orders.
 // Prefill runs through the same routine, so a prompt prefilled at once and the same tokens fed
 // one step at a time give the same bits. The sampler's tests check the result literally:
 // identical samples at batch size 1 and 64 and with 1 and 2 threads.
@@ -424,9 +426,8 @@ public final class LlamaDecoder: @unchecked Sendable {
     }
 
     /// att[i, head h] = softmax(q·Kᵀ/√D) · V over positions 0...tokPos[i] of row i's slot, one
-    /// (row, kv head) unit at a time: the query heads sharing a kv head read its keys and values
-    /// in one pass. Summation orders are fixed (over head dims for a score, over positions for an
-    /// output); units are spread over Dispatch workers.
+    /// (row, kv head) unit at a time: the query heads sharing a kv head go through its keys and
+    /// values together. Units are spread over Dispatch workers.
     private func attend(layer l: Int, rows n: Int) {
         let c = model.config, d = c.headDim, QKV = c.qkvWidth, A = c.attentionWidth
         let NKV = c.numKVHeads, group = c.numHeads / c.numKVHeads
@@ -442,25 +443,18 @@ public final class LlamaDecoder: @unchecked Sendable {
                 let len = tokPos[i] + 1, s = tokSlot[i]
                 let q = qkv + i * QKV + g * group * d  // the group's query heads, adjacent
                 let kt = cache.keyBase(l, s, g), vb = cache.valueBase(l, s, g)
-                // sc[h, j] = Σ_e q_h[e]·Kᵀ[e, j], e in order; then scale and softmax per head.
-                for h in 0..<group { scaleInto(sc + h * lmax, kt, q[h * d], len) }
-                for e in 1..<d {
-                    let ke = kt + e * lmax
-                    for h in 0..<group { axpy(sc + h * lmax, q[h * d + e], ke, len) }
-                }
+                // sc[group, len] = scale · Q[group, D] · Kᵀ[D, len]; softmax per head; out = P · V.
+                // The call shapes depend only on the row's own position.
+                sgemm(.none, .none, m: group, n: len, k: d, alpha: scale, a: q, lda: d, b: kt, ldb: lmax,
+                      c: sc, ldc: lmax)
                 for h in 0..<group {
                     let sh = sc + h * lmax
-                    scaleInPlace(sh, scale, len)
                     let m = vmax(sh, len)
                     let z = vexpShifted(sh, sh, m, len)
                     scaleInPlace(sh, 1 / z, len)
                 }
-                let out = att + i * A + g * group * d
-                for h in 0..<group { scaleInto(out + h * d, vb, sc[h * lmax], d) }
-                for j in 1..<len {
-                    let vj = vb + j * d
-                    for h in 0..<group { axpy(out + h * d, sc[h * lmax + j], vj, d) }
-                }
+                sgemm(.none, .none, m: group, n: d, k: len, a: sc, lda: lmax, b: vb, ldb: d,
+                      c: att + i * A + g * group * d, ldc: d)
             }
         }
     }
@@ -472,20 +466,6 @@ public final class LlamaDecoder: @unchecked Sendable {
 
 @inline(__always) private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
-}
-
-/// y[i] += a·x[i] for n floats (each element: one multiply, one add).
-@inline(__always) private func axpy(_ y: FloatPtr, _ a: Float, _ x: ConstFloatPtr, _ n: Int) {
-    var i = 0
-    while i + 16 <= n { store16(load16(y + i) + a * load16(x + i), y + i); i += 16 }
-    while i < n { y[i] += a * x[i]; i += 1 }
-}
-
-/// y[i] = a·x[i] for n floats.
-@inline(__always) private func scaleInto(_ y: FloatPtr, _ x: ConstFloatPtr, _ a: Float, _ n: Int) {
-    var i = 0
-    while i + 16 <= n { store16(a * load16(x + i), y + i); i += 16 }
-    while i < n { y[i] = a * x[i]; i += 1 }
 }
 
 /// y[i] *= a for n floats.

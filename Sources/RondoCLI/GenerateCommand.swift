@@ -43,16 +43,25 @@ struct Generate: ParsableCommand {
     var output: String?
     @OptionGroup var compute: ComputeOptions
 
+    /// The library's sampling settings.
+    var sampling: SamplingConfig {
+        var c = SamplingConfig()
+        c.n = n; c.temperature = temperature; c.topK = topK; c.topP = topP
+        c.maxNewTokens = maxNewTokens; c.seed = seed; c.batchSize = batchSize; c.stopStrings = stop
+        return c
+    }
+
+    func validate() throws {
+        do { try sampling.validate() } catch let e as SamplingError { throw ValidationError(e.description) }
+    }
+
     func run() throws {
         var o = GenerateOptions(model: URL(fileURLWithPath: model), prompts: URL(fileURLWithPath: prompts),
                                 output: output.map { URL(fileURLWithPath: $0) })
-        o.sampling.n = n; o.sampling.temperature = temperature; o.sampling.topK = topK; o.sampling.topP = topP
-        o.sampling.maxNewTokens = maxNewTokens; o.sampling.seed = seed; o.sampling.batchSize = batchSize
-        o.sampling.stopStrings = stop
+        o.sampling = sampling
         o.threads = compute.threads
-        do { try o.sampling.validate() } catch let e as SamplingError { throw ValidationError(e.description) }
         let progress = ProgressLine()
-        let summary = try GenerateCommand.run(o, progress: progress.update)
+        let summary = try GenerateJob.run(o, progress: progress.update)
         progress.finish()
         report(summary)
     }

@@ -79,6 +79,20 @@ func committed(_ campaign: URL) throws -> [Int] { try CampaignStore(root: campai
             #expect(FileManager.default.fileExists(atPath: cf.appendingPathComponent("metrics.json").path))
             #expect(try sha256(of: cf.appendingPathComponent("policy/model.safetensors"))
                     != sha256(of: run.appendingPathComponent("rounds/000002/policy/model.safetensors")))
+
+            // resume --from-round 1: rounds 2 and 3 move to archive/ (kept) and are re-run identically.
+            let before = try snapshot(run)
+            let resumed = try runRondo(["resume", run.path, "--from-round", "1"])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            #expect(try committed(run) == [0, 1, 2, 3])
+            let archived = try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("archive").path)
+            #expect(archived.count == 1)
+            let kept = try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("archive/\(archived[0])").path)
+            #expect(kept.sorted() == ["000002", "000003"])
+            let after = try snapshot(run)
+            for (path, sha) in before where !path.hasSuffix("metrics.json") && !path.hasSuffix(".manifest.json") {
+                #expect(after[path] == sha, "\(path) differs after resume --from-round")
+            }
         }
     }
 

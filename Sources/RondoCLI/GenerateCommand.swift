@@ -61,7 +61,7 @@ struct Generate: ParsableCommand {
         o.sampling = sampling
         o.threads = compute.threads
         let progress = ProgressLine()
-        let summary = try GenerateJob.run(o, progress: progress.update)
+        let summary = try GenerateCommand.run(o, progress: progress.update)  // .jsonl.zst → rollout buffer
         progress.finish()
         report(summary)
     }

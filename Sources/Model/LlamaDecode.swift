@@ -19,11 +19,11 @@
 // splits K in (384, 768) differently, e.g. K = 688). So every product here is a sequence of sgemm
 // calls of one fixed shape [4, 64, K] (`decodeTileRows` token rows × `decodeTileColumns` weight
 // rows; the last column tile of a product is narrower, but the same for every call), each
-// single-threaded, with the rows padded with zero rows to a multiple of 4 (`tiledLinear`). A row's bits then depend
-// only on its own values: the call shape never changes, and a BLAS computes each row of a product
-// independently of the other rows and of its position (checked: 22,100 rows × positions × shapes,
-// no difference). Dispatch workers take contiguous column tiles; a worker loops over the row
-// groups with its weight tile in cache, so weights are read once per call of the step.
+// single-threaded, with the rows padded with zero rows to a multiple of 4 (`tiledLinear`). A
+// row's bits then depend only on its own values: the call shape never changes, and a BLAS
+// computes each row of a product independently of the other rows and of its position (checked:
+// 22,100 rows × positions × shapes, no difference). Each worker of the decoder's team takes the same contiguous column tiles at
+// every call and loops over the row groups with its weight tile in cache.
 //   Cost, measured (products only, per decode step, 2 threads): this tiling vs one padded
 // blocked sgemm per product (the other deterministic option) — S model: batch 1 0.2–0.8 vs
 // 1.6 ms, batch 16 0.8–1.2 vs 2.0 ms, batch 64 3.5 vs 4.2 ms; M model: batch 1 7.3 vs 11.3 ms,
@@ -31,6 +31,10 @@
 // on every call, which dominates at small M; the [4, 64, K] calls use OpenBLAS's unpacked small
 // kernel. One call per row (R = 1) streams the weights at memory speed at batch 1 (M: 5.3 ms)
 // but is slower from 16 rows on (M: 13.9 ms at 16, 43 ms at 64).
+//   Threads: a step has ~5 parallel regions per layer of tens of microseconds, so the decoder
+// runs them on its own persistent team (`DecodeTeam`, spinning between regions) instead of
+// Dispatch, which costs ~35–40 µs per region here and moves tasks between cores (S model, batch
+// 1: 0.43 vs ~1.5–2 ms per step).
 //   Attention runs per (row, kv head) as two small sgemm calls whose shapes depend only on the
 // row's own position (measured ~25% faster than SIMD loops over the cache on this CPU, which Swift
 // compiles for SSE only); RMSNorm, RoPE and SwiGLU are per row with fixed summation orders.
@@ -127,30 +131,6 @@ public let decodeTileRows = 4
 /// Weight rows (output columns) of every decode product call.
 public let decodeTileColumns = 64
 
-/// y[M, N] = x[M, K] · W[N, K]ᵀ as sgemm calls of the fixed shape [R, 64, K] (R = decodeTileRows),
-/// so a row's bits depend on its own values only. `x` and `y` must hold M rounded up to a
-/// multiple of R rows; the padding rows of x are zeroed and those of y overwritten. Call with
-/// OpenBLAS set to one thread.
-func tiledLinear(y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows m: Int, inDim k: Int, outDim n: Int) {
-    guard m > 0 else { return }
-    let R = decodeTileRows, T = decodeTileColumns
-    let mp = (m + R - 1) / R * R
-    if mp > m { (x + m * k).update(repeating: 0, count: (mp - m) * k) }
-    let tiles = (n + T - 1) / T
-    let tasks = max(1, min(Threads.count, tiles))
-    parallelFor(tasks) { t in
-        for tile in (tiles * t / tasks)..<(tiles * (t + 1) / tasks) {
-            let n0 = tile * T, width = min(T, n - n0)
-            var r = 0
-            while r < mp {
-                sgemm(.none, .transposed, m: R, n: width, k: k, a: x + r * k, lda: k, b: w + n0 * k, ldb: k,
-                      c: y + r * n + n0, ldc: n)
-                r += R
-            }
-        }
-    }
-}
-
 /// Prefill and decode for one causal LM over a `KVCache`, with all scratch preallocated.
 ///
 /// `prefill` runs right-padded prompts into cache slots (all their tokens in one pass through
@@ -190,6 +170,9 @@ public final class LlamaDecoder: @unchecked Sendable {
     private let headRow: UnsafeMutablePointer<Int>    // [S] token row of each logits row
     private let seen: UnsafeMutablePointer<Int>       // [S] duplicate-slot check stamps
     private var stamp = 0
+    private var team: DecodeTeam?   // created at the first call, rebuilt if Threads.count changes
+    private var job = Job.none      // the parallel region being run (read by the team's workers)
+    private var jobTasks = 1
 
     /// Allocates a cache of `slots` sequences × `maxLen` positions and the scratch for calls of up
     /// to `maxTokensPerCall` tokens (default max(slots, 512)).
@@ -427,37 +410,97 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     /// att[i, head h] = softmax(q·Kᵀ/√D) · V over positions 0...tokPos[i] of row i's slot, one
     /// (row, kv head) unit at a time: the query heads sharing a kv head go through its keys and
-    /// values together. Units are spread over Dispatch workers.
+    /// values together. Units are spread over the team.
     private func attend(layer l: Int, rows n: Int) {
+        parallel(.attend(layer: l, rows: n))
+    }
+
+    /// Attention units of task t of `jobTasks` (see `attend`).
+    private func attendTask(_ t: Int, layer l: Int, rows n: Int) {
         let c = model.config, d = c.headDim, QKV = c.qkvWidth, A = c.attentionWidth
         let NKV = c.numKVHeads, group = c.numHeads / c.numKVHeads
         let scale = 1 / Float(d).squareRoot()
-        let units = n * NKV
-        let tasks = max(1, min(scoreTasks, Threads.count, units / 2))
-        let cache = cache, qkv = qkv, att = att, tokSlot = tokSlot, tokPos = tokPos, scores = scores
+        let units = n * NKV, tasks = jobTasks
         let lmax = cache.maxLen
-        parallelFor(tasks) { t in
-            let sc = scores + t * group * lmax  // [group, Lmax]
-            for unit in (units * t / tasks)..<(units * (t + 1) / tasks) {
-                let i = unit / NKV, g = unit % NKV
-                let len = tokPos[i] + 1, s = tokSlot[i]
-                let q = qkv + i * QKV + g * group * d  // the group's query heads, adjacent
-                let kt = cache.keyBase(l, s, g), vb = cache.valueBase(l, s, g)
-                // sc[group, len] = scale · Q[group, D] · Kᵀ[D, len]; softmax per head; out = P · V.
-                // The call shapes depend only on the row's own position.
-                sgemm(.none, .none, m: group, n: len, k: d, alpha: scale, a: q, lda: d, b: kt, ldb: lmax,
-                      c: sc, ldc: lmax)
-                for h in 0..<group {
-                    let sh = sc + h * lmax
-                    let m = vmax(sh, len)
-                    let z = vexpShifted(sh, sh, m, len)
-                    scaleInPlace(sh, 1 / z, len)
-                }
-                sgemm(.none, .none, m: group, n: d, k: len, a: sc, lda: lmax, b: vb, ldb: d,
-                      c: att + i * A + g * group * d, ldc: d)
+        let sc = scores + t * group * lmax  // [group, Lmax]
+        for unit in (units * t / tasks)..<(units * (t + 1) / tasks) {
+            let i = unit / NKV, g = unit % NKV
+            let len = tokPos[i] + 1, s = tokSlot[i]
+            let q = qkv + i * QKV + g * group * d  // the group's query heads, adjacent
+            let kt = cache.keyBase(l, s, g), vb = cache.valueBase(l, s, g)
+            // sc[group, len] = scale · Q[group, D] · Kᵀ[D, len]; softmax per head; out = P · V.
+            // The call shapes depend only on the row's own position.
+            sgemm(.none, .none, m: group, n: len, k: d, alpha: scale, a: q, lda: d, b: kt, ldb: lmax,
+                  c: sc, ldc: lmax)
+            for h in 0..<group {
+                let sh = sc + h * lmax
+                let m = vmax(sh, len)
+                let z = vexpShifted(sh, sh, m, len)
+                scaleInPlace(sh, 1 / z, len)
+            }
+            sgemm(.none, .none, m: group, n: d, k: len, a: sc, lda: lmax, b: vb, ldb: d,
+                  c: att + i * A + g * group * d, ldc: d)
+        }
+    }
+
+    /// y[M, N] = x[M, K] · W[N, K]ᵀ as sgemm calls of the fixed shape [R, 64, K]
+    /// (R = decodeTileRows), so a row's bits depend on its own values only. `x` and `y` hold M
+    /// rounded up to a multiple of R rows; the padding rows of x are zeroed, those of y overwritten.
+    private func tiledLinear(y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows m: Int, inDim k: Int, outDim n: Int) {
+        guard m > 0 else { return }
+        let R = decodeTileRows
+        let mp = (m + R - 1) / R * R
+        if mp > m { (x + m * k).update(repeating: 0, count: (mp - m) * k) }
+        parallel(.linear(y: y, x: x, w: w, rows: mp, inDim: k, outDim: n))
+    }
+
+    /// Column tiles of task t of `jobTasks`; each worker loops over the row groups with its weight
+    /// tile in cache, and always gets the same tiles of a product.
+    private func linearTask(_ t: Int, y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows mp: Int, inDim k: Int,
+                            outDim n: Int) {
+        let R = decodeTileRows, T = decodeTileColumns
+        let tiles = (n + T - 1) / T, tasks = jobTasks
+        for tile in (tiles * t / tasks)..<(tiles * (t + 1) / tasks) {
+            let n0 = tile * T, width = min(T, n - n0)
+            var r = 0
+            while r < mp {
+                sgemm(.none, .transposed, m: R, n: width, k: k, a: x + r * k, lda: k, b: w + n0 * k, ldb: k,
+                      c: y + r * n + n0, ldc: n)
+                r += R
             }
         }
     }
+
+    /// Runs `j` on every team member (the calling thread is member 0).
+    private func parallel(_ j: Job) {
+        let size = max(1, min(Threads.count, scoreTasks))
+        if team?.size != size {
+            team = nil
+            team = DecodeTeam(size: size) { [unowned(unsafe) self] t in self.perform(t) }
+        }
+        job = j
+        jobTasks = size
+        team!.run()
+        job = .none
+    }
+
+    /// Member t's part of the current job.
+    private func perform(_ t: Int) {
+        switch job {
+        case .none: break
+        case let .linear(y, x, w, rows, inDim, outDim):
+            linearTask(t, y: y, x: x, w: w, rows: rows, inDim: inDim, outDim: outDim)
+        case let .attend(layer, rows):
+            attendTask(t, layer: layer, rows: rows)
+        }
+    }
+}
+
+/// A parallel region of the decoder: plain values, so workers read it without reference counting.
+private enum Job {
+    case none
+    case linear(y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows: Int, inDim: Int, outDim: Int)
+    case attend(layer: Int, rows: Int)
 }
 
 @inline(__always) private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
@@ -474,3 +517,108 @@ public final class LlamaDecoder: @unchecked Sendable {
     while i + 16 <= n { store16(a * load16(y + i), y + i); i += 16 }
     while i < n { y[i] *= a; i += 1 }
 }
+
+// MARK: - Worker team
+
+#if canImport(Synchronization) && os(Linux)
+import Foundation
+import Synchronization
+
+/// Persistent workers for the decoder's parallel regions. A decode step runs about five regions
+/// per layer of a few tens of microseconds each. Dispatch's `concurrentPerform` wakes a worker for
+/// every region (~35–40 µs measured here) and runs task i on whichever thread comes first, so a
+/// core does not keep the same weight tiles in cache from step to step. Team workers spin between
+/// regions (yielding the CPU; they park after 1 ms without work) and member t always runs task t.
+/// How the work is split never changes a row's bits (see the file header).
+final class DecodeTeam: @unchecked Sendable {
+    /// Members, the calling thread included.
+    let size: Int
+    private let core: TeamCore
+
+    /// Starts `size − 1` workers; `perform(t)` is member t's part of the current region.
+    init(size: Int, perform: @escaping (Int) -> Void) {
+        self.size = max(1, size)
+        core = TeamCore(perform: perform)
+        for t in 1..<self.size {
+            let core = core
+            let thread = Thread { core.work(t) }
+            thread.name = "rondo-decode-\(t)"
+            thread.start()
+        }
+    }
+
+    deinit { core.stop(workers: size - 1) }
+
+    /// Runs perform(t) for every member t (0 on the caller); returns when all are done.
+    func run() {
+        guard size > 1 else { return core.perform(0) }
+        core.run(workers: size - 1)
+    }
+}
+
+/// What the workers share with the caller (apart from the team, so workers do not retain it).
+private final class TeamCore: @unchecked Sendable {
+    let perform: (Int) -> Void
+    private let epoch = Atomic<Int>(0)     // bumped once per region, and on stop
+    private let finished = Atomic<Int>(0)  // workers done with the current region
+    private let parked = Atomic<Int>(0)    // workers blocked on `wake`
+    private let stopping = Atomic<Bool>(false)
+    private let wake = DispatchSemaphore(value: 0)
+
+    init(perform: @escaping (Int) -> Void) { self.perform = perform }
+
+    func run(workers: Int) {
+        finished.store(0, ordering: .relaxed)
+        epoch.wrappingAdd(1, ordering: .sequentiallyConsistent)  // publishes the caller's job
+        let sleeping = parked.load(ordering: .sequentiallyConsistent)
+        for _ in 0..<sleeping { wake.signal() }
+        perform(0)
+        var spins = 0
+        while finished.load(ordering: .acquiring) < workers {
+            spins += 1
+            if spins > 64 { sched_yield() }
+        }
+    }
+
+    func stop(workers: Int) {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        epoch.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        for _ in 0..<workers { wake.signal() }
+    }
+
+    /// Member t's loop. It starts from epoch 0, the value before any region: a worker that starts
+    /// late must still take part in the regions already published.
+    func work(_ t: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            var idleSince = DispatchTime.now().uptimeNanoseconds
+            while epoch.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins < 256 { continue }
+                sched_yield()
+                if spins & 255 == 0, DispatchTime.now().uptimeNanoseconds - idleSince > 1_000_000 {
+                    // Park until the next region; the caller signals once per parked worker (a stale
+                    // signal only makes a later wait return early, and the loop re-checks).
+                    parked.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                    if epoch.load(ordering: .sequentiallyConsistent) == seen { wake.wait() }
+                    parked.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+                    idleSince = DispatchTime.now().uptimeNanoseconds
+                }
+            }
+            seen += 1  // regions run one at a time: the caller waits for every worker before the next
+            if stopping.load(ordering: .acquiring) { return }
+            perform(t)
+            finished.wrappingAdd(1, ordering: .releasing)
+        }
+    }
+}
+#else
+/// Where the Synchronization module is unavailable: one Dispatch region per call.
+final class DecodeTeam: @unchecked Sendable {
+    let size: Int
+    private let perform: (Int) -> Void
+    init(size: Int, perform: @escaping (Int) -> Void) { self.size = max(1, size); self.perform = perform }
+    func run() { parallelFor(size, perform) }
+}
+#endif

@@ -21,9 +21,11 @@ public struct RoundState: Codable, Sendable, Equatable {
     public var reference: String
     /// SHA-256 of this round's policy/model.safetensors.
     public var policySHA256: String
+    /// PPO: the KL coefficient the next round uses (the adaptive controller's state).
+    public var klCoef: Double? = nil
     enum CodingKeys: String, CodingKey {
         case round, promptCursor = "prompt_cursor", optimizerStep = "optimizer_step", reference
-        case policySHA256 = "policy_sha256"
+        case policySHA256 = "policy_sha256", klCoef = "kl_coef"
     }
 }
 
@@ -97,6 +99,7 @@ public final class Campaign {
         config.prompts.train = abs(config.prompts.train)
         config.prompts.eval = abs(config.prompts.eval)
         if let m = config.labeller.model { config.labeller.model = abs(m) }
+        if let v = config.algorithm.valueModel, v != "policy" { config.algorithm.valueModel = abs(v) }
         if var cmd = config.labeller.command, let first = cmd.first, first.contains("/") {
             cmd[0] = abs(first); config.labeller.command = cmd
         }
@@ -151,7 +154,12 @@ public final class Campaign {
         let tmp = try store.beginRound(0)
         let optimizer = AdamW(layout: initial.layout, config: adamwConfig)
         let sha = try saveCheckpoint(initial, optimizer, into: tmp)
-        let state = RoundState(round: 0, promptCursor: 0, optimizerStep: 0, reference: config.reference.rawValue, policySHA256: sha)
+        var state = RoundState(round: 0, promptCursor: 0, optimizerStep: 0, reference: config.reference.rawValue, policySHA256: sha)
+        if config.algorithm.type == .ppo {
+            let value = try initialValueModel()
+            try saveValue(value, AdamW(layout: value.layout, config: adamwConfig), into: tmp)
+            state.klCoef = config.algorithm.klCoef
+        }
         var metrics: [(String, JSONValue)] = [("round", .number(0))] + evalMetrics.map { ($0.0, json($0.1)) }
         metrics += [("time/sample_s", .number(0)), ("time/label_s", .number(0)), ("time/update_s", .number(0)),
                     ("time/eval_s", .number(evalS)), ("time/commit_s", .number(Date().timeIntervalSince(t1)))]
@@ -220,20 +228,40 @@ public final class Campaign {
             }
         }
         if stop.isSet { return nil }
-        let pairs = PairBuilder(config.pairs).build(samples: samples, scores: scores)
+        let ppo = config.algorithm.type == .ppo
+        let pairs = ppo ? [] : PairBuilder(config.pairs).build(samples: samples, scores: scores)
         let refLogprobs = try phase("reference", "time/reference_s") {
             try responseLogprobs(reference, prompts: samples.map { train[picked[$0.promptIndex]].ids }, responses: samples.map(\.tokens))
         }
 
         // Records, written as the round's buffer.
         let tmp = try store.beginRound(r)
-        let records: [SampleRecord] = samples.enumerated().map { i, s in
+        var records: [SampleRecord] = samples.enumerated().map { i, s in
             let prompt = train[picked[s.promptIndex]]
             return SampleRecord(id: i, promptIndex: s.promptIndex, promptID: prompt.id, sampleIndex: s.sampleIndex, prompt: prompt.text,
                                 promptIDs: prompt.ids, responseIDs: s.tokens, response: texts[i], logprobs: s.logprobs,
                                 refLogprobs: refLogprobs[i], label: Label(labeller: labeller.id, score: scores[i]),
                                 finishReason: s.finishReason.rawValue,
                                 seed: SeedStream(seed: sc.seed, stream: UInt64(s.promptIndex) << 20 | UInt64(s.sampleIndex)))
+        }
+
+        // PPO: values, advantages and returns (stored in the buffer), and the next KL coefficient.
+        var valueModel: (LlamaModel, AdamW)? = nil
+        var objective: [(String, Double)] = []
+        var klCoef = prev.klCoef
+        if ppo {
+            let (vm, vopt) = try loadValue(r - 1)
+            let values = try phase("values", "time/values_s") {
+                try PPOUpdate.values(vm, prompts: records.map(\.promptIDs), responses: records.map(\.responseIDs), width: sc.maxNewTokens)
+            }
+            let coef = prev.klCoef ?? config.algorithm.klCoef
+            objective = try PPOUpdate.attachAdvantages(&records, values: values, width: sc.maxNewTokens, klCoef: coef,
+                                                       config: config.algorithm.ppoConfig)
+            let kl = objective.first { $0.0 == "objective/kl" }?.1 ?? .nan
+            klCoef = nextKLCoef(coef, observedKL: kl, target: config.algorithm.klTarget, horizon: config.algorithm.klHorizon,
+                                samples: records.count)
+            objective.append(("objective/kl_coef", coef))
+            valueModel = (vm, vopt)
         }
         var rollout = BufferSummary()
         try phase("buffer", "time/buffer_s") {
@@ -246,11 +274,15 @@ public final class Campaign {
         if stop.isSet { return nil }
 
         // Update (the same function replay runs).
-        let (examples, refSums) = try RoundUpdate.examples(samples: records, pairs: pairs)
-        log("round \(r): \(pairs.count) pairs, updating")
+        log(ppo ? "round \(r): \(records.count) samples, PPO update" : "round \(r): \(pairs.count) pairs, updating")
         let trainMetrics = try phase("update", "time/update_s") {
-            try RoundUpdate.run(model: policy, optimizer: optimizer, examples: examples, referenceSums: refSums,
-                                algorithm: config.algorithm, seed: config.seed, round: r)
+            if let (vm, vopt) = valueModel {
+                return try PPOUpdate.run(policy: policy, policyOptimizer: optimizer, value: vm, valueOptimizer: vopt, samples: records,
+                                         width: sc.maxNewTokens, algorithm: config.algorithm, seed: config.seed, round: r)
+            }
+            let (examples, refSums) = try RoundUpdate.examples(samples: records, pairs: pairs)
+            return try RoundUpdate.run(model: policy, optimizer: optimizer, examples: examples, referenceSums: refSums,
+                                       algorithm: config.algorithm, seed: config.seed, round: r)
         }
         if stop.isSet { return nil }
         let evalMetrics = try phase("eval", "time/eval_s") {
@@ -274,10 +306,13 @@ public final class Campaign {
         store.writeStatus(round: r, phase: "commit")
         let t = Date()
         let sha = try saveCheckpoint(policy, optimizer, into: tmp)
+        if let (vm, vopt) = valueModel { try saveValue(vm, vopt, into: tmp) }
         let cursor = prev.promptCursor + picked.count
-        let state = RoundState(round: r, promptCursor: cursor, optimizerStep: optimizer.step, reference: config.reference.rawValue, policySHA256: sha)
+        let state = RoundState(round: r, promptCursor: cursor, optimizerStep: optimizer.step, reference: config.reference.rawValue,
+                               policySHA256: sha, klCoef: klCoef)
         var metrics: [(String, JSONValue)] = [("round", .number(Double(r)))]
         metrics += evalMetrics.map { ($0.0, json($0.1)) }
+        metrics += objective.map { ($0.0, json($0.1)) }
         metrics += trainMetrics.map { ($0.0, json($0.1)) }
         for k in ["score_mean", "length_mean", "length_score_corr", "pair_length_gap", "distinct_2", "duplicate_rate"] {
             metrics.append(("rollout/\(k)", json(rv[k]?.double ?? .nan)))
@@ -285,6 +320,7 @@ public final class Campaign {
         metrics.append(("alarms", .array(alarms.map { .string($0) })))
         metrics += times.map { ($0.0, .number($0.1)) }
         metrics.append(("time/commit_s", .number(Date().timeIntervalSince(t))))
+        metrics.append(("peak_rss_mib", .number(peakRSSMiB())))
         try finishCommit(r, tmp, state, metrics)
         log("round \(r): \(summary(metrics))")
         if !alarms.isEmpty && config.alarms.action == .stop {
@@ -294,6 +330,7 @@ public final class Campaign {
     }
 
     /// Writes policy/ and optimizer.safetensors into `dir`; returns the weights' SHA-256.
+    @discardableResult
     func saveCheckpoint(_ model: LlamaModel, _ optimizer: AdamW, into dir: URL) throws -> String {
         let p = dir.appendingPathComponent("policy")
         try ModelDirectory.save(config: model.config, parameters: model.parameters, to: p,

@@ -93,8 +93,28 @@ public struct AlgorithmSection: Codable, Sendable, Equatable {
     public var weightDecay: Double = 0
     /// TRL's `rpo_alpha`: weight of an NLL term on the chosen responses (0 = plain DPO).
     public var rpoAlpha: Double = 0
+    // PPO (TRL PPOConfig names and defaults). `epochs` is TRL's num_ppo_epochs and `batch_size`
+    // the minibatch in samples.
+    /// Coefficient of the per-token KL penalty (the start value when `kl_target` is set).
+    public var klCoef: Double = 0.05
+    /// k1 (log-ratio) or k3 ((r − 1) − log r).
+    public var klEstimator: String = "k1"
+    /// Adaptive KL control (Ziegler et al. 2019): target KL per response in nats; nil = fixed coefficient.
+    public var klTarget: Double? = nil
+    /// Adaptive KL control: horizon in samples.
+    public var klHorizon: Double = 10000
+    public var gamma: Double = 1
+    public var lam: Double = 0.95
+    public var cliprange: Double = 0.2
+    public var cliprangeValue: Double = 0.2
+    public var vfCoef: Double = 0.1
+    /// The value model's start: `policy` (its trunk with a fresh value head) or a sequence-classification
+    /// model directory (e.g. the reward model). nil = the labeller's reward model if it has one, else `policy`.
+    public var valueModel: String? = nil
     enum CodingKeys: String, CodingKey, CaseIterable {
         case rpoAlpha = "rpo_alpha"
+        case klCoef = "kl_coef", klEstimator = "kl_estimator", klTarget = "kl_target", klHorizon = "kl_horizon", gamma, lam
+        case cliprange, cliprangeValue = "cliprange_value", vfCoef = "vf_coef", valueModel = "value_model"
         case type, lossType = "loss_type", beta, labelSmoothing = "label_smoothing", epochs, batchSize = "batch_size"
         case learningRate = "learning_rate", schedule, warmupSteps = "warmup_steps", maxGradNorm = "max_grad_norm"
         case weightDecay = "weight_decay"
@@ -218,6 +238,11 @@ extension AlgorithmSection {
         schedule = try c.value(.schedule, d.schedule); warmupSteps = try c.value(.warmupSteps, d.warmupSteps)
         maxGradNorm = try c.value(.maxGradNorm, d.maxGradNorm); weightDecay = try c.value(.weightDecay, d.weightDecay)
         rpoAlpha = try c.value(.rpoAlpha, d.rpoAlpha)
+        klCoef = try c.value(.klCoef, d.klCoef); klEstimator = try c.value(.klEstimator, d.klEstimator)
+        klTarget = try c.decodeIfPresent(Double.self, forKey: .klTarget); klHorizon = try c.value(.klHorizon, d.klHorizon)
+        gamma = try c.value(.gamma, d.gamma); lam = try c.value(.lam, d.lam)
+        cliprange = try c.value(.cliprange, d.cliprange); cliprangeValue = try c.value(.cliprangeValue, d.cliprangeValue)
+        vfCoef = try c.value(.vfCoef, d.vfCoef); valueModel = try c.decodeIfPresent(String.self, forKey: .valueModel)
     }
 }
 
@@ -267,7 +292,7 @@ extension CampaignConfig {
     public func validate() throws {
         func bad(_ key: String, _ why: String) -> CampaignError { CampaignError("config: '\(key)' \(why)") }
         if prompts.perRound < 1 { throw bad("prompts.per_round", "must be ≥ 1") }
-        if sampling.n < 2 { throw bad("sampling.n", "must be ≥ 2 (pairs need two responses per prompt)") }
+        if algorithm.type == .dpo && sampling.n < 2 { throw bad("sampling.n", "must be ≥ 2 (pairs need two responses per prompt)") }
         if sampling.temperature < 0 { throw bad("sampling.temperature", "must be ≥ 0") }
         if sampling.topK < 0 { throw bad("sampling.top_k", "must be ≥ 0 (0 = off)") }
         if !(sampling.topP > 0 && sampling.topP <= 1) { throw bad("sampling.top_p", "must be in (0, 1]") }
@@ -284,7 +309,7 @@ extension CampaignConfig {
         }
         if pairs.maxPerPrompt < 1 { throw bad("pairs.max_per_prompt", "must be ≥ 1") }
         if pairs.minMargin < 0 { throw bad("pairs.min_margin", "must be ≥ 0") }
-        if algorithm.type == .ppo { throw bad("algorithm.type", "ppo is not available yet; use dpo") }
+        if algorithm.type == .ppo { try validatePPO(bad) }
         if !["sigmoid", "ipo", "hinge", "robust"].contains(algorithm.lossType) {
             throw bad("algorithm.loss_type", "must be sigmoid, ipo, hinge or robust (found '\(algorithm.lossType)')")
         }
@@ -298,6 +323,22 @@ extension CampaignConfig {
         }
         if let r = rounds, r < 1 { throw bad("rounds", "must be ≥ 1 or 'unlimited'") }
         if threads < 1 { throw bad("threads", "must be ≥ 1") }
+    }
+
+    func validatePPO(_ bad: (String, String) -> CampaignError) throws {
+        let a = algorithm
+        if a.klCoef < 0 { throw bad("algorithm.kl_coef", "must be ≥ 0") }
+        if !["k1", "k3"].contains(a.klEstimator) { throw bad("algorithm.kl_estimator", "must be k1 or k3 (found '\(a.klEstimator)')") }
+        if let t = a.klTarget, t <= 0 { throw bad("algorithm.kl_target", "must be > 0 (or omitted for a fixed kl_coef)") }
+        if a.klHorizon <= 0 { throw bad("algorithm.kl_horizon", "must be > 0") }
+        if !(0...1).contains(a.gamma) { throw bad("algorithm.gamma", "must be in [0, 1]") }
+        if !(0...1).contains(a.lam) { throw bad("algorithm.lam", "must be in [0, 1]") }
+        if a.cliprange <= 0 { throw bad("algorithm.cliprange", "must be > 0") }
+        if a.cliprangeValue <= 0 { throw bad("algorithm.cliprange_value", "must be > 0") }
+        if a.vfCoef < 0 { throw bad("algorithm.vf_coef", "must be ≥ 0") }
+        if prompts.perRound * sampling.n < 2 {
+            throw bad("prompts.per_round", "× sampling.n must be ≥ 2 (PPO whitens advantages over the round's samples)")
+        }
     }
 }
 

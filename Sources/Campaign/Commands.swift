@@ -118,7 +118,7 @@ public enum CampaignCommands {
             algorithm = try CampaignConfig.parseAlgorithmOverride(text, base: algorithm, source: override.path)
         }
         guard try store.committedRounds().contains(n) else { throw CampaignError("\(dir.path): round \(n) is not committed") }
-        let (policy, optimizer, _) = try campaign.loadRound(n - 1)
+        let (policy, optimizer, prev) = try campaign.loadRound(n - 1)
         var samples: [SampleRecord] = [], pairs: [PairRecord] = []
         try BufferReader(url: store.roundURL(n).appendingPathComponent("rollouts.jsonl.zst")).read { item in
             switch item {
@@ -127,24 +127,47 @@ public enum CampaignCommands {
             case .header: break
             }
         }
-        let (examples, ref) = try RoundUpdate.examples(samples: samples, pairs: pairs)
-        log("replaying round \(n): \(pairs.count) pairs from \(store.roundURL(n).path)")
-        let metrics = try RoundUpdate.run(model: policy, optimizer: optimizer, examples: examples, referenceSums: ref,
-                                          algorithm: algorithm, seed: campaign.config.seed, round: n)
         let target = out ?? FileManager.default.temporaryDirectory.appendingPathComponent("rondo-replay-\(getpid())")
         try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
         defer { if out == nil { try? FileManager.default.removeItem(at: target) } }
-        let sha = try campaign.saveCheckpoint(policy, optimizer, into: target)
-        let optSHA = try sha256(of: target.appendingPathComponent(AdamW.fileName))
-        let origSHA = try sha256(of: store.roundURL(n).appendingPathComponent("policy/model.safetensors"))
-        let origOpt = try sha256(of: store.roundURL(n).appendingPathComponent(AdamW.fileName))
+        var files = ["policy/model.safetensors", AdamW.fileName]
+        var metrics: [(String, Double)]
+        var report = "", advantagesMatch = true
+        if campaign.config.algorithm.type == .ppo {
+            // Advantages are recomputed from the buffer (values, log-probs, scores) with the replay's
+            // algorithm, so an override of gamma, lam or kl_coef takes effect; without one they must
+            // equal the stored ones.
+            let (value, valueOptimizer) = try campaign.loadValue(n - 1)
+            let width = campaign.config.sampling.maxNewTokens
+            let coef = algorithm.klCoef != campaign.config.algorithm.klCoef ? algorithm.klCoef : (prev.klCoef ?? algorithm.klCoef)
+            var records = samples
+            metrics = try PPOUpdate.attachAdvantages(&records, values: samples.map { $0.values ?? [] }, width: width, klCoef: coef,
+                                                     config: algorithm.ppoConfig)
+            advantagesMatch = zip(records, samples).allSatisfy { $0.advantages == $1.advantages && $0.returns == $1.returns }
+            report += "advantages and returns recomputed from the buffer \(advantagesMatch ? "match" : "DIFFER from") the stored ones\n"
+            log("replaying round \(n): PPO on \(records.count) samples from \(store.roundURL(n).path)")
+            metrics += try PPOUpdate.run(policy: policy, policyOptimizer: optimizer, value: value, valueOptimizer: valueOptimizer,
+                                         samples: records, width: width, algorithm: algorithm, seed: campaign.config.seed, round: n)
+            try campaign.saveValue(value, valueOptimizer, into: target)
+            files += ["\(Campaign.valueDirectory)/model.safetensors", Campaign.valueOptimizerFile]
+        } else {
+            let (examples, ref) = try RoundUpdate.examples(samples: samples, pairs: pairs)
+            log("replaying round \(n): \(pairs.count) pairs from \(store.roundURL(n).path)")
+            metrics = try RoundUpdate.run(model: policy, optimizer: optimizer, examples: examples, referenceSums: ref,
+                                          algorithm: algorithm, seed: campaign.config.seed, round: n)
+        }
+        try campaign.saveCheckpoint(policy, optimizer, into: target)
         if override != nil || out != nil {
             try AtomicFile.write(Data(metricsLine([("round", .number(Double(n)))] + metrics.map { ($0.0, json($0.1)) }).utf8),
                                  to: target.appendingPathComponent("metrics.json"))
         }
-        let same = sha == origSHA && optSHA == origOpt
-        var report = "round \(n) weights    recorded \(origSHA)\n               replayed \(sha)\n"
-        report += "round \(n) optimizer  recorded \(origOpt)\n               replayed \(optSHA)\n"
+        var same = advantagesMatch
+        for f in files {
+            let recorded = try sha256(of: store.roundURL(n).appendingPathComponent(f))
+            let replayed = try sha256(of: target.appendingPathComponent(f))
+            same = same && recorded == replayed
+            report += "\(f)\n  recorded \(recorded)\n  replayed \(replayed)\n"
+        }
         report += same ? "identical: the replay reproduces round \(n) bit for bit\n" : "DIFFERENT\(override != nil ? " (expected: the algorithm was overridden)" : "")\n"
         if let out { report += "checkpoint and metrics written to \(out.path)\n" }
         return (report, same)

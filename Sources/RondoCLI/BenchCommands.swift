@@ -7,7 +7,7 @@ import Training
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed and memory; each prints one JSON line.",
-        subcommands: [BenchTrain.self, BenchBuffer.self, BenchTokenize.self, BenchDPO.self, BenchSample.self])
+        subcommands: [BenchTrain.self, BenchBuffer.self, BenchTokenize.self, BenchDPO.self, BenchPPO.self, BenchSample.self])
 }
 
 struct BenchTrain: ParsableCommand {

@@ -187,8 +187,8 @@ public final class AdamW: @unchecked Sendable {
 
     // MARK: Checkpoint
 
-    /// Writes `optimizer.safetensors` into `dir` (atomically).
-    public func save(to dir: URL) throws {
+    /// Writes `optimizer.safetensors` (or `fileName`) into `dir` (atomically).
+    public func save(to dir: URL, fileName: String = AdamW.fileName) throws {
         let layout = expAvg.layout
         var tensors: [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)] = []
         for e in layout.entries {
@@ -200,11 +200,11 @@ public final class AdamW: @unchecked Sendable {
             "beta1": String(config.beta1), "beta2": String(config.beta2), "eps": String(config.eps),
             "weight_decay": String(config.weightDecay),
         ]
-        try SafetensorsFile.write(tensors, dtype: .f32, to: dir.appendingPathComponent(Self.fileName), metadata: meta)
+        try SafetensorsFile.write(tensors, dtype: .f32, to: dir.appendingPathComponent(fileName), metadata: meta)
     }
 
     /// Reads the state saved by `save` from `dir`, strictly matched against `layout`.
-    public static func load(from dir: URL, layout: ParameterLayout, config: AdamWConfig,
+    public static func load(from dir: URL, fileName: String = AdamW.fileName, layout: ParameterLayout, config: AdamWConfig,
                             decays: (ParameterEntry) -> Bool = AdamW.hfDecays) throws -> AdamW {
         let url = dir.appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: url.path) else {

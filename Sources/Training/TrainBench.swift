@@ -103,7 +103,7 @@ public enum TrainBench {
 }
 
 /// A model from a directory, or a random one (seed 1234) from a config.json.
-func loadOrInit(_ url: URL, isConfig: Bool) throws -> (LlamaConfig, ParameterBuffer) {
+public func loadOrInit(_ url: URL, isConfig: Bool) throws -> (LlamaConfig, ParameterBuffer) {
     if isConfig {
         let config = try LlamaConfig.load(url)
         return (config, ModelDirectory.randomInit(config: config, seed: 1234))

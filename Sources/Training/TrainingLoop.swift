@@ -166,6 +166,12 @@ public final class Trainer: @unchecked Sendable {
             }
             loss += Double(l)
         }
+        return try apply(loss: loss, context: context())
+    }
+
+    /// The update after the gradients of one step are accumulated in `gradients`: refuses a
+    /// non-finite gradient norm (throws, naming `context`), clips, steps AdamW, zeroes the gradients.
+    public func apply(loss: Double, context: @autoclosure () -> String) throws -> StepStats {
         let norm = GradientClipping.norm(gradients.base, count: gradients.count)
         guard norm.isFinite else {
             gradients.zero()

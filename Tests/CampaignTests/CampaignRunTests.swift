@@ -11,7 +11,8 @@ import TestSupport
 let repo = Fixtures.oracle.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// A small campaign on the starter policy: 12 prompts × 4 samples per round.
-func smallConfig(_ dir: URL, rounds: Int = 3, extra: String = "") throws -> URL {
+func smallConfig(_ dir: URL, rounds: Int = 3, extra: String = "",
+                 algorithm: String = "{beta: 0.1, rpo_alpha: 1.0, epochs: 1, batch_size: 8, learning_rate: 3.0e-4}") throws -> URL {
     let text = """
         policy: \(repo.appendingPathComponent("policies/starter").path)
         prompts:
@@ -21,7 +22,7 @@ func smallConfig(_ dir: URL, rounds: Int = 3, extra: String = "") throws -> URL 
           eval_limit: 16
         sampling: {n: 4, max_new_tokens: 4, batch_size: 16}
         pairs: {min_margin: 0.5, max_per_prompt: 2}
-        algorithm: {beta: 0.1, rpo_alpha: 1.0, epochs: 1, batch_size: 8, learning_rate: 3.0e-4}
+        algorithm: \(algorithm)
         rounds: \(rounds)
         seed: 7
         threads: 2
@@ -46,6 +47,59 @@ func snapshot(_ campaign: URL) throws -> [String: String] {
 }
 
 func committed(_ campaign: URL) throws -> [Int] { try CampaignStore(root: campaign).committedRounds() }
+
+/// Runs `config` uninterrupted, then again killing the daemon with SIGKILL at random moments and
+/// resuming, `kills` times: after every kill each committed round is unchanged and complete (`files`),
+/// kills land in several phases, and the finished campaign equals the uninterrupted one.
+func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, files: [String]) throws {
+    let clean = dir.appendingPathComponent("clean")
+    #expect(try runRondo(["start", config.path, "--dir", clean.path]).status == 0)
+    let reference = try snapshot(clean)
+
+    let run = dir.appendingPathComponent("crashy")
+    var g = SystemRandomNumberGenerator()
+    var kills = 0, attempts = 0
+    var seen: [String: String] = [:]
+    var phases: [String: Int] = [:]
+    while kills < target && attempts < 80 {
+        attempts += 1
+        let p = Process()
+        p.executableURL = rondoExecutable
+        p.arguments = attempts == 1 ? ["start", config.path, "--dir", run.path] : ["resume", run.path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        usleep(UInt32.random(in: 20_000...250_000, using: &g))
+        if p.isRunning {
+            let phase = (try? JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: run.appendingPathComponent("status.json"))))?["phase"]?.string
+            kill(p.processIdentifier, SIGKILL)
+            kills += 1
+            phases[phase ?? "startup", default: 0] += 1
+        }
+        p.waitUntilExit()
+        // Every committed round is intact and unchanged; nothing partial is visible.
+        let now = try snapshot(run)
+        for (path, sha) in seen { #expect(now[path] == sha, "after kill \(kills): \(path) changed or vanished") }
+        for r in try committed(run) {
+            let rd = run.appendingPathComponent("rounds/\(CampaignStore.roundName(r))")
+            for f in files {
+                #expect(FileManager.default.fileExists(atPath: rd.appendingPathComponent(f).path), "round \(r) lacks \(f)")
+            }
+        }
+        seen = now
+        if try committed(run).last == rounds { break }
+    }
+    #expect(kills >= target * 5 / 6, "only \(kills) kills landed before the campaign finished; phases \(phases)")
+    #expect(phases.keys.filter { ["sample", "update", "commit", "eval", "reference", "values", "label", "buffer"].contains($0) }.count >= 3,
+            "kills should land in several phases: \(phases)")
+    // Finish, then the result equals the uninterrupted run.
+    if try committed(run).last != rounds { #expect(try runRondo(["resume", run.path]).status == 0) }
+    #expect(try committed(run) == Array(0...rounds))
+    let final = try snapshot(run)
+    for (path, sha) in reference where !path.hasSuffix("metrics.json") && !path.hasSuffix(".manifest.json") {
+        #expect(final[path] == sha, "\(path) differs from the uninterrupted run")
+    }
+}
 
 @Suite(.serialized) struct CampaignRunTests {
     @Test func threeRoundsStatusInspectReplay() throws {
@@ -113,55 +167,8 @@ func committed(_ campaign: URL) throws -> [Int] { try CampaignStore(root: campai
 
     @Test func kill9AtRandomPointsThenResume() throws {
         try withTemporaryDirectory { dir in
-            let config = try smallConfig(dir, rounds: 14)
-            // The uninterrupted reference run.
-            let clean = dir.appendingPathComponent("clean")
-            #expect(try runRondo(["start", config.path, "--dir", clean.path]).status == 0)
-            let reference = try snapshot(clean)
-
-            let run = dir.appendingPathComponent("crashy")
-            var g = SystemRandomNumberGenerator()
-            var kills = 0, attempts = 0
-            var seen: [String: String] = [:]
-            var phases: [String: Int] = [:]
-            while kills < 24 && attempts < 80 {
-                attempts += 1
-                let p = Process()
-                p.executableURL = rondoExecutable
-                p.arguments = attempts == 1 ? ["start", config.path, "--dir", run.path] : ["resume", run.path]
-                p.standardOutput = FileHandle.nullDevice
-                p.standardError = FileHandle.nullDevice
-                try p.run()
-                usleep(UInt32.random(in: 20_000...250_000, using: &g))
-                if p.isRunning {
-                    let phase = (try? JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: run.appendingPathComponent("status.json"))))?["phase"]?.string
-                    kill(p.processIdentifier, SIGKILL)
-                    kills += 1
-                    phases[phase ?? "startup", default: 0] += 1
-                }
-                p.waitUntilExit()
-                // Every committed round is intact and unchanged; nothing partial is visible.
-                let now = try snapshot(run)
-                for (path, sha) in seen { #expect(now[path] == sha, "after kill \(kills): \(path) changed or vanished") }
-                for r in try committed(run) {
-                    let rd = run.appendingPathComponent("rounds/\(CampaignStore.roundName(r))")
-                    for f in ["metrics.json", "round_state.json", "policy/model.safetensors", "optimizer.safetensors"] {
-                        #expect(FileManager.default.fileExists(atPath: rd.appendingPathComponent(f).path), "round \(r) lacks \(f)")
-                    }
-                }
-                seen = now
-                if try committed(run).last == 14 { break }
-            }
-            #expect(kills >= 20, "only \(kills) kills landed before the campaign finished; phases \(phases)")
-            #expect(phases.keys.filter { ["sample", "update", "commit", "eval", "reference", "label", "buffer"].contains($0) }.count >= 3,
-                    "kills should land in several phases: \(phases)")
-            // Finish, then the result equals the uninterrupted run.
-            if try committed(run).last != 14 { #expect(try runRondo(["resume", run.path]).status == 0) }
-            #expect(try committed(run) == Array(0...14))
-            let final = try snapshot(run)
-            for (path, sha) in reference where !path.hasSuffix("metrics.json") && !path.hasSuffix(".manifest.json") {
-                #expect(final[path] == sha, "\(path) differs from the uninterrupted run")
-            }
+            try killAndResume(config: try smallConfig(dir, rounds: 14), rounds: 14, kills: 24, in: dir,
+                              files: ["metrics.json", "round_state.json", "policy/model.safetensors", "optimizer.safetensors"])
         }
     }
 

@@ -1,0 +1,87 @@
+// `rondo bench ppo`: one PPO update as a campaign round runs it (`PPOStepper`, the code of
+// `PPOUpdate.run`): policy forward + backward and value-model forward + backward on the same
+// minibatch, TRL's clipped losses, clipping and AdamW on both models. Rows are random tokens
+// [prompt | response]; the rollout log-probs are the policy's own (ratio 1 at the first step),
+// the advantages and returns seeded normals. Warm-up steps, then medians; one JSON line.
+//
+// Tokens per step are rows × (prompt + response), counted once (each token passes through both
+// models, as in TRL, where the value model is a second network of the same size).
+
+import Foundation
+import Kernels
+import Model
+import Rollouts
+import Training
+
+public struct PPOBenchOptions: Sendable {
+    /// A model directory, or an HF config.json (random init, seed 1234) when `sourceIsConfig`.
+    public var source: URL
+    public var sourceIsConfig: Bool
+    public var rows: Int = 8
+    public var promptLen: Int = 64
+    public var responseLen: Int = 192
+    public var steps: Int = 5
+    public var warmup: Int = 2
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    public init(source: URL, sourceIsConfig: Bool) { self.source = source; self.sourceIsConfig = sourceIsConfig }
+}
+
+public enum PPOBench {
+    public static func run(_ o: PPOBenchOptions, progress: (String) -> Void = { _ in }) throws -> String {
+        Threads.configure(o.threads)
+        guard o.rows >= 1, o.promptLen >= 1, o.responseLen >= 1, o.steps >= 1, o.warmup >= 0 else {
+            throw JobError("--rows, --prompt-len, --response-len, --steps ≥ 1 and --warmup ≥ 0 are required")
+        }
+        let (config, params) = try loadOrInit(o.source, isConfig: o.sourceIsConfig)
+        guard config.head == .causalLM else { throw JobError("bench ppo needs a causal LM (the policy)") }
+        let policy = LlamaModel(config: config, parameters: params)
+        let (vc, vp) = RewardJob.rewardModel(from: LoadedModel(config: config, parameters: params.clone(), directory: o.source), seed: 1234)
+        let value = LlamaModel(config: vc, parameters: vp)
+        let adam = AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0)
+        var algorithm = AlgorithmSection()
+        algorithm.type = .ppo; algorithm.learningRate = 1e-6; algorithm.batchSize = o.rows
+        let T = o.responseLen, L = o.promptLen + T
+        let stepper = PPOStepper(policy: policy, policyOptimizer: AdamW(layout: policy.layout, config: adam),
+                                 value: value, valueOptimizer: AdamW(layout: value.layout, config: adam),
+                                 width: T, algorithm: algorithm, maxRows: o.rows, maxSeqLen: L)
+
+        // Random rows, the policy's own log-probs, seeded advantages and returns.
+        let rng = Philox(seed: 0, stream: 0x990)
+        var draw: UInt64 = 0
+        func ids(_ n: Int) -> [Int32] {
+            (0..<n).map { _ in draw += 1; return Int32(3 + Int(rng.block(draw).0 % UInt32(max(1, config.vocabSize - 3)))) }
+        }
+        func normals(_ n: Int) -> [Float] { (0..<n).map { _ in draw += 1; return rng.normal(draw) } }
+        let prompts = (0..<o.rows).map { _ in ids(o.promptLen) }, responses = (0..<o.rows).map { _ in ids(T) }
+        let logprobs = try responseLogprobs(policy, prompts: prompts, responses: responses, batchSize: o.rows)
+        let records = (0..<o.rows).map { b in
+            var r = SampleRecord(id: b, promptIndex: b, sampleIndex: 0, promptIDs: prompts[b], responseIDs: responses[b],
+                                 logprobs: logprobs[b], finishReason: "length", seed: SeedStream(seed: 0, stream: UInt64(b)))
+            r.advantages = normals(T); r.values = normals(T).map { 0.1 * $0 }; r.returns = normals(T)
+            return r
+        }
+
+        var times: [Double] = [], losses: [Double] = []
+        for step in 0..<(o.warmup + o.steps) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let (l, _, _) = try stepper.step(records, context: "bench step \(step + 1)")
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            losses.append(l.loss)
+            if step >= o.warmup { times.append(ms) }
+            progress("step \(step + 1)/\(o.warmup + o.steps)\(step < o.warmup ? " (warm-up)" : ""): \(String(format: "%.1f", ms)) ms, loss \(l.loss)")
+        }
+        let ms = times.sorted()[times.count / 2]
+        let tokens = o.rows * L
+        let fields: [(String, String)] = [
+            ("bench", "\"ppo\""), ("model", jsonString(o.source.path)), ("rows", "\(o.rows)"), ("seq_len", "\(L)"),
+            ("prompt_len", "\(o.promptLen)"), ("response_len", "\(T)"), ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"),
+            ("threads", "\(o.threads)"), ("models_in_update", "2"),
+            ("ms_per_step", jsonNumber(ms)), ("ms_per_step_min_max", "[\(jsonNumber(times.min()!)), \(jsonNumber(times.max()!))]"),
+            ("tokens_per_s", jsonNumber(Double(tokens) / (ms / 1e3))),
+            ("n_params_policy", "\(params.count)"), ("n_params_value", "\(vp.count)"),
+            ("loss_first_last", "[\(jsonNumber(losses.first!)), \(jsonNumber(losses.last!))]"),
+            ("peak_rss_mib", jsonNumber(peakRSSMiB())),
+        ]
+        return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+    }
+}

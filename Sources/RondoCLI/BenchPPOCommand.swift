@@ -1,0 +1,47 @@
+// `rondo bench ppo`.
+
+import ArgumentParser
+import Campaign
+import Foundation
+
+struct BenchPPO: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ppo",
+        abstract: "One PPO update on random tokens, as a campaign round runs it (medians after warm-up).",
+        discussion: """
+            Policy forward + backward and value-model forward + backward on one minibatch of --rows \
+            rows of [prompt | response] random tokens, TRL's clipped policy and value losses, gradient \
+            clipping and AdamW on both models. The value model is the policy's trunk with a value head. \
+            Keys: tokens_per_s, ms_per_step (median), peak_rss_mib, parameter counts.
+            """)
+
+    @Option(help: "HF model directory (the policy).")
+    var model: String?
+    @Option(help: "HF config.json (random init, seed 1234) instead of --model.")
+    var config: String?
+    @Option(help: "Samples per minibatch.")
+    var rows: Int = 8
+    @Option(help: "Prompt tokens per row.")
+    var promptLen: Int = 64
+    @Option(help: "Response tokens per row.")
+    var responseLen: Int = 192
+    @Option(help: "Timed steps.")
+    var steps: Int = 5
+    @Option(help: "Warm-up steps (not timed).")
+    var warmup: Int = 2
+    @OptionGroup var compute: ComputeOptions
+
+    func validate() throws {
+        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model or --config") }
+    }
+
+    func run() throws {
+        var o = PPOBenchOptions(source: URL(fileURLWithPath: model ?? config!), sourceIsConfig: config != nil)
+        o.rows = rows; o.promptLen = promptLen; o.responseLen = responseLen; o.steps = steps; o.warmup = warmup
+        o.threads = compute.threads
+        let progress = ProgressLine()
+        let line = try PPOBench.run(o, progress: progress.update)
+        progress.finish()
+        print(line)
+    }
+}

@@ -352,14 +352,18 @@ public final class Campaign {
 /// JSON number, or null for NaN/inf (metrics files stay plain JSON for pandas and jq).
 func json(_ d: Double) -> JSONValue { d.isFinite ? .number(d) : .null }
 
-/// One JSON object with keys in the given order.
+/// One JSON object with keys in the given order; integral numbers without a fraction.
 func metricsLine(_ m: [(String, JSONValue)]) -> String {
     let enc = JSONEncoder()
     enc.outputFormatting = [.withoutEscapingSlashes]
     let parts = m.map { k, v -> String in
         let value: String
-        if case .number(let d) = v { value = jsonNumber(d) }
-        else { value = String(decoding: (try? enc.encode(v)) ?? Data("null".utf8), as: UTF8.self) }
+        if case .number(let d) = v {
+            // Counts (round, pairs, steps) print as integers.
+            value = d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : jsonNumber(d)
+        } else {
+            value = String(decoding: (try? enc.encode(v)) ?? Data("null".utf8), as: UTF8.self)
+        }
         return "\"\(k)\": \(value)"
     }
     return "{" + parts.joined(separator: ", ") + "}\n"

@@ -41,9 +41,6 @@ public enum PPOBench {
         var algorithm = AlgorithmSection()
         algorithm.type = .ppo; algorithm.learningRate = 1e-6; algorithm.batchSize = o.rows
         let T = o.responseLen, L = o.promptLen + T
-        let stepper = PPOStepper(policy: policy, policyOptimizer: AdamW(layout: policy.layout, config: adam),
-                                 value: value, valueOptimizer: AdamW(layout: value.layout, config: adam),
-                                 width: T, algorithm: algorithm, maxRows: o.rows, maxSeqLen: L)
 
         // Random rows, the policy's own log-probs, seeded advantages and returns.
         let rng = Philox(seed: 0, stream: 0x990)
@@ -60,6 +57,10 @@ public enum PPOBench {
             r.advantages = normals(T); r.values = normals(T).map { 0.1 * $0 }; r.returns = normals(T)
             return r
         }
+        // Created after the log-probs above, whose workspace is freed by then (it would inflate the peak RSS).
+        let stepper = PPOStepper(policy: policy, policyOptimizer: AdamW(layout: policy.layout, config: adam),
+                                 value: value, valueOptimizer: AdamW(layout: value.layout, config: adam),
+                                 width: T, algorithm: algorithm, maxRows: o.rows, maxSeqLen: L)
 
         var times: [Double] = [], losses: [Double] = []
         for step in 0..<(o.warmup + o.steps) {
@@ -72,15 +73,16 @@ public enum PPOBench {
         }
         let ms = times.sorted()[times.count / 2]
         let tokens = o.rows * L
+        func f2(_ x: Double) -> String { String(format: "%.2f", x) }
         let fields: [(String, String)] = [
             ("bench", "\"ppo\""), ("model", jsonString(o.source.path)), ("rows", "\(o.rows)"), ("seq_len", "\(L)"),
             ("prompt_len", "\(o.promptLen)"), ("response_len", "\(T)"), ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"),
             ("threads", "\(o.threads)"), ("models_in_update", "2"),
-            ("ms_per_step", jsonNumber(ms)), ("ms_per_step_min_max", "[\(jsonNumber(times.min()!)), \(jsonNumber(times.max()!))]"),
-            ("tokens_per_s", jsonNumber(Double(tokens) / (ms / 1e3))),
+            ("ms_per_step", f2(ms)), ("ms_per_step_min_max", "[\(f2(times.min()!)), \(f2(times.max()!))]"),
+            ("tokens_per_s", f2(Double(tokens) / (ms / 1e3))),
             ("n_params_policy", "\(params.count)"), ("n_params_value", "\(vp.count)"),
             ("loss_first_last", "[\(jsonNumber(losses.first!)), \(jsonNumber(losses.last!))]"),
-            ("peak_rss_mib", jsonNumber(peakRSSMiB())),
+            ("peak_rss_mib", f2(peakRSSMiB())),
         ]
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }

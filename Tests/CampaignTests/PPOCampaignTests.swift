@@ -70,6 +70,22 @@ let ppoAlgorithm = "{type: ppo, epochs: 2, batch_size: 16, learning_rate: 1.0e-4
         }
     }
 
+    /// With a reward-model labeller the value model starts as that reward model, unchanged.
+    @Test func valueModelStartsFromTheRewardModel() throws {
+        try withTemporaryDirectory { dir in
+            let rm = repo.appendingPathComponent("policies/reward")
+            let config = try smallConfig(dir, rounds: 1, extra: "labeller: {type: reward_model, model: \(rm.path)}",
+                                         algorithm: ppoAlgorithm)
+            let run = dir.appendingPathComponent("run")
+            let r = try runRondo(["start", config.path, "--dir", run.path])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try sha256(of: run.appendingPathComponent("rounds/000000/value/model.safetensors"))
+                    == sha256(of: rm.appendingPathComponent("model.safetensors")))
+            #expect(try sha256(of: run.appendingPathComponent("rounds/000001/value/model.safetensors"))
+                    != sha256(of: rm.appendingPathComponent("model.safetensors")))
+        }
+    }
+
     @Test func kill9AtRandomPointsThenResume() throws {
         try withTemporaryDirectory { dir in
             try killAndResume(config: try smallConfig(dir, rounds: 14, algorithm: ppoAlgorithm), rounds: 14, kills: 24, in: dir,

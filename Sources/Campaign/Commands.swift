@@ -76,7 +76,9 @@ public enum CampaignCommands {
         if let s = try? JSONDecoder().decode([String: JSONValue].self, from: Data(contentsOf: store.statusURL)) { phase = s }
         let pid = phase["pid"]?.int
         let running = pid.map { kill(pid_t($0), 0) == 0 } ?? false && FileManager.default.fileExists(atPath: store.root.appendingPathComponent("lock").path)
-        let keys = ["eval/accuracy", "eval/reward_mean", "eval/kl_to_reference", "eval/length_mean", "eval/distinct_2", "loss", "train/pairs"]
+        let ppo = rows.contains { $0["objective/scores"] != nil }
+        let keys = ["eval/accuracy", "eval/reward_mean", "eval/kl_to_reference", "eval/length_mean", "eval/distinct_2", "loss"]
+            + (ppo ? ["objective/scores", "objective/kl_coef"] : ["train/pairs"])
         if json {
             let obj: [String: JSONValue] = [
                 "dir": .string(store.root.path), "committed_rounds": .number(Double(committed.count)),
@@ -92,10 +94,14 @@ public enum CampaignCommands {
         out += "committed \(committed.count) rounds (last: \(committed.last.map(String.init) ?? "none"))\n"
         let ph = phase["phase"]?.string ?? "–", rd = phase["round"]?.int.map(String.init) ?? "–"
         out += running ? "running   round \(rd), phase \(ph) (pid \(pid!))\n" : "stopped   (last phase: \(ph) of round \(rd))\n"
-        out += "\n" + (["round"] + keys).map { $0.replacingOccurrences(of: "eval/", with: "").padding(toLength: 14, withPad: " ", startingAt: 0) }.joined() + "\n"
+        let names = ["round"] + keys.map { $0.replacingOccurrences(of: "eval/", with: "").replacingOccurrences(of: "objective/", with: "") }
+        let widths = names.map { max(11, $0.count + 2) }
+        func line(_ cells: [String]) -> String {
+            zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined() + "\n"
+        }
+        out += "\n" + line(names)
         for row in rows {
-            let cells = [row["round"]?.int.map(String.init) ?? "?"] + keys.map { k in row[k]?.double.map { fmt($0) } ?? "–" }
-            out += cells.map { $0.padding(toLength: 14, withPad: " ", startingAt: 0) }.joined() + "\n"
+            out += line([row["round"]?.int.map(String.init) ?? "?"] + keys.map { k in row[k]?.double.map { fmt($0) } ?? "–" })
         }
         for row in rows {
             if let alarms = row["alarms"]?.array, !alarms.isEmpty {

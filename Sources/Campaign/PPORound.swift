@@ -83,6 +83,9 @@ public enum PPOUpdate {
     /// (P prompt tokens, n response tokens): the value of the state before response token t, plus
     /// the state after the last token when the response is shorter than the width.
     static func values(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], width: Int, batchSize: Int = 16) throws -> [[Float]] {
+        if let i = prompts.firstIndex(where: \.isEmpty) {
+            throw CampaignError("sample \(i) has an empty prompt; PPO's first value is read at the prompt's last token")
+        }
         let maxLen = zip(prompts, responses).map { $0.count + $1.count }.max() ?? 1
         let ws = LlamaWorkspace(config: model.config, maxBatch: batchSize, maxSeqLen: max(1, maxLen))
         var out: [[Float]] = []

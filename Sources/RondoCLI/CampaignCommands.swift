@@ -25,9 +25,9 @@ struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a campaign directory and run its rounds in the foreground.",
         discussion: """
-            Each round samples responses from the current policy, labels them, builds preference pairs,
-            updates the policy with DPO, evaluates it on held-out prompts and commits the round atomically
-            under DIR/rounds/NNNNNN. Round 0 evaluates the starting policy. SIGINT/SIGTERM stop at the next
+            Each round samples responses from the current policy, labels them, updates the policy with \
+            DPO on preference pairs or with PPO on the scores (`algorithm.type`; policies/demo-ppo.yaml), \
+            evaluates it on held-out prompts and commits the round atomically under DIR/rounds/NNNNNN. Round 0 evaluates the starting policy. SIGINT/SIGTERM stop at the next
             safe point (a second signal exits at once); `rondo resume DIR` continues. Fit for systemd and
             Docker: logs go to standard error, one line per phase.
             """)

@@ -34,6 +34,8 @@ let ppoAlgorithm = "{type: ppo, epochs: 2, batch_size: 16, learning_rate: 1.0e-4
                         "val/ratio", "val/ratio_var", "eval/accuracy", "eval/kl_to_reference", "time/values_s"] {
                 #expect(last[key]?.double?.isFinite == true, "metrics lack \(key): \(last)")
             }
+            let status = try runRondo(["status", run.path])
+            #expect(status.status == 0 && status.stdout.contains("scores") && status.stdout.contains("kl_coef"), "\(status.stdout)")
             let states = try (1...3).map { r in
                 try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: run.appendingPathComponent("rounds/00000\(r)/round_state.json")))
             }
@@ -88,7 +90,9 @@ let ppoAlgorithm = "{type: ppo, epochs: 2, batch_size: 16, learning_rate: 1.0e-4
 
     @Test func kill9AtRandomPointsThenResume() throws {
         try withTemporaryDirectory { dir in
-            try killAndResume(config: try smallConfig(dir, rounds: 14, algorithm: ppoAlgorithm), rounds: 14, kills: 24, in: dir,
+            // More PPO epochs than the other tests, so the update lasts long enough for kills to land in it.
+            let algorithm = ppoAlgorithm.replacingOccurrences(of: "epochs: 2", with: "epochs: 12")
+            try killAndResume(config: try smallConfig(dir, rounds: 14, algorithm: algorithm), rounds: 14, kills: 24, in: dir,
                               files: ["metrics.json", "round_state.json", "policy/model.safetensors", "optimizer.safetensors",
                                       "value/model.safetensors", "value_optimizer.safetensors"])
         }

@@ -27,9 +27,10 @@ struct Start: ParsableCommand {
         discussion: """
             Each round samples responses from the current policy, labels them, updates the policy with \
             DPO on preference pairs or with PPO on the scores (`algorithm.type`; policies/demo-ppo.yaml), \
-            evaluates it on held-out prompts and commits the round atomically under DIR/rounds/NNNNNN. Round 0 evaluates the starting policy. SIGINT/SIGTERM stop at the next
-            safe point (a second signal exits at once); `rondo resume DIR` continues. Fit for systemd and
-            Docker: logs go to standard error, one line per phase.
+            evaluates it on held-out prompts and commits the round atomically under DIR/rounds/NNNNNN. \
+            Round 0 evaluates the starting policy. SIGINT/SIGTERM stop at the next safe point (a second \
+            signal exits at once); `rondo resume DIR` continues. Fit for systemd and Docker: logs go to \
+            standard error, one line per phase.
             """)
 
     @Argument(help: "Campaign config (YAML). Default: policies/demo.yaml.")
@@ -79,9 +80,11 @@ struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Re-run a round's update offline from the previous checkpoint and the round's buffer.",
         discussion: """
-            Without --config, the replay must reproduce the round's weights and optimizer state bit for bit:
-            it prints both SHA-256 sums and exits 0 only if they are identical. With --config OVERRIDE.yaml
-            (an `algorithm:` section: another beta, loss_type or learning_rate) it writes a counterfactual
+            Without --config, the replay must reproduce the round's weights and optimizer state bit for bit \
+            (PPO rounds: also the value model and its optimizer state, and the advantages recomputed from \
+            the buffer): it prints the recorded and replayed SHA-256 sums and exits 0 only if they are \
+            identical. With --config OVERRIDE.yaml (an `algorithm:` section: another beta, loss_type or \
+            learning_rate; for PPO also cliprange, lam, gamma, vf_coef…) it writes a counterfactual \
             checkpoint and metrics.json to --out.
             """)
 

@@ -8,13 +8,13 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Summarise, filter, export or compare rollout buffers.",
         discussion: """
-            PATH is a buffer file (NAME.jsonl.zst, with NAME.manifest.json beside it), a round directory, or a
-            campaign directory with --round N. The summary shows counts, score statistics, response lengths,
-            length bias (correlation of length and score; chosen − rejected length gap), mode collapse
-            (distinct-1/2, duplicate responses per prompt), finish reasons, and the top and bottom examples
+            PATH is a buffer file (NAME.jsonl.zst, with NAME.manifest.json beside it), a round directory, or a \
+            campaign directory with --round N. The summary shows counts, score statistics, response lengths, \
+            length bias (correlation of length and score; chosen − rejected length gap), mode collapse \
+            (distinct-1/2, duplicate responses per prompt), finish reasons, and the top and bottom examples \
             by score. Every read verifies the zstd checksum, each record and the manifest's SHA-256.
 
-            --where takes conditions joined by 'and': FIELD OP VALUE, OP one of < <= > >= == !=, fields
+            --where takes conditions joined by 'and': FIELD OP VALUE, OP one of < <= > >= == !=, fields \
             score, length, prompt_index, sample_index, logprob_sum, logprob_mean, finish_reason, labeller.
             Example: rondo inspect run/rounds/000003 --where 'score < 0 and length > 20' --show 5
             """)

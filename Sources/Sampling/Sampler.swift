@@ -136,8 +136,13 @@ public final class Sampler {
                     guard let tok = sel.select(lr, temperature: cfg.temperature, topK: cfg.topK, topP: cfg.topP,
                                                uniform: picks.uniform[k]) else { picks.token[k] = -1; continue }
                     picks.token[k] = tok
-                    logSoftmaxGatherForward(logp: picks.logp + k, lse: picks.lse + k, logits: lr,
-                                            target: picks.token + k, rows: 1, vocab: V)
+                    if let l = sel.logSumExp {  // temperature 1: the selection already summed the row
+                        picks.lse[k] = l
+                        picks.logp[k] = lr[Int(tok)] - l
+                    } else {
+                        logSoftmaxGatherForward(logp: picks.logp + k, lse: picks.lse + k, logits: lr,
+                                                target: picks.token + k, rows: 1, vocab: V)
+                    }
                 }
             }
             for k in 0..<m {

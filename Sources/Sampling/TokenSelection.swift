@@ -24,6 +24,10 @@ public final class TokenSelector {
     private let order: UnsafeMutablePointer<Int32>      // [V] candidate ids, ranked
     private let blockSums: UnsafeMutablePointer<Double> // [V / 64 + 1]
     private static let block = 64
+    /// After a `select` at temperature 1: log Σ exp(logits), computed exactly as
+    /// `logSoftmaxGatherForward` computes it (same max, same exponentials, same summation), so the
+    /// caller can reuse it for the token's log-probability; nil after any other selection.
+    public private(set) var logSumExp: Float? = nil
 
     /// Allocates the scratch for rows of `vocabSize` logits.
     public init(vocabSize: Int) {
@@ -55,11 +59,12 @@ public final class TokenSelector {
         -> Int32?
     {
         let V = vocabSize
+        logSumExp = nil
         if temperature == 0 { return argmax(logits) }
         let m = vmax(logits, V)
         guard m.isFinite else { return nil }
         if temperature == 1 {
-            _ = vexpShifted(weights, logits, m, V)
+            logSumExp = m + logf(vexpShifted(weights, logits, m, V))
         } else {
             let inv = 1 / temperature
             for i in 0..<V { weights[i] = (logits[i] - m) * inv }
@@ -115,16 +120,30 @@ public final class TokenSelector {
     /// Σ weights in the fixed association (64-blocks sequential inside, blocks in order).
     private func sumIDOrder() -> Double {
         let V = vocabSize, bs = Self.block
-        var total = 0.0
-        var b = 0, lo = 0
+        var b = 0
+        // Eight whole blocks at once, one per SIMD lane: each lane adds its block's weights in
+        // order from 0, exactly as the scalar loop below, so the sums are the same bits; the eight
+        // independent chains just do not wait for each other.
+        while (b + 8) * bs <= V {
+            let w = weights + b * bs
+            var s = SIMD8<Double>(repeating: 0)
+            for i in 0..<bs {
+                s += SIMD8<Double>(Double(w[i]), Double(w[bs + i]), Double(w[2 * bs + i]), Double(w[3 * bs + i]),
+                                   Double(w[4 * bs + i]), Double(w[5 * bs + i]), Double(w[6 * bs + i]), Double(w[7 * bs + i]))
+            }
+            for j in 0..<8 { blockSums[b + j] = s[j] }
+            b += 8
+        }
+        var lo = b * bs
         while lo < V {
             let hi = min(V, lo + bs)
             var s = 0.0
             for i in lo..<hi { s += Double(weights[i]) }
             blockSums[b] = s
-            total += s
             b += 1; lo = hi
         }
+        var total = 0.0
+        for k in 0..<b { total += blockSums[k] }
         return total
     }
 

@@ -37,7 +37,8 @@ public enum RoundUpdate {
         run.batchSize = a.batchSize
         run.seed = seed &+ UInt64(round) &* 0x9E37_79B9_7F4A_7C15
         let plan = TrainingPlan(examples: examples.count, run: run)
-        let loss = DPOLossConfig(lossType: DPOLossType(rawValue: a.lossType) ?? .sigmoid, beta: a.beta, labelSmoothing: a.labelSmoothing)
+        let loss = DPOLossConfig(lossType: DPOLossType(rawValue: a.lossType) ?? .sigmoid, beta: a.beta, labelSmoothing: a.labelSmoothing,
+                                 rpoAlpha: a.rpoAlpha)
         let schedule = LRSchedule(kind: .constant, peak: a.learningRate, warmupSteps: a.warmupSteps, totalSteps: 1 << 40)
         let trainer = Trainer(model: model, optimizer: optimizer, schedule: schedule, maxGradNorm: a.maxGradNorm)
         let bs = max(1, min(a.batchSize, examples.count))
@@ -45,7 +46,7 @@ public enum RoundUpdate {
         let ws = LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)
         let pad = Int32(model.config.padTokenID ?? model.config.eosTokenIDs.first ?? 0)
         var metrics = DPOMetrics()
-        var gradNorm = 0.0, lr = 0.0, nll = 0.0
+        var gradNorm = 0.0, lr = 0.0
         for s in 0..<plan.lastStep {
             let micro = plan.microBatches(step: s)
             let pairsInStep = micro.reduce(0) { $0 + $1.count }
@@ -54,10 +55,9 @@ public enum RoundUpdate {
                 let b = DPOJob.batch(idx.map { examples[$0] }, pad: pad)
                 let out = try model.forward(b, workspace: ws)
                 let refRows = idx.map { referenceSums[$0].0 } + idx.map { referenceSums[$0].1 }
-                var l = DPOLoss.compute(policyOutput: out, batch: b, referenceLogps: refRows, config: loss,
+                let l = DPOLoss.compute(policyOutput: out, batch: b, referenceLogps: refRows, config: loss,
                                         pairsInStep: pairsInStep, metrics: &metrics)
                 guard l.loss.isFinite else { return l.loss }
-                if a.rpoAlpha > 0 { nll += addChosenNLL(&l, output: out, batch: b, alpha: a.rpoAlpha) }
                 l.outputGradient.withUnsafeBufferPointer {
                     model.backward(b, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
                 }
@@ -67,28 +67,7 @@ public enum RoundUpdate {
             lr = stats.learningRate
         }
         let steps = Double(max(1, plan.lastStep))
-        return metrics.values + [("nll_loss", nll / steps), ("grad_norm", gradNorm / steps), ("learning_rate", lr),
+        return metrics.values + [("grad_norm", gradNorm / steps), ("learning_rate", lr),
                                  ("train/pairs", Double(examples.count)), ("train/steps", Double(plan.lastStep))]
     }
-}
-
-/// TRL's RPO term (`rpo_alpha`, Pang et al. 2024): alpha × the mean negative log-likelihood of the
-/// chosen responses' tokens (rows 0..<K of a DPO batch), added to the loss and its gradient.
-/// Returns the NLL. DPO alone tends to lower the chosen responses' likelihood too; this keeps it up.
-func addChosenNLL(_ l: inout LossResult, output: UnsafeBufferPointer<Float>, batch b: TokenBatch, alpha: Double) -> Double {
-    let K = b.batch / 2, T = b.seqLen
-    var count = 0
-    for k in 0..<K { count += max(0, b.lengths[k] - max(1, b.scoreFrom[k])) }
-    guard count > 0 else { return 0 }
-    var sum = 0.0
-    let g = Float(-alpha / Double(count))
-    for k in 0..<K {
-        for j in max(1, b.scoreFrom[k])..<max(1, b.lengths[k]) {
-            sum += Double(output[k * T + j])
-            l.outputGradient[k * T + j] += g
-        }
-    }
-    let nll = -sum / Double(count)
-    l.loss += Float(alpha * nll)
-    return nll
 }

@@ -34,6 +34,8 @@ struct DPO: ParsableCommand {
     var labelSmoothing: Double = 0
     @Flag(help: "NOT TRL: per-token mean log-probs in the loss instead of sums (not for ipo).")
     var lengthNormalized = false
+    @Option(help: "TRL's rpo_alpha: add alpha × the mean NLL of the chosen completions' tokens (0 = plain DPO).")
+    var rpoAlpha: Double = 0
     @Flag(help: "Print the loss and metrics over the whole data file as one JSON line; no training, no --out.")
     var evalOnly = false
     @Flag(help: "Continue the interrupted run whose checkpoint is --model (same options).")
@@ -48,7 +50,8 @@ struct DPO: ParsableCommand {
     func run() throws {
         var o = DPOOptions(model: URL(fileURLWithPath: model), data: URL(fileURLWithPath: data), out: out.map { URL(fileURLWithPath: $0) })
         o.reference = reference.map { URL(fileURLWithPath: $0) }
-        o.loss = DPOLossConfig(lossType: lossType, beta: beta, labelSmoothing: labelSmoothing, lengthNormalized: lengthNormalized)
+        o.loss = DPOLossConfig(lossType: lossType, beta: beta, labelSmoothing: labelSmoothing, lengthNormalized: lengthNormalized,
+                               rpoAlpha: rpoAlpha)
         o.evalOnly = evalOnly; o.resume = resume; o.threads = compute.threads
         o.run = training.run; o.optimizer = training.optimizer(defaultLR: 1e-6)
         try runTraining(evalOnly: evalOnly) { try DPOJob.run(o, progress: $0) }

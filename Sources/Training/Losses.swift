@@ -123,11 +123,27 @@ public struct DPOLossConfig: Codable, Sendable, Equatable {
     public var labelSmoothing: Double = 0
     /// NOT TRL: use per-token mean log-probs instead of sums in the loss (rewards stay summed).
     public var lengthNormalized: Bool = false
+    /// TRL's `rpo_alpha` (Pang et al. 2024): adds alpha × the mean negative log-likelihood of the
+    /// chosen completions' tokens; 0 = plain DPO.
+    public var rpoAlpha: Double = 0
 
     public init(lossType: DPOLossType = .sigmoid, beta: Double = 0.1, labelSmoothing: Double = 0,
-                lengthNormalized: Bool = false) {
+                lengthNormalized: Bool = false, rpoAlpha: Double = 0) {
         self.lossType = lossType; self.beta = beta; self.labelSmoothing = labelSmoothing
-        self.lengthNormalized = lengthNormalized
+        self.lengthNormalized = lengthNormalized; self.rpoAlpha = rpoAlpha
+    }
+
+    enum CodingKeys: String, CodingKey { case lossType, beta, labelSmoothing, lengthNormalized, rpoAlpha }
+
+    /// Keys missing from older training_args.json files take their defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = DPOLossConfig()
+        lossType = try c.decodeIfPresent(DPOLossType.self, forKey: .lossType) ?? d.lossType
+        beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? d.beta
+        labelSmoothing = try c.decodeIfPresent(Double.self, forKey: .labelSmoothing) ?? d.labelSmoothing
+        lengthNormalized = try c.decodeIfPresent(Bool.self, forKey: .lengthNormalized) ?? d.lengthNormalized
+        rpoAlpha = try c.decodeIfPresent(Double.self, forKey: .rpoAlpha) ?? d.rpoAlpha
     }
 
     /// Cross-field checks.
@@ -139,6 +155,7 @@ public struct DPOLossConfig: Codable, Sendable, Equatable {
         if labelSmoothing != 0 && lossType != .robust {
             throw JobError("--label-smoothing only affects --loss-type robust (as in trl 1.16, where 'sigmoid' ignores it); remove it or use robust")
         }
+        guard rpoAlpha >= 0, rpoAlpha.isFinite else { throw JobError("--rpo-alpha must be ≥ 0, got \(rpoAlpha)") }
         if lengthNormalized && lossType == .ipo {
             throw JobError("--length-normalized does not apply to ipo, which is already length-normalised")
         }
@@ -248,7 +265,32 @@ public enum DPOLoss {
             rowGrad[k + K] = r.dPolicyRejected / n
             metrics.add(p, r)
         }
-        return LossResult(loss: Float(loss / n), outputGradient: outputGradient(batch: batch, rowGradients: rowGrad))
+        var result = LossResult(loss: Float(loss / n), outputGradient: outputGradient(batch: batch, rowGradients: rowGrad))
+        if config.rpoAlpha > 0 && result.loss.isFinite {
+            metrics.addNLL(addChosenNLL(&result, output: policyOutput, batch: batch, alpha: config.rpoAlpha))
+        }
+        return result
+    }
+
+    /// TRL's RPO term: alpha × the mean negative log-likelihood of the chosen completions' tokens
+    /// (rows 0..<K of the batch), added to the loss and its gradient. Returns the NLL. DPO alone
+    /// tends to lower the chosen completions' likelihood too; this keeps it up.
+    static func addChosenNLL(_ l: inout LossResult, output: UnsafeBufferPointer<Float>, batch b: TokenBatch, alpha: Double) -> Double {
+        let K = b.batch / 2, T = b.seqLen
+        var count = 0
+        for k in 0..<K { count += max(0, b.lengths[k] - max(1, b.scoreFrom[k])) }
+        guard count > 0 else { return 0 }
+        var sum = 0.0
+        let g = Float(-alpha / Double(count))
+        for k in 0..<K {
+            for j in max(1, b.scoreFrom[k])..<max(1, b.lengths[k]) {
+                sum += Double(output[k * T + j])
+                l.outputGradient[k * T + j] += g
+            }
+        }
+        let nll = -sum / Double(count)
+        l.loss += Float(alpha * nll)
+        return nll
     }
 }
 
@@ -256,6 +298,7 @@ public enum DPOLoss {
 public struct DPOMetrics: Sendable {
     public private(set) var pairs = 0
     var loss = 0.0, chosen = 0.0, rejected = 0.0, correct = 0, margin = 0.0, logpsChosen = 0.0, logpsRejected = 0.0
+    var nll = 0.0, nllTerms = 0
 
     public init() {}
 
@@ -271,14 +314,18 @@ public struct DPOMetrics: Sendable {
         logpsRejected += p.policyRejected
     }
 
-    /// `loss` and the reward metrics, named as TRL logs them, in a fixed order.
+    /// Adds one batch's RPO negative log-likelihood.
+    public mutating func addNLL(_ x: Double) { nll += x; nllTerms += 1 }
+
+    /// `loss` (the DPO part) and the reward metrics, named as TRL logs them, in a fixed order; with
+    /// RPO also `nll_loss`, the mean over batches.
     public var values: [(String, Double)] {
         let n = Double(max(1, pairs))
         return [
             ("loss", loss / n), ("rewards/chosen", chosen / n), ("rewards/rejected", rejected / n),
             ("rewards/accuracies", Double(correct) / n), ("rewards/margins", margin / n),
             ("logps/chosen", logpsChosen / n), ("logps/rejected", logpsRejected / n),
-        ]
+        ] + (nllTerms > 0 ? [("nll_loss", nll / Double(nllTerms))] : [])
     }
 }
 

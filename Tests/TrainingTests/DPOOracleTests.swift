@@ -129,6 +129,35 @@ import TestSupport
         expectClose([Float(TinyTask.metric(m, "margin"))], Oracle.floats(rm["margin"]), 1e-5, "BT margin")
     }
 
+    /// TRL's rpo_alpha: loss + alpha × the mean NLL of the chosen completions' tokens, with its
+    /// gradient −alpha / count at each of those tokens and nothing elsewhere.
+    @Test func rpoAlphaAddsTheChosenNLL() throws {
+        let (b, _, ref, out) = try run()
+        var m0 = DPOMetrics(), m1 = DPOMetrics()
+        var withRPO = lossConfig(.sigmoid)
+        withRPO.rpoAlpha = 0.5
+        let plain = compute(out, b, ref, lossConfig(.sigmoid), &m0), rpo = compute(out, b, ref, withRPO, &m1)
+        let (sums, tokens) = out.withUnsafeBufferPointer { DPOLoss.sequenceLogps(output: $0, batch: b) }
+        let count = tokens[0..<4].reduce(0, +)
+        let nll = -sums[0..<4].reduce(0, +) / Double(count)
+        let reported = m1.values.first { $0.0 == "nll_loss" }?.1
+        #expect(reported.map { abs($0 - nll) <= 1e-12 * abs(nll) } == true, "nll_loss \(String(describing: reported)) vs \(nll)")
+        #expect(!m0.values.contains { $0.0 == "nll_loss" })
+        #expect(rpo.loss == plain.loss + Float(0.5 * nll))
+        let T = b.seqLen, g = Float(-0.5 / Double(count))
+        for r in 0..<8 {
+            for t in 0..<T {
+                let chosenToken = r < 4 && t >= b.scoreFrom[r] && t < b.lengths[r]
+                let i = r * T + t
+                #expect(rpo.outputGradient[i] == plain.outputGradient[i] + (chosenToken ? g : 0), "row \(r), position \(t)")
+            }
+        }
+        // A training_args.json written before rpo_alpha existed still decodes (alpha 0).
+        let old = try JSONDecoder().decode(DPOLossConfig.self, from: Data(#"{"lossType": "ipo", "beta": 0.2, "labelSmoothing": 0, "lengthNormalized": false}"#.utf8))
+        #expect(old == DPOLossConfig(lossType: .ipo, beta: 0.2))
+        #expect(throws: JobError.self) { try DPOLossConfig(rpoAlpha: -1).validate() }
+    }
+
     /// The not-TRL length-normalised option equals sigmoid on per-token mean log-probs.
     @Test func lengthNormalisedOption() {
         let p = DPOPairLogps(policyChosen: -6, policyRejected: -9, referenceChosen: -7, referenceRejected: -8, chosenTokens: 3, rejectedTokens: 2)

@@ -10,6 +10,29 @@ struct Bench: ParsableCommand {
         subcommands: [BenchTrain.self, BenchBuffer.self, BenchTokenize.self, BenchDPO.self, BenchPPO.self, BenchSample.self])
 }
 
+/// --model DIR or --config CONFIG.json: the model a bench runs on.
+struct BenchModelSource: ParsableArguments {
+    @Option(help: "HF model directory.")
+    var model: String?
+    @Option(help: "HF config.json (random init, seed 1234) instead of --model.")
+    var config: String?
+
+    func validate() throws {
+        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model or --config") }
+    }
+
+    var url: URL { URL(fileURLWithPath: model ?? config!) }
+    var isConfig: Bool { config != nil }
+}
+
+/// Runs a bench with a progress line on standard error, then prints its JSON line.
+func printBench(progressEvery every: Int = 10, _ body: (@escaping (String) -> Void) throws -> String) throws {
+    let progress = ProgressLine(every: every)
+    let line = try body(progress.update)
+    progress.finish()
+    print(line)
+}
+
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
@@ -20,10 +43,7 @@ struct BenchTrain: ParsableCommand {
             machine's 191.7 GFLOP/s sgemm ceiling.
             """)
 
-    @Option(help: "HF model directory.")
-    var model: String?
-    @Option(help: "HF config.json (random init, seed 1234) instead of --model.")
-    var config: String?
+    @OptionGroup var source: BenchModelSource
     @Option(help: "Sequences per step.")
     var batch: Int = 8
     @Option(help: "Tokens per sequence.")
@@ -34,16 +54,9 @@ struct BenchTrain: ParsableCommand {
     var warmup: Int = 2
     @OptionGroup var compute: ComputeOptions
 
-    func validate() throws {
-        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model or --config") }
-    }
-
     func run() throws {
-        var o = TrainBenchOptions(source: URL(fileURLWithPath: model ?? config!), sourceIsConfig: config != nil)
+        var o = TrainBenchOptions(source: source.url, sourceIsConfig: source.isConfig)
         o.batch = batch; o.seqLen = seq; o.steps = steps; o.warmup = warmup; o.threads = compute.threads
-        let progress = ProgressLine()
-        let line = try TrainBench.run(o, progress: progress.update)
-        progress.finish()
-        print(line)
+        try printBench { try TrainBench.run(o, progress: $0) }
     }
 }

@@ -15,10 +15,7 @@ struct BenchDPO: ParsableCommand {
             ms_per_step (medians), peak_rss_mib, phase times, FLOPs and MFU.
             """)
 
-    @Option(help: "HF model directory.")
-    var model: String?
-    @Option(help: "HF config.json (random init, seed 1234) instead of --model.")
-    var config: String?
+    @OptionGroup var source: BenchModelSource
     @Option(help: "Preference pairs per step.")
     var pairs: Int = 4
     @Option(help: "Prompt tokens per pair.")
@@ -31,17 +28,10 @@ struct BenchDPO: ParsableCommand {
     var warmup: Int = 2
     @OptionGroup var compute: ComputeOptions
 
-    func validate() throws {
-        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model or --config") }
-    }
-
     func run() throws {
-        var o = DPOBenchOptions(source: URL(fileURLWithPath: model ?? config!), sourceIsConfig: config != nil)
+        var o = DPOBenchOptions(source: source.url, sourceIsConfig: source.isConfig)
         o.pairs = pairs; o.promptLen = promptLen; o.responseLen = responseLen; o.steps = steps; o.warmup = warmup
         o.threads = compute.threads
-        let progress = ProgressLine()
-        let line = try DPOBench.run(o, progress: progress.update)
-        progress.finish()
-        print(line)
+        try printBench { try DPOBench.run(o, progress: $0) }
     }
 }

@@ -15,10 +15,7 @@ struct BenchPPO: ParsableCommand {
             Keys: tokens_per_s, ms_per_step (median), peak_rss_mib, parameter counts.
             """)
 
-    @Option(help: "HF model directory (the policy).")
-    var model: String?
-    @Option(help: "HF config.json (random init, seed 1234) instead of --model.")
-    var config: String?
+    @OptionGroup var source: BenchModelSource
     @Option(help: "Samples per minibatch.")
     var rows: Int = 8
     @Option(help: "Prompt tokens per row.")
@@ -31,17 +28,10 @@ struct BenchPPO: ParsableCommand {
     var warmup: Int = 2
     @OptionGroup var compute: ComputeOptions
 
-    func validate() throws {
-        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model or --config") }
-    }
-
     func run() throws {
-        var o = PPOBenchOptions(source: URL(fileURLWithPath: model ?? config!), sourceIsConfig: config != nil)
+        var o = PPOBenchOptions(source: source.url, sourceIsConfig: source.isConfig)
         o.rows = rows; o.promptLen = promptLen; o.responseLen = responseLen; o.steps = steps; o.warmup = warmup
         o.threads = compute.threads
-        let progress = ProgressLine()
-        let line = try PPOBench.run(o, progress: progress.update)
-        progress.finish()
-        print(line)
+        try printBench { try PPOBench.run(o, progress: $0) }
     }
 }

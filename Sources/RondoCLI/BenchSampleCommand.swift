@@ -14,10 +14,7 @@ struct BenchSample: ParsableCommand {
             (batch · new tokens / whole call), prefill_ms, decode_ms_per_token_step (medians), peak_rss_mib.
             """)
 
-    @Option(help: "HF model directory.")
-    var model: String?
-    @Option(help: "HF config.json (random init, seed 1234) instead of --model.")
-    var config: String?
+    @OptionGroup var source: BenchModelSource
     @Option(help: "Sequences decoded at once.")
     var batch: Int = 1
     @Option(help: "Random prompt tokens per sequence.")
@@ -30,17 +27,10 @@ struct BenchSample: ParsableCommand {
     var warmup: Int = 1
     @OptionGroup var compute: ComputeOptions
 
-    func validate() throws {
-        guard (model == nil) != (config == nil) else { throw ValidationError("give exactly one of --model or --config") }
-    }
-
     func run() throws {
-        var o = SampleBenchOptions(source: URL(fileURLWithPath: model ?? config!), sourceIsConfig: config != nil)
+        var o = SampleBenchOptions(source: source.url, sourceIsConfig: source.isConfig)
         o.batch = batch; o.promptLen = promptLen; o.newTokens = newTokens; o.repeats = repeats; o.warmup = warmup
         o.threads = compute.threads
-        let progress = ProgressLine(every: 1)
-        let line = try SampleBench.run(o, progress: progress.update)
-        progress.finish()
-        print(line)
+        try printBench(progressEvery: 1) { try SampleBench.run(o, progress: $0) }
     }
 }

@@ -17,21 +17,26 @@ private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
 /// h[N, F] = silu(gu[:, :F]) ⊙ gu[:, F:].
 public func swigluForward(h: FloatPtr, gu: ConstFloatPtr, rows: Int, hidden f: Int) {
     parallelRows(rows) { range in
-        for n in range {
-            let g = gu + n * 2 * f, u = g + f, hr = h + n * f
-            var i = 0
-            while i + 16 <= f {
-                let gv = load16(g + i)
-                let sig = 1 / (1 + exp16(-gv))
-                store16(gv * sig * load16(u + i), hr + i)
-                i += 16
-            }
-            while i < f {
-                let sig = 1 / (1 + expf(-g[i]))
-                hr[i] = g[i] * sig * u[i]
-                i += 1
-            }
-        }
+        for n in range { swigluRow(h: h + n * f, gu: gu + n * 2 * f, hidden: f, columns: 0..<f) }
+    }
+}
+
+/// One row's h[c] = silu(g[c]) · u[c] for c in `columns` (g = gu[0..<F], u = gu[F..<2F]): 16 lanes
+/// at a time, then scalar. With `columns.lowerBound` a multiple of 16, every column gets the same
+/// arithmetic as in a whole-row call, so a row computed in column tiles has the same bits.
+public func swigluRow(h: FloatPtr, gu: ConstFloatPtr, hidden f: Int, columns: Range<Int>) {
+    let g = gu, u = gu + f
+    var i = columns.lowerBound
+    while i + 16 <= columns.upperBound {
+        let gv = load16(g + i)
+        let sig = 1 / (1 + exp16(-gv))
+        store16(gv * sig * load16(u + i), h + i)
+        i += 16
+    }
+    while i < columns.upperBound {
+        let sig = 1 / (1 + expf(-g[i]))
+        h[i] = g[i] * sig * u[i]
+        i += 1
     }
 }
 

@@ -54,7 +54,6 @@
 // identical samples at batch size 1 and 64 and with 1 and 2 threads.
 
 import Kernels
-import Foundation
 
 /// Keys (after RoPE) and values of every layer for up to `slots` sequences of `maxLen` positions.
 public final class KVCache: @unchecked Sendable {
@@ -489,7 +488,7 @@ public final class LlamaDecoder: @unchecked Sendable {
                     r += R
                 }
             }
-            for i in 0..<m { swigluColumns(act + i * F, gu + i * 2 * F, F, f0, f0 + width) }
+            for i in 0..<m { swigluRow(h: act + i * F, gu: gu + i * 2 * F, hidden: F, columns: f0..<(f0 + width)) }
         }
     }
 
@@ -566,24 +565,6 @@ private enum Epilogue {
     case none
     /// res[i, tile] += y[i, tile] (the residual connection).
     case addTo(FloatPtr, rows: Int)
-}
-
-/// h[c0..<c1] = silu(g) ⊙ u for one row (g = gu[0..<F], u = gu[F..<2F]), with `swigluForward`'s
-/// arithmetic: 16 lanes up to F rounded down to 16 (c0 must be a multiple of 16), scalar after.
-@inline(__always) private func swigluColumns(_ h: FloatPtr, _ gu: ConstFloatPtr, _ f: Int, _ c0: Int, _ c1: Int) {
-    let g = gu, u = gu + f
-    var i = c0
-    while i + 16 <= c1 {
-        let gv = load16(g + i)
-        let sig = 1 / (1 + exp16(-gv))
-        store16(gv * sig * load16(u + i), h + i)
-        i += 16
-    }
-    while i < c1 {
-        let sig = 1 / (1 + expf(-g[i]))
-        h[i] = g[i] * sig * u[i]
-        i += 1
-    }
 }
 
 @inline(__always) private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {

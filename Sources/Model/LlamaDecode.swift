@@ -159,8 +159,7 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     private let capacity: Int       // R: rows of every per-token scratch buffer (a multiple of the tile)
     private let headCapacity: Int   // rows of the LM-head buffers: S + tile padding
-    private let arena: FloatPtr
-    private let arenaCount: Int
+    private let arena: FloatArena
     private let x: FloatPtr         // [R, C] residual stream
     private let h: FloatPtr         // [R, C] normed input of a projection
     private let qkv: FloatPtr       // [R, QKV]
@@ -208,14 +207,10 @@ public final class LlamaDecoder: @unchecked Sendable {
         headCapacity = slots + tile
         let R = capacity, H = headCapacity
         let sizes = [R * C, R * C, R * QKV, R * A, R * C, R * 2 * F, R * F, R, H * C, H * C, H * V]
-        let rounded = sizes.map { ($0 + 15) & ~15 }
-        arenaCount = rounded.reduce(0, +)
-        arena = UnsafeMutableRawPointer.allocate(byteCount: arenaCount * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: arenaCount)
-        arena.initialize(repeating: 0, count: arenaCount)
-        var next = arena
+        let memory = FloatArena(sizes: sizes)
+        arena = memory
         var k = 0
-        func take() -> FloatPtr { defer { next += rounded[k]; k += 1 }; return next }
+        func take() -> FloatPtr { defer { k += 1 }; return memory.blocks[k] }
         x = take(); h = take(); qkv = take(); att = take(); proj = take(); gu = take(); act = take()
         rstd = take(); headIn = take(); headNorm = take(); logits = take()
         scoreTasks = max(1, Threads.count)
@@ -231,14 +226,13 @@ public final class LlamaDecoder: @unchecked Sendable {
     }
 
     deinit {
-        UnsafeMutableRawPointer(arena).deallocate()
         scores.deallocate()
         sink.deallocate()
         tokSlot.deallocate(); tokPos.deallocate(); tokID.deallocate(); headRow.deallocate(); seen.deallocate()
     }
 
     /// Bytes held by the cache and the scratch.
-    public var byteCount: Int { cache.byteCount + (arenaCount + scoreTasks * scoreRows) * 4 + capacity * 20 }
+    public var byteCount: Int { cache.byteCount + (arena.count + scoreTasks * scoreRows) * 4 + capacity * 20 }
 
     /// Logits per row (V).
     public var vocabSize: Int { model.config.vocabSize }

@@ -14,8 +14,7 @@ public final class LlamaWorkspace: @unchecked Sendable {
     /// Rows of logits computed per sgemm chunk of the LM head.
     public let logitChunkRows: Int
 
-    private let arena: UnsafeMutablePointer<Float>
-    private let arenaCount: Int
+    private let arena: FloatArena
 
     // Per layer l (arrays of L pointers), and the residual stream resid[0...L].
     let resid: [FloatPtr]      // [N, C] input of layer l; resid[L] is the trunk output
@@ -74,14 +73,10 @@ public final class LlamaWorkspace: @unchecked Sendable {
         sizes += [n * C, logitChunkRows * V, n, n, n]                          // hsel, logits, lse, logpSel, output
         sizes += [n * C, n * C, n * max(C, A), n * QKV, n * 2 * F, n * F, n * C]  // backward
         sizes += [c.numHeads * maxSeqLen * maxSeqLen, normScratchParts * max(C, 16)]
-        let rounded = sizes.map { ($0 + 15) & ~15 }  // keep every block 64-byte aligned
-        arenaCount = rounded.reduce(0, +)
-        arena = UnsafeMutableRawPointer.allocate(byteCount: arenaCount * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: arenaCount)
-        arena.initialize(repeating: 0, count: arenaCount)
-        var next = arena
+        let memory = FloatArena(sizes: sizes)
+        arena = memory
         var k = 0
-        func take() -> FloatPtr { defer { next += rounded[k]; k += 1 }; return next }
+        func take() -> FloatPtr { defer { k += 1 }; return memory.blocks[k] }
         resid = (0...L).map { _ in take() }
         var n1: [FloatPtr] = [], r1: [FloatPtr] = [], q: [FloatPtr] = [], pr: [FloatPtr] = [], at: [FloatPtr] = []
         var md: [FloatPtr] = [], n2: [FloatPtr] = [], r2: [FloatPtr] = [], gu: [FloatPtr] = [], ac: [FloatPtr] = []
@@ -99,11 +94,31 @@ public final class LlamaWorkspace: @unchecked Sendable {
     }
 
     deinit {
-        UnsafeMutableRawPointer(arena).deallocate()
         sel.deallocate()
         target.deallocate()
     }
 
     /// Bytes held by this workspace.
-    public var byteCount: Int { arenaCount * 4 + maxRows * 12 }
+    public var byteCount: Int { arena.count * 4 + maxRows * 12 }
+}
+
+/// One zeroed allocation carved into float blocks of the given sizes, in order, each starting on a
+/// 64-byte boundary; freed with the arena.
+final class FloatArena {
+    /// Floats allocated (the sizes rounded up to multiples of 16).
+    let count: Int
+    let blocks: [FloatPtr]
+    private let base: FloatPtr
+
+    init(sizes: [Int]) {
+        let rounded = sizes.map { ($0 + 15) & ~15 }
+        count = rounded.reduce(0, +)
+        base = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(1, count))
+        base.initialize(repeating: 0, count: count)
+        var next = base
+        blocks = rounded.map { n in defer { next += n }; return next }
+    }
+
+    deinit { UnsafeMutableRawPointer(base).deallocate() }
 }

@@ -22,15 +22,13 @@
 // single-threaded, with the rows padded with zero rows to a multiple of 4 (`tiledLinear`). A
 // row's bits then depend only on its own values: the call shape never changes, and a BLAS
 // computes each row of a product independently of the other rows and of its position (checked:
-// 22,100 rows × positions × shapes, no difference). Each worker of the decoder's team takes the same contiguous column tiles at
-// every call and loops over the row groups with its weight tile in cache. Before its sgemm calls
-// a worker reads the tile (one contiguous block of W) sequentially, one load per cache line
-// (`stream`): the small kernel's own first pass reads four weight rows at a time with stride K and
-// gets ~6 GB/s from memory on this machine, a plain sequential read ~19 GB/s, so the streamed tile
-// is then read from cache by every row group. The reads change no result. Measured, `bench sample`
-// decode ms per step without → with the streaming read and the fused elementwise work below (2
-// threads, back to back on a machine shared with other jobs, so ranges): S batch 1 0.41–0.66 →
-// 0.35–0.50, batch 16 2.5–3.3 → 1.9–2.2; M batch 1 8.5 → 5.4–6.0, batch 16 15.9–21.3 → 13.2–13.9.
+// 22,100 rows × positions × shapes, no difference). The weights are read from a copy made when the
+// decoder is created (`DecodeWeights`), each 64-row tile stored transposed and contiguous, so
+// the calls are the [4, 64, K] "NN" product and the kernel reads a tile front to back: the hardware
+// prefetcher streams it while the arithmetic runs. Each worker of the decoder's team takes the same
+// contiguous column tiles at every call and loops over the row groups with its tile in cache.
+// Measured, `bench sample` decode ms per step, M model, 2 threads: batch 1 5.3 (the HF layout with
+// a sequential read of each tile before its calls) → 2.9 (tiled copy); batch 16 13.1 → 10.7.
 // Elementwise work that only needs a tile's own columns runs in the product's region, by the
 // worker that computed the tile: the residual add after o_proj and down_proj, and SwiGLU (the
 // gate and up halves of a tile pair go to the same worker), instead of on the calling thread
@@ -150,8 +148,10 @@ public let decodeTileColumns = 64
 /// computed) and only the listed slots do work, so finished sequences cost nothing. A row's
 /// logits are bit-identical whatever the other rows, their number and the thread count.
 public final class LlamaDecoder: @unchecked Sendable {
-    /// The model decoded; its parameters are read in place at every call (no copy).
+    /// The model decoded. Its matrices are copied into `weights` when the decoder is created; the
+    /// embedding and norm vectors are read in place.
     public let model: LlamaModel
+    private let weights: DecodeWeights
     /// Keys and values of the sequences in flight.
     public let cache: KVCache
     /// Most token rows one forward pass processes (prefill runs in chunks of this many).
@@ -173,7 +173,6 @@ public final class LlamaDecoder: @unchecked Sendable {
     private let logits: FloatPtr    // [S + tile, V]
     private var scores: FloatPtr    // [scoreTasks, NH/NKV, Lmax] attention scores, one block per worker
     private var scoreTasks: Int
-    private var sink: FloatPtr      // [scoreTasks · 16] results of `stream`, one cache line per worker
     private let scoreRows: Int      // NH/NKV · Lmax
     private let tokSlot: UnsafeMutablePointer<Int>    // [R]
     private let tokPos: UnsafeMutablePointer<Int>     // [R]
@@ -201,6 +200,7 @@ public final class LlamaDecoder: @unchecked Sendable {
         let tokens = max(slots, maxTokensPerCall ?? 512)
         let tile = decodeTileRows
         self.model = model
+        self.weights = DecodeWeights(model: model)
         self.cache = KVCache(config: c, slots: slots, maxLen: maxLen)
         self.maxTokensPerCall = tokens
         capacity = (tokens + tile - 1) / tile * tile
@@ -217,8 +217,6 @@ public final class LlamaDecoder: @unchecked Sendable {
         scoreRows = c.numHeads / c.numKVHeads * maxLen
         scores = .allocate(capacity: scoreTasks * scoreRows)
         scores.initialize(repeating: 0, count: scoreTasks * scoreRows)
-        sink = .allocate(capacity: scoreTasks * 16)
-        sink.initialize(repeating: 0, count: scoreTasks * 16)
         tokSlot = .allocate(capacity: R); tokPos = .allocate(capacity: R); tokID = .allocate(capacity: R)
         headRow = .allocate(capacity: slots)
         seen = .allocate(capacity: slots)
@@ -227,12 +225,13 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     deinit {
         scores.deallocate()
-        sink.deallocate()
         tokSlot.deallocate(); tokPos.deallocate(); tokID.deallocate(); headRow.deallocate(); seen.deallocate()
     }
 
-    /// Bytes held by the cache and the scratch.
-    public var byteCount: Int { cache.byteCount + (arena.count + scoreTasks * scoreRows) * 4 + capacity * 20 }
+    /// Bytes held by the cache, the tiled weights and the scratch.
+    public var byteCount: Int {
+        cache.byteCount + weights.byteCount + (arena.count + scoreTasks * scoreRows) * 4 + capacity * 20
+    }
 
     /// Logits per row (V).
     public var vocabSize: Int { model.config.vocabSize }
@@ -334,9 +333,6 @@ public final class LlamaDecoder: @unchecked Sendable {
             scoreTasks = Threads.count
             scores = .allocate(capacity: scoreTasks * scoreRows)
             scores.initialize(repeating: 0, count: scoreTasks * scoreRows)
-            sink.deallocate()
-            sink = .allocate(capacity: scoreTasks * 16)
-            sink.initialize(repeating: 0, count: scoreTasks * 16)
         }
         // OpenBLAS single-threaded for the whole pass (also when Threads.count is 1 but OpenBLAS was
         // never configured and would default to all cores); Dispatch workers split the columns.
@@ -348,22 +344,21 @@ public final class LlamaDecoder: @unchecked Sendable {
             for l in 0..<c.numLayers {
                 let o = layout.layers[l]
                 rmsnormForward(y: h, rstd: rstd, x: x, w: w + o.inputNorm, rows: n, channels: C, eps: c.rmsNormEps)
-                tiledLinear(y: qkv, x: h, w: w + o.qkv, rows: n, inDim: C, outDim: QKV)
+                tiledLinear(y: qkv, x: h, w: weights.qkv[l], rows: n)
                 ropeRows(n)
                 storeKV(layer: l, rows: n)
                 attend(layer: l, rows: n)
-                tiledLinear(y: proj, x: att, w: w + o.o, rows: n, inDim: A, outDim: C, then: .addTo(x, rows: n))
+                tiledLinear(y: proj, x: att, w: weights.o[l], rows: n, then: .addTo(x, rows: n))
                 rmsnormForward(y: h, rstd: rstd, x: x, w: w + o.postNorm, rows: n, channels: C, eps: c.rmsNormEps)
-                gateUp(w: w + o.gateUp, rows: n)
-                tiledLinear(y: proj, x: act, w: w + o.down, rows: n, inDim: F, outDim: C, then: .addTo(x, rows: n))
+                gateUp(layer: l, rows: n)
+                tiledLinear(y: proj, x: act, w: weights.down[l], rows: n, then: .addTo(x, rows: n))
             }
             for i in 0..<n { cache.lengths[tokSlot[i]] = max(cache.lengths[tokSlot[i]], tokPos[i] + 1) }
             guard heads > 0 else { return }
             for r in 0..<heads { (headIn + r * C).update(from: x + headRow[r] * C, count: C) }
             rmsnormForward(y: headNorm, rstd: rstd, x: headIn, w: w + layout.finalNorm, rows: heads, channels: C,
                            eps: c.rmsNormEps)
-            tiledLinear(y: logits + logitsRow * V, x: headNorm, w: w + layout.head, rows: heads, inDim: C,
-                        outDim: V)
+            tiledLinear(y: logits + logitsRow * V, x: headNorm, w: weights.head, rows: heads)
         }
     }
 
@@ -444,79 +439,66 @@ public final class LlamaDecoder: @unchecked Sendable {
     }
 
     /// y[M, N] = x[M, K] · W[N, K]ᵀ as sgemm calls of the fixed shape [R, 64, K]
-    /// (R = decodeTileRows), so a row's bits depend on its own values only. `x` and `y` hold M
-    /// rounded up to a multiple of R rows; the padding rows of x are zeroed, those of y overwritten.
-    /// `then` runs on each column tile right after it is computed, by the same worker.
-    private func tiledLinear(y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows m: Int, inDim k: Int, outDim n: Int,
-                             then: Epilogue = .none) {
+    /// (R = decodeTileRows) over W's transposed tiles, so a row's bits depend on its own values only.
+    /// `x` and `y` hold M rounded up to a multiple of R rows; the padding rows of x are zeroed, those
+    /// of y overwritten. `then` runs on each column tile right after it is computed, by the same worker.
+    private func tiledLinear(y: FloatPtr, x: FloatPtr, w: TiledMatrix, rows m: Int, then: Epilogue = .none) {
         guard m > 0 else { return }
         let R = decodeTileRows
         let mp = (m + R - 1) / R * R
-        if mp > m { (x + m * k).update(repeating: 0, count: (mp - m) * k) }
-        parallel(.linear(y: y, x: x, w: w, rows: mp, inDim: k, outDim: n, then: then))
+        if mp > m { (x + m * w.cols).update(repeating: 0, count: (mp - m) * w.cols) }
+        parallel(.linear(y: y, x: x, w: w, rows: mp, then: then))
     }
 
-    /// act = SwiGLU(h · W_gate,upᵀ) for rows 0..<m: column tile j of the gate half and the same tile of
-    /// the up half are computed by one worker, which then applies SwiGLU to those columns.
-    private func gateUp(w: ConstFloatPtr, rows m: Int) {
+    /// act = SwiGLU(h · W_gate,upᵀ) for rows 0..<m: column tile j of the gate matrix and the same
+    /// tile of the up matrix are computed by one worker, which then applies SwiGLU to those columns.
+    private func gateUp(layer l: Int, rows m: Int) {
         let C = model.config.hiddenSize, R = decodeTileRows
         let mp = (m + R - 1) / R * R
         if mp > m { (h + m * C).update(repeating: 0, count: (mp - m) * C) }
-        parallel(.gateUp(w: w, rows: m))
+        parallel(.gateUp(layer: l, rows: m))
     }
 
     /// Gate/up tile pairs of task t of `jobTasks` (see `gateUp`).
-    private func gateUpTask(_ t: Int, w: ConstFloatPtr, rows m: Int) {
-        let C = model.config.hiddenSize, F = model.config.intermediateSize
-        let R = decodeTileRows, T = decodeTileColumns, mp = (m + R - 1) / R * R
-        let tiles = (F + T - 1) / T, tasks = jobTasks
+    private func gateUpTask(_ t: Int, layer l: Int, rows m: Int) {
+        let F = model.config.intermediateSize, R = decodeTileRows, mp = (m + R - 1) / R * R
+        let gate = weights.gate[l], up = weights.up[l]
+        let tiles = gate.tiles, tasks = jobTasks
         for tile in (tiles * t / tasks)..<(tiles * (t + 1) / tasks) {
-            let f0 = tile * T, width = min(T, F - f0)
-            for part in 0..<2 {  // gate rows f0..., then up rows F + f0...
-                let half = part * F
-                stream(w + (half + f0) * C, width * C, t)
-                var r = 0
-                while r < mp {
-                    sgemm(.none, .transposed, m: R, n: width, k: C, a: h + r * C, lda: C, b: w + (half + f0) * C,
-                          ldb: C, c: gu + r * 2 * F + half + f0, ldc: 2 * F)
-                    r += R
-                }
-            }
+            let f0 = tile * decodeTileColumns
+            productTile(y: gu + f0, ldy: 2 * F, x: h, w: gate, tile: tile, rows: mp)
+            productTile(y: gu + F + f0, ldy: 2 * F, x: h, w: up, tile: tile, rows: mp)
+            let width = gate.tile(tile).width
             for i in 0..<m { swigluRow(h: act + i * F, gu: gu + i * 2 * F, hidden: F, columns: f0..<(f0 + width)) }
         }
     }
 
     /// Column tiles of task t of `jobTasks`; each worker loops over the row groups with its weight
     /// tile in cache, and always gets the same tiles of a product.
-    private func linearTask(_ t: Int, y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows mp: Int, inDim k: Int,
-                            outDim n: Int, then: Epilogue) {
-        let R = decodeTileRows, T = decodeTileColumns
-        let tiles = (n + T - 1) / T, tasks = jobTasks
+    private func linearTask(_ t: Int, y: FloatPtr, x: FloatPtr, w: TiledMatrix, rows mp: Int, then: Epilogue) {
+        let n = w.rows, tiles = w.tiles, tasks = jobTasks
         for tile in (tiles * t / tasks)..<(tiles * (t + 1) / tasks) {
-            let n0 = tile * T, width = min(T, n - n0)
-            stream(w + n0 * k, width * k, t)
-            var r = 0
-            while r < mp {
-                sgemm(.none, .transposed, m: R, n: width, k: k, a: x + r * k, lda: k, b: w + n0 * k, ldb: k,
-                      c: y + r * n + n0, ldc: n)
-                r += R
-            }
+            let n0 = tile * decodeTileColumns
+            productTile(y: y + n0, ldy: n, x: x, w: w, tile: tile, rows: mp)
             switch then {
             case .none: break
             case let .addTo(res, rows):
+                let width = w.tile(tile).width
                 for i in 0..<rows { vadd(res + i * n + n0, y + i * n + n0, width) }
             }
         }
     }
 
-    /// Reads n floats from p (one per cache line) so that they are in cache before the sgemm calls
-    /// read them: a weight tile is one contiguous block, which a plain sequential read streams from
-    /// memory at ~19 GB/s per core here, while the small kernel's first pass over it (four rows at a
-    /// time, stride K) gets ~6 GB/s. The sum goes to the task's sink so the reads are kept.
-    @inline(__always) private func stream(_ p: ConstFloatPtr, _ n: Int, _ t: Int) {
-        var s: Float = 0, i = 0
-        while i < n { s += p[i]; i += 16 }
-        sink[t * 16] = s
+    /// y[i, 0..<width] (row stride ldy) = x[i, K] · tile for rows 0..<mp, one [R, width, K] call per
+    /// group of R rows. The first call streams the tile from memory, the others read it from cache.
+    @inline(__always) private func productTile(y: FloatPtr, ldy: Int, x: FloatPtr, w: TiledMatrix, tile: Int,
+                                               rows mp: Int) {
+        let R = decodeTileRows, k = w.cols, (b, width) = w.tile(tile)
+        var r = 0
+        while r < mp {
+            sgemm(.none, .none, m: R, n: width, k: k, a: x + r * k, lda: k, b: b, ldb: width, c: y + r * ldy, ldc: ldy)
+            r += R
+        }
     }
 
     /// Runs `j` on every team member (the calling thread is member 0).
@@ -536,10 +518,10 @@ public final class LlamaDecoder: @unchecked Sendable {
     private func perform(_ t: Int) {
         switch job {
         case .none: break
-        case let .linear(y, x, w, rows, inDim, outDim, then):
-            linearTask(t, y: y, x: x, w: w, rows: rows, inDim: inDim, outDim: outDim, then: then)
-        case let .gateUp(w, rows):
-            gateUpTask(t, w: w, rows: rows)
+        case let .linear(y, x, w, rows, then):
+            linearTask(t, y: y, x: x, w: w, rows: rows, then: then)
+        case let .gateUp(layer, rows):
+            gateUpTask(t, layer: layer, rows: rows)
         case let .attend(layer, rows):
             attendTask(t, layer: layer, rows: rows)
         }
@@ -549,8 +531,8 @@ public final class LlamaDecoder: @unchecked Sendable {
 /// A parallel region of the decoder: plain values, so workers read it without reference counting.
 private enum Job {
     case none
-    case linear(y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows: Int, inDim: Int, outDim: Int, then: Epilogue)
-    case gateUp(w: ConstFloatPtr, rows: Int)
+    case linear(y: FloatPtr, x: FloatPtr, w: TiledMatrix, rows: Int, then: Epilogue)
+    case gateUp(layer: Int, rows: Int)
     case attend(layer: Int, rows: Int)
 }
 

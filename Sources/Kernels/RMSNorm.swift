@@ -10,12 +10,20 @@ public func rmsnormForward(
     y: FloatPtr, rstd: FloatPtr, x: ConstFloatPtr, w: ConstFloatPtr, rows: Int, channels c: Int, eps: Float
 ) {
     parallelRows(rows) { range in
-        for n in range {
-            let xr = x + n * c, yr = y + n * c
-            let r = 1 / (vdot(xr, xr, c) / Float(c) + eps).squareRoot()
-            rstd[n] = r
-            for i in 0..<c { yr[i] = w[i] * (xr[i] * r) }
-        }
+        rmsnormRows(y: y, rstd: rstd, x: x, w: w, rows: range, channels: c, eps: eps)
+    }
+}
+
+/// `rmsnormForward` for the given rows, on the calling thread.
+@inline(__always)
+public func rmsnormRows(
+    y: FloatPtr, rstd: FloatPtr, x: ConstFloatPtr, w: ConstFloatPtr, rows: Range<Int>, channels c: Int, eps: Float
+) {
+    for n in rows {
+        let xr = x + n * c, yr = y + n * c
+        let r = 1 / (vdot(xr, xr, c) / Float(c) + eps).squareRoot()
+        rstd[n] = r
+        for i in 0..<c { yr[i] = w[i] * (xr[i] * r) }
     }
 }
 

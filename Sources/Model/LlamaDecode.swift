@@ -346,12 +346,12 @@ public final class LlamaDecoder: @unchecked Sendable {
             for i in 0..<n { (x + i * C).update(from: emb + Int(tokID[i]) * C, count: C) }
             for l in 0..<c.numLayers {
                 let o = layout.layers[l]
-                rmsnormForward(y: h, rstd: rstd, x: x, w: w + o.inputNorm, rows: n, channels: C, eps: c.rmsNormEps)
+                parallel(.norm(y: h, x: x, w: w + o.inputNorm, rows: n))
                 tiledLinear(y: qkv, x: h, w: weights.qkv[l], rows: n)
                 parallel(.ropeStore(layer: l, rows: n))
                 attend(layer: l, rows: n)
                 tiledLinear(y: proj, x: att, w: weights.o[l], rows: n, then: .addTo(x, rows: n))
-                rmsnormForward(y: h, rstd: rstd, x: x, w: w + o.postNorm, rows: n, channels: C, eps: c.rmsNormEps)
+                parallel(.norm(y: h, x: x, w: w + o.postNorm, rows: n))
                 gateUp(layer: l, rows: n)
                 tiledLinear(y: proj, x: act, w: weights.down[l], rows: n, then: .addTo(x, rows: n))
             }
@@ -517,6 +517,9 @@ public final class LlamaDecoder: @unchecked Sendable {
             attendTask(t, layer: layer, rows: rows)
         case let .ropeStore(layer, rows):
             ropeStoreTask(t, layer: layer, rows: rows)
+        case let .norm(y, x, w, rows):
+            rmsnormRows(y: y, rstd: rstd, x: x, w: w, rows: (rows * t / jobTasks)..<(rows * (t + 1) / jobTasks),
+                        channels: model.config.hiddenSize, eps: model.config.rmsNormEps)
         }
     }
 }
@@ -528,6 +531,8 @@ private enum Job {
     case gateUp(layer: Int, rows: Int)
     case attend(layer: Int, rows: Int)
     case ropeStore(layer: Int, rows: Int)
+    /// y = RMSNorm(x) · w for rows 0..<rows.
+    case norm(y: FloatPtr, x: FloatPtr, w: FloatPtr, rows: Int)
 }
 
 /// Work a worker does on a column tile of a product right after computing it (rows 0..<rows).

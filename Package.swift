@@ -5,6 +5,7 @@
 import PackageDescription
 
 // -fno-math-errno lets sqrt vectorise (Float.squareRoot() otherwise calls sqrtf for errno).
+// -Ounchecked drops `precondition`; invariants use Kernels' `require`, which stays on.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-Xcc", "-fno-math-errno"])]
 
 let package = Package(
@@ -37,7 +38,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["Model", "Kernels", "Tokenizers"], swiftSettings: optimize),
         .target(
             name: "Rollouts",
-            dependencies: ["CZstd", "Model", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CZstd", "Model", "Kernels", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: optimize),
         .target(
             name: "Campaign",

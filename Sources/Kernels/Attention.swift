@@ -14,7 +14,7 @@ import Foundation
 public struct AttentionShape: Sendable {
     public var batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int
     public init(batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int) {
-        precondition(heads % kvHeads == 0, "query heads must be a multiple of kv heads")
+        require(heads % kvHeads == 0, "query heads must be a multiple of kv heads")
         self.batch = batch; self.seqLen = seqLen; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
     }
     /// Row width of the fused qkv buffer.

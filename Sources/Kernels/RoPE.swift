@@ -14,7 +14,7 @@ public struct RoPETable: Sendable {
     public let sin: [Float]
 
     public init(headDim: Int, theta: Float, maxPositions: Int) {
-        precondition(headDim % 2 == 0, "head_dim must be even for RoPE")
+        require(headDim % 2 == 0, "head_dim must be even for RoPE")
         self.headDim = headDim
         self.maxPositions = maxPositions
         let half = headDim / 2

@@ -60,7 +60,7 @@ public final class LlamaModel: @unchecked Sendable {
     let rope: RoPETable
 
     public init(config: LlamaConfig, parameters: ParameterBuffer) {
-        precondition(parameters.count == ParameterLayout(config: config).count, "parameters do not match config")
+        require(parameters.count == ParameterLayout(config: config).count, "parameters do not match config")
         self.config = config
         self.layout = parameters.layout
         self.parameters = parameters
@@ -184,7 +184,7 @@ public final class LlamaModel: @unchecked Sendable {
     ) {
         let c = config, w = parameters.base, g = gradients.base
         let B = batch.batch, T = batch.seqLen, N = B * T
-        precondition(dout.count >= N && gradients.count == parameters.count)
+        require(dout.count >= N && gradients.count == parameters.count, "backward: output-gradient or gradient buffer does not match the model")
         let C = c.hiddenSize, A = c.attentionWidth, F = c.intermediateSize, QKV = c.qkvWidth
         let shape = AttentionShape(batch: B, seqLen: T, heads: c.numHeads, kvHeads: c.numKVHeads, headDim: c.headDim)
 
@@ -276,7 +276,7 @@ extension LlamaModel {
     /// Full logits [rows, V] of the last forward's positions `rows` (row index b·T + t), written to `out`.
     /// Used by samplers and tests; training reads log-probabilities from `forward` instead.
     public func headLogits(rows: Range<Int>, workspace ws: LlamaWorkspace, into out: FloatPtr) {
-        precondition(config.head == .causalLM, "headLogits needs an LM head")
+        require(config.head == .causalLM, "headLogits needs an LM head")
         let C = config.hiddenSize
         linearForward(y: out, x: ws.normF + rows.lowerBound * C, w: parameters.base + layout.head,
                       rows: rows.count, inDim: C, outDim: config.vocabSize)

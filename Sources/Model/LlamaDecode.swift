@@ -79,7 +79,7 @@ public final class KVCache: @unchecked Sendable {
 
     /// Allocates (and zero-fills, so that no page is first touched during decoding) the cache.
     public init(config c: LlamaConfig, slots: Int, maxLen: Int) {
-        precondition(slots >= 1 && maxLen >= 1, "a KV cache needs at least one slot and one position")
+        require(slots >= 1 && maxLen >= 1, "a KV cache needs at least one slot and one position")
         self.slots = slots
         self.maxLen = maxLen
         layers = c.numLayers
@@ -113,19 +113,19 @@ public final class KVCache: @unchecked Sendable {
 
     /// Empties slot `s`.
     public func reset(slot s: Int) {
-        precondition(s >= 0 && s < slots, "slot \(s) outside 0..<\(slots)")
+        require(s >= 0 && s < slots, "slot \(s) outside 0..<\(slots)")
         lengths[s] = 0
     }
 
     /// Drops the positions of slot `s` from `length` on.
     public func trim(slot s: Int, to length: Int) {
-        precondition(s >= 0 && s < slots && length >= 0 && length <= lengths[s], "invalid trim")
+        require(s >= 0 && s < slots && length >= 0 && length <= lengths[s], "invalid trim")
         lengths[s] = length
     }
 
     /// Makes slot `to` a copy of slot `from` (e.g. n samples sharing one prefilled prompt).
     public func copy(slot from: Int, to: Int) {
-        precondition(from >= 0 && from < slots && to >= 0 && to < slots, "slot outside 0..<\(slots)")
+        require(from >= 0 && from < slots && to >= 0 && to < slots, "slot outside 0..<\(slots)")
         guard from != to else { return }
         let len = lengths[from]
         for l in 0..<layers {
@@ -330,7 +330,7 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// rows headRow[0..<heads], written to logits rows logitsRow..<(logitsRow + heads).
     private func run(rows n: Int, heads: Int, logitsRow: Int) {
         let c = model.config, w = model.parameters.base, layout = model.layout
-        let C = c.hiddenSize, A = c.attentionWidth, F = c.intermediateSize, QKV = c.qkvWidth, V = c.vocabSize
+        let C = c.hiddenSize, V = c.vocabSize
         if Threads.count > scoreTasks {  // the thread count grew since init: one-off reallocation
             scores.deallocate()
             scoreTasks = Threads.count

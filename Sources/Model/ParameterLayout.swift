@@ -6,6 +6,7 @@
 // optimizer step and copying a reference model are each one loop over one buffer.
 
 import Foundation
+import Kernels
 
 /// A named tensor inside the flat buffer.
 public struct ParameterEntry: Sendable, Equatable {
@@ -110,7 +111,7 @@ public final class ParameterBuffer: @unchecked Sendable {
 
     /// Copies every value from `other`, which must have the same layout size.
     public func copy(from other: ParameterBuffer) {
-        precondition(other.count == count, "parameter layouts differ")
+        require(other.count == count, "parameter layouts differ")
         base.update(from: other.base, count: count)
     }
 

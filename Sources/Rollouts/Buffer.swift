@@ -9,6 +9,7 @@
 import Crypto
 import Foundation
 import Model
+import Kernels
 
 /// The manifest beside a buffer file.
 public struct BufferManifest: Codable, Sendable, Equatable {
@@ -89,7 +90,7 @@ public final class BufferWriter {
     }
 
     public func append(_ r: SampleRecord) throws {
-        precondition(r.id == records, "sample ids must be 0, 1, 2, … in order")
+        require(r.id == records, "sample ids must be 0, 1, 2, … in order")
         json.write(r)
         records += 1
         prompts.insert(r.promptIndex)

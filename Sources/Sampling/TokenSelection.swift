@@ -31,7 +31,7 @@ public final class TokenSelector {
 
     /// Allocates the scratch for rows of `vocabSize` logits.
     public init(vocabSize: Int) {
-        precondition(vocabSize >= 1)
+        require(vocabSize >= 1, "token selection needs a vocabulary of at least one token")
         self.vocabSize = vocabSize
         weights = .allocate(capacity: vocabSize)
         weights.initialize(repeating: 0, count: vocabSize)

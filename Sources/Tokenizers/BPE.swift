@@ -81,7 +81,7 @@ final class BPEModel {
     let fuseUnk: Bool
 
     init(byteSymbol: [Int32], merges: MergeTable, wholeWords: [[UInt8]: Int32]?, unk: Int32?, fuseUnk: Bool) {
-        precondition(byteSymbol.count == 256)
+        if byteSymbol.count != 256 { fatalError("byte-level alphabet must have 256 symbols") }
         self.byteSymbol = .allocate(capacity: 256)
         self.byteSymbol.initialize(from: byteSymbol, count: 256)
         self.merges = merges

@@ -128,7 +128,7 @@ struct PreTokenizer {
     private func appendEnds(_ p: UnsafePointer<UInt8>, _ range: Range<Int>, step: Int, _ ends: inout [Int]) {
         guard !range.isEmpty else { return }
         guard step < steps.count else { return ends.append(range.upperBound) }
-        guard case .split(let splitter) = steps[step] else { preconditionFailure("appendEnds needs a flat pipeline") }
+        guard case .split(let splitter) = steps[step] else { fatalError("appendEnds needs a flat pipeline") }
         if step + 1 == steps.count {
             splitter.appendEnds(p, range, &ends)
         } else {

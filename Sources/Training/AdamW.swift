@@ -172,7 +172,7 @@ public final class AdamW: @unchecked Sendable {
     /// coefficient). With `zeroGradients`, the gradient buffer is left zeroed for the next step.
     public func update(parameters: ParameterBuffer, gradients: ParameterBuffer, lr: Double, gradScale: Float = 1,
                        zeroGradients: Bool = false) {
-        precondition(parameters.count == expAvg.count && gradients.count == expAvg.count, "layouts differ")
+        require(parameters.count == expAvg.count && gradients.count == expAvg.count, "layouts differ")
         step += 1
         let s = AdamWScalars(config: config, step: step, lr: lr)
         let units = self.units

@@ -29,6 +29,7 @@
 
 import Foundation
 import Model
+import Kernels
 
 /// The result of a loss: its value and the gradient to feed into `LlamaModel.backward`.
 public struct LossResult {
@@ -98,7 +99,7 @@ public enum BradleyTerryLoss {
     public static func rewards(scores: UnsafeBufferPointer<Float>, batch: TokenBatch, pad: Int?)
         -> (chosen: [Float], rejected: [Float], index: [Int])
     {
-        precondition(batch.batch % 2 == 0, "Bradley–Terry batches hold chosen rows then rejected rows")
+        require(batch.batch % 2 == 0, "Bradley–Terry batches hold chosen rows then rejected rows")
         let K = batch.batch / 2, T = batch.seqLen
         let index = (0..<batch.batch).map { scoreIndex(batch: batch, row: $0, pad: pad) }
         let s = index.enumerated().map { scores[$0.offset * T + $0.element] }
@@ -250,7 +251,7 @@ public enum DPOLoss {
     /// (default: this batch's pairs). Also accumulates TRL's metrics into `metrics`.
     public static func compute(policyOutput: UnsafeBufferPointer<Float>, batch: TokenBatch, referenceLogps: [Double],
                                config: DPOLossConfig, pairsInStep: Int? = nil, metrics: inout DPOMetrics) -> LossResult {
-        precondition(batch.batch % 2 == 0 && referenceLogps.count == batch.batch, "DPO batches hold chosen rows then rejected rows")
+        require(batch.batch % 2 == 0 && referenceLogps.count == batch.batch, "DPO batches hold chosen rows then rejected rows")
         let K = batch.batch / 2
         let n = Double(pairsInStep ?? K)
         let (sums, tokens) = sequenceLogps(output: policyOutput, batch: batch)

@@ -13,6 +13,7 @@
 // GAE recursion run in Double.
 
 import Foundation
+import Kernels
 
 /// The per-token KL estimator of the KL penalty (TRL `kl_estimator`).
 public enum KLEstimator: String, Codable, Sendable {
@@ -218,10 +219,5 @@ public enum PPO {
     /// d max(a, b) given da and db (torch.maximum: the larger side's gradient, halves on a tie).
     static func maxGradient(_ a: Float, _ b: Float, _ da: Double, _ db: Double) -> Double {
         a > b ? da : b > a ? db : 0.5 * (da + db)
-    }
-
-    /// A check on the caller's data that stays on under -Ounchecked (which drops `precondition`).
-    static func require(_ condition: Bool, _ message: @autoclosure () -> String) {
-        if !condition { fatalError(message()) }
     }
 }

@@ -144,7 +144,7 @@ public final class Trainer: @unchecked Sendable {
     public let maxGradNorm: Double
 
     public init(model: LlamaModel, optimizer: AdamW, schedule: LRSchedule, maxGradNorm: Double) {
-        precondition(optimizer.expAvg.count == model.parameters.count, "optimizer state does not match the model")
+        require(optimizer.expAvg.count == model.parameters.count, "optimizer state does not match the model")
         self.model = model
         self.gradients = ParameterBuffer(layout: model.layout)
         self.optimizer = optimizer

@@ -16,7 +16,7 @@ struct Inspect: ParsableCommand {
 
             --where takes conditions joined by 'and': FIELD OP VALUE, OP one of < <= > >= == !=, fields \
             score, length, prompt_index, sample_index, logprob_sum, logprob_mean, finish_reason, labeller.
-            Example: rondo inspect run/rounds/000003 --where 'score < 0 and length > 20' --show 5
+            Example: rondo inspect run/rounds/000003 --where 'score < 0 and length > 20'
             """)
 
     @Argument(help: "Buffer file, round directory, or campaign directory.")

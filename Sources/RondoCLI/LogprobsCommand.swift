@@ -9,8 +9,8 @@ struct Logprobs: ParsableCommand {
         abstract: "Per-token log-probabilities of responses under a causal LM.",
         discussion: """
             Input lines: {"prompt_ids": [...], "response_ids": [...]} (other keys are kept).
-            Output lines: the input line plus "logprobs" (one per response token:
-            log p(response[j] | prompt, response[<j])) and "sum". Floats are written as the shortest
+            Output lines: the input line plus "logprobs" (one per response token: \
+            log p(response[j] | prompt, response[<j])) and "sum". Floats are written as the shortest \
             decimal that round-trips to float32; non-finite values as "NaN", "Infinity", "-Infinity".
             """)
 

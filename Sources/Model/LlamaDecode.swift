@@ -338,7 +338,7 @@ public final class LlamaDecoder: @unchecked Sendable {
             scores.initialize(repeating: 0, count: scoreTasks * scoreRows)
         }
         // OpenBLAS single-threaded for the whole pass (also when Threads.count is 1 but OpenBLAS was
-        // never configured and would default to all cores); Dispatch workers split the columns.
+        // never configured and would default to all cores); the team's workers split the work.
         setBLASThreads(1)
         defer { setBLASThreads(Threads.count) }
         do {

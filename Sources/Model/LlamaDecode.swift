@@ -151,8 +151,7 @@ public let decodeTileColumns = 64
 /// computed) and only the listed slots do work, so finished sequences cost nothing. A row's
 /// logits are bit-identical whatever the other rows, their number and the thread count.
 public final class LlamaDecoder: @unchecked Sendable {
-    /// The model decoded. Its matrices are copied into `weights` when the decoder is created; the
-    /// embedding and norm vectors are read in place.
+    /// The model decoded. Its parameters are read from `weights`, a copy made before the first call.
     public let model: LlamaModel
     private let weights: DecodeWeights
     /// Keys and values of the sequences in flight.
@@ -188,8 +187,10 @@ public final class LlamaDecoder: @unchecked Sendable {
     private var jobTasks = 1
 
     /// Allocates a cache of `slots` sequences × `maxLen` positions and the scratch for calls of up
-    /// to `maxTokensPerCall` tokens (default max(slots, 512)).
-    public init(model: LlamaModel, slots: Int, maxLen: Int, maxTokensPerCall: Int? = nil) throws {
+    /// to `maxTokensPerCall` tokens (default max(slots, 512)). `weights` is the model's tiled copy;
+    /// by default the decoder makes its own, of the parameters as they are now.
+    public init(model: LlamaModel, slots: Int, maxLen: Int, maxTokensPerCall: Int? = nil,
+                weights: DecodeWeights? = nil) throws {
         let c = model.config
         guard c.head == .causalLM else { throw ModelError("decoding needs a causal LM; this model has a score head") }
         guard slots >= 1, maxLen >= 1 else { throw ModelError("a decoder needs at least one slot and one position") }
@@ -199,11 +200,12 @@ public final class LlamaDecoder: @unchecked Sendable {
         if let w = c.slidingWindow, maxLen > w {
             throw ModelError("sequences of \(maxLen) positions exceed the sliding window (\(w)); sliding-window attention is not implemented")
         }
+        if let weights, weights.model !== model { throw ModelError("decoder: the tiled weights were made from another model") }
         let C = c.hiddenSize, A = c.attentionWidth, F = c.intermediateSize, QKV = c.qkvWidth, V = c.vocabSize
         let tokens = max(slots, maxTokensPerCall ?? 512)
         let tile = decodeTileRows
         self.model = model
-        self.weights = DecodeWeights(model: model)
+        self.weights = weights ?? DecodeWeights(model: model)
         self.cache = KVCache(config: c, slots: slots, maxLen: maxLen)
         self.maxTokensPerCall = tokens
         capacity = (tokens + tile - 1) / tile * tile
@@ -329,7 +331,7 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// appending their keys and values to the cache; then the final norm and LM head for the
     /// rows headRow[0..<heads], written to logits rows logitsRow..<(logitsRow + heads).
     private func run(rows n: Int, heads: Int, logitsRow: Int) {
-        let c = model.config, w = model.parameters.base, layout = model.layout
+        let c = model.config, w = weights
         let C = c.hiddenSize, V = c.vocabSize
         if Threads.count > scoreTasks {  // the thread count grew since init: one-off reallocation
             scores.deallocate()
@@ -342,23 +344,22 @@ public final class LlamaDecoder: @unchecked Sendable {
         setBLASThreads(1)
         defer { setBLASThreads(Threads.count) }
         do {
-            let emb = w + layout.embed
+            let emb = w.embed
             for i in 0..<n { (x + i * C).update(from: emb + Int(tokID[i]) * C, count: C) }
             for l in 0..<c.numLayers {
-                let o = layout.layers[l]
-                parallel(.norm(y: h, x: x, w: w + o.inputNorm, rows: n))
+                parallel(.norm(y: h, x: x, w: w.inputNorm[l], rows: n))
                 tiledLinear(y: qkv, x: h, w: weights.qkv[l], rows: n)
                 parallel(.ropeStore(layer: l, rows: n))
                 attend(layer: l, rows: n)
                 tiledLinear(y: proj, x: att, w: weights.o[l], rows: n, then: .addTo(x, rows: n))
-                parallel(.norm(y: h, x: x, w: w + o.postNorm, rows: n))
+                parallel(.norm(y: h, x: x, w: w.postNorm[l], rows: n))
                 gateUp(layer: l, rows: n)
                 tiledLinear(y: proj, x: act, w: weights.down[l], rows: n, then: .addTo(x, rows: n))
             }
             for i in 0..<n { cache.lengths[tokSlot[i]] = max(cache.lengths[tokSlot[i]], tokPos[i] + 1) }
             guard heads > 0 else { return }
             for r in 0..<heads { (headIn + r * C).update(from: x + headRow[r] * C, count: C) }
-            rmsnormForward(y: headNorm, rstd: rstd, x: headIn, w: w + layout.finalNorm, rows: heads, channels: C,
+            rmsnormForward(y: headNorm, rstd: rstd, x: headIn, w: w.finalNorm, rows: heads, channels: C,
                            eps: c.rmsNormEps)
             tiledLinear(y: logits + logitsRow * V, x: headNorm, w: weights.head, rows: heads)
         }
@@ -532,7 +533,7 @@ private enum Job {
     case attend(layer: Int, rows: Int)
     case ropeStore(layer: Int, rows: Int)
     /// y = RMSNorm(x) · w for rows 0..<rows.
-    case norm(y: FloatPtr, x: FloatPtr, w: FloatPtr, rows: Int)
+    case norm(y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows: Int)
 }
 
 /// Work a worker does on a column tile of a product right after computing it (rows 0..<rows).

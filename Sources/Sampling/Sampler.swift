@@ -57,8 +57,10 @@ public enum SamplerEvent: Sendable {
 
 /// Generates samples from a causal LM (see the file header for batching and reproducibility).
 public final class Sampler {
-    /// The policy sampled from (its parameters are read in place at every call).
+    /// The policy sampled from: its parameters as they were when the sampler was created (the
+    /// decoder reads a copy, `DecodeWeights`); make a new sampler after changing them.
     public let model: LlamaModel
+    private let weights: DecodeWeights
     /// The settings of every `generate` call.
     public let config: SamplingConfig
     private let isStopToken: [Bool]
@@ -83,13 +85,14 @@ public final class Sampler {
             throw SamplingError("stop strings need a tokenizer (tokenizer.json in the model directory)")
         }
         self.model = model
+        self.weights = DecodeWeights(model: model)
         self.config = config
         self.isStopToken = isStop
         self.tokenBytes = tokenBytes
     }
 
-    /// Bytes of the decoder's cache and scratch (after a `generate` call).
-    public var decoderBytes: Int { decoder?.byteCount ?? 0 }
+    /// Bytes of the decoder's tiled weights, cache and scratch (the weights alone before a `generate` call).
+    public var decoderBytes: Int { decoder?.byteCount ?? weights.byteCount }
 
     /// Generates `config.n` samples for every prompt; returns them ordered by (prompt, sample).
     public func generate(_ prompts: [[Int32]], observer: (SamplerEvent) -> Void = { _ in }) throws -> [Sample] {
@@ -225,7 +228,7 @@ public final class Sampler {
     private func decoder(slots: Int, maxLen: Int) throws -> LlamaDecoder {
         if let d = decoder, d.cache.slots >= slots, d.cache.maxLen >= maxLen { return d }
         decoder = nil
-        let d = try LlamaDecoder(model: model, slots: slots, maxLen: maxLen)
+        let d = try LlamaDecoder(model: model, slots: slots, maxLen: maxLen, weights: weights)
         decoder = d
         return d
     }

@@ -67,6 +67,25 @@ extension SamplingTests {
             #expect(other.map(\.tokens) != reference.map(\.tokens), "\(name): another seed gives other samples")
         }
 
+        /// A sampler decodes a snapshot of the parameters taken when it was created: changing the
+        /// model afterwards changes nothing, also when a bigger call makes it build a new decoder.
+        @Test func aSamplerKeepsTheParametersItWasMadeWith() throws {
+            let base = Models.wide
+            let model = LlamaModel(config: base.config, parameters: base.parameters.clone())
+            let prompts = randomPrompts(4, lengths: 2...12, vocab: model.config.vocabSize, stream: 5)
+            let c = config(model)
+            let sampler = try withThreads(2) { try Sampler(model: model, config: c) }
+            let before = try withThreads(2) { try sampler.generate(Array(prompts[0..<1])) + sampler.generate(prompts) }
+            // Perturb every matrix (the tiled copy's source) in place.
+            let p = model.parameters.base
+            for i in 0..<model.parameters.count { p[i] *= 1.5 }
+            let after = try withThreads(2) { try sampler.generate(Array(prompts[0..<1])) + sampler.generate(prompts) }
+            expectSame(after, before, "same sampler after the parameters changed")
+            let renewed = try withThreads(2) { try Sampler(model: model, config: c) }
+            let fresh = try withThreads(2) { try renewed.generate(Array(prompts[0..<1])) + renewed.generate(prompts) }
+            #expect(fresh.map(\.logprobs) != before.map(\.logprobs), "a new sampler sees the new parameters")
+        }
+
         @Test func decoderLogitsOfARowIgnoreTheOtherRows() throws {
             let model = Models.wide, V = model.config.vocabSize
             let prompts = randomPrompts(6, lengths: 3...30, vocab: V, stream: 9)

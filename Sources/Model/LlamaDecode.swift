@@ -74,8 +74,7 @@ public final class KVCache: @unchecked Sendable {
 
     let keys: [FloatPtr]    // per layer K [S, NKV, Lmax, D]
     let values: [FloatPtr]  // per layer V [S, NKV, Lmax, D]
-    private let storage: FloatPtr
-    private let count: Int
+    private let storage: FloatArena
 
     /// Allocates (and zero-fills, so that no page is first touched during decoding) the cache.
     public init(config c: LlamaConfig, slots: Int, maxLen: Int) {
@@ -87,19 +86,14 @@ public final class KVCache: @unchecked Sendable {
         headDim = c.headDim
         lengths = Array(repeating: 0, count: slots)
         let per = slots * kvHeads * maxLen * headDim
-        count = 2 * layers * per
-        let base = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: max(1, count))
-        base.initialize(repeating: 0, count: max(1, count))
-        storage = base
+        storage = FloatArena(sizes: [2 * layers * per])
+        let base = storage.blocks[0]
         keys = (0..<layers).map { base + 2 * $0 * per }
         values = (0..<layers).map { base + (2 * $0 + 1) * per }
     }
 
-    deinit { UnsafeMutableRawPointer(storage).deallocate() }
-
     /// Bytes held by the cache.
-    public var byteCount: Int { count * 4 }
+    public var byteCount: Int { storage.count * 4 }
 
     /// Keys [Lmax, D] of kv head g of slot s in layer l.
     @inline(__always) func keyBase(_ l: Int, _ s: Int, _ g: Int) -> FloatPtr {

@@ -5,6 +5,9 @@
 // Everything the backward pass needs is kept per layer; a step allocates nothing.
 
 import Kernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Preallocated activations for forward + backward of batches up to `maxBatch × maxSeqLen`.
 public final class LlamaWorkspace: @unchecked Sendable {
@@ -103,7 +106,10 @@ public final class LlamaWorkspace: @unchecked Sendable {
 }
 
 /// One zeroed allocation carved into float blocks of the given sizes, in order, each starting on a
-/// 64-byte boundary; freed with the arena.
+/// 64-byte boundary; freed with the arena. An arena of 4 MiB or more starts on a 2 MiB boundary and
+/// asks the kernel for transparent huge pages before its memory is first touched: the decoder
+/// streams its weights and KV cache through the arena once per token, and with 4 KiB pages every
+/// 4 KiB of that stream is a TLB miss.
 final class FloatArena {
     /// Floats allocated (the sizes rounded up to multiples of 16).
     let count: Int
@@ -113,8 +119,12 @@ final class FloatArena {
     init(sizes: [Int]) {
         let rounded = sizes.map { ($0 + 15) & ~15 }
         count = rounded.reduce(0, +)
-        base = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: max(1, count))
+        let bytes = max(1, count) * 4, huge = 2 << 20
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: bytes >= 2 * huge ? huge : 64)
+        #if os(Linux)
+        if bytes >= 2 * huge { _ = madvise(raw, bytes, MADV_HUGEPAGE) }  // advice only: no error to handle
+        #endif
+        base = raw.bindMemory(to: Float.self, capacity: max(1, count))
         base.initialize(repeating: 0, count: count)
         var next = base
         blocks = rounded.map { n in defer { next += n }; return next }

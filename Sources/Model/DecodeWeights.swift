@@ -1,4 +1,4 @@
-// The decoder's copy of a model's matrix weights, in the layout its products read fastest.
+// The decoder's copy of a model's parameters, its matrices in the layout its products read fastest.
 //
 // A decode step multiplies a handful of token rows by every weight matrix once, so it is bound
 // by reading the weights from memory (M model: 118 MB per step). The decoder computes

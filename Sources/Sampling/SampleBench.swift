@@ -4,6 +4,8 @@
 // then medians over timed calls; one JSON line with the peer's key names.
 //   new_tokens_per_s = batch · new tokens / wall time of the whole call (prefill included)
 //   prefill_ms = call start → first logits;  decode_ms_per_token_step = (last − first logits) / (new − 1)
+//   sampler_setup_ms = making the sampler, i.e. the decoder's copy of the weights (once per model,
+//   outside the timed calls, like the peer's model load)
 
 import Foundation
 import Kernels
@@ -55,7 +57,9 @@ public enum SampleBench {
         sc.stopTokenIDs = []  // EOS ignored: every row generates all tokens, as the peer's min_new_tokens
         sc.batchSize = o.batch
         sc.seed = 1
+        let setup0 = DispatchTime.now().uptimeNanoseconds
         let sampler = try Sampler(model: model, config: sc)
+        let setupMs = Double(DispatchTime.now().uptimeNanoseconds - setup0) / 1e6
         // Random prompt tokens in 3..<V (the peer draws randint(3, V)).
         let V = config.vocabSize, low = V > 3 ? 3 : 0
         let rng = Philox(seed: 0, stream: 0x5A3B)
@@ -99,7 +103,8 @@ public enum SampleBench {
             ("new_tokens_per_s_min_max", "[\(fmt(newTokens / (calls.max()! / 1e3))), \(fmt(newTokens / (calls.min()! / 1e3)))]"),
             ("prefill_ms", fmt(median(prefill), 3)), ("decode_ms_per_token_step", fmt(dec, 3)),
             ("decode_tokens_per_s_median", fmt(Double(o.batch) / (dec / 1e3))),
-            ("n_params", "\(params.count)"), ("decoder_mib", fmt(Double(sampler.decoderBytes) / 1_048_576)),
+            ("n_params", "\(params.count)"), ("sampler_setup_ms", fmt(setupMs, 1)),
+            ("decoder_mib", fmt(Double(sampler.decoderBytes) / 1_048_576)),
             ("peak_rss_mib", fmt(peakRSSMiB())),
         ]
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"

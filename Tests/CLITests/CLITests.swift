@@ -100,6 +100,21 @@ import TestSupport
         }
     }
 
+    @Test func benchSamplePrintsItsJSONLine() throws {
+        let config = Fixtures.policy.appendingPathComponent("config.json")
+        let r = try runRondo(["bench", "sample", "--config", config.path, "--batch", "3", "--prompt-len", "4",
+                              "--new-tokens", "5", "--repeats", "2", "--warmup", "0"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let o = try JSONDecoder().decode(JSONValue.self, from: Data(r.stdout.utf8))
+        for key in ["new_tokens_per_s", "prefill_ms", "decode_ms_per_token_step", "peak_rss_mib", "decoder_mib"] {
+            #expect((o[key]?.double ?? 0) > 0, "\(key) in \(r.stdout)")
+        }
+        #expect((o["sampler_setup_ms"]?.double ?? -1) >= 0, "sampler_setup_ms in \(r.stdout)")
+        #expect(o["batch"]?.double == 3 && o["new_tokens"]?.double == 5)
+        let bad = try runRondo(["bench", "sample", "--config", config.path, "--new-tokens", "1"])
+        #expect(bad.status != 0 && bad.stderr.contains("--new-tokens"), "stderr: \(bad.stderr)")
+    }
+
     @Test func helpExplainsCommands() throws {
         let r = try runRondo(["--help"])
         #expect(r.status == 0)

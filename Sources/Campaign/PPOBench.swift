@@ -71,18 +71,17 @@ public enum PPOBench {
             if step >= o.warmup { times.append(ms) }
             progress("step \(step + 1)/\(o.warmup + o.steps)\(step < o.warmup ? " (warm-up)" : ""): \(String(format: "%.1f", ms)) ms, loss \(l.loss)")
         }
-        let ms = times.sorted()[times.count / 2]
+        let ms = median(times)
         let tokens = o.rows * L
-        func f2(_ x: Double) -> String { String(format: "%.2f", x) }
         let fields: [(String, String)] = [
             ("bench", "\"ppo\""), ("model", jsonString(o.source.path)), ("rows", "\(o.rows)"), ("seq_len", "\(L)"),
             ("prompt_len", "\(o.promptLen)"), ("response_len", "\(T)"), ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"),
             ("threads", "\(o.threads)"), ("models_in_update", "2"),
-            ("ms_per_step", f2(ms)), ("ms_per_step_min_max", "[\(f2(times.min()!)), \(f2(times.max()!))]"),
-            ("tokens_per_s", f2(Double(tokens) / (ms / 1e3))),
+            ("ms_per_step", formatFixed(ms)), ("ms_per_step_min_max", "[\(formatFixed(times.min()!)), \(formatFixed(times.max()!))]"),
+            ("tokens_per_s", formatFixed(Double(tokens) / (ms / 1e3))),
             ("n_params_policy", "\(params.count)"), ("n_params_value", "\(vp.count)"),
             ("loss_first_last", "[\(jsonNumber(losses.first!)), \(jsonNumber(losses.last!))]"),
-            ("peak_rss_mib", f2(peakRSSMiB())),
+            ("peak_rss_mib", formatFixed(peakRSSMiB())),
         ]
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }

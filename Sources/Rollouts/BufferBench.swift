@@ -82,15 +82,9 @@ public enum BufferBench {
             ("write_s", String(format: "%.3f", writeS)), ("read_s", String(format: "%.3f", readS)),
             ("rss_growth_write_mib", String(format: "%.1f", rssAfterWrite - rssBefore)),
             ("rss_growth_total_mib", String(format: "%.1f", currentRSSMiB() - rssBefore)),
-            ("peak_rss_mib", String(format: "%.1f", peakRSS())),
+            ("peak_rss_mib", String(format: "%.1f", peakRSSMiB())),
         ]
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
-    }
-
-    static func peakRSS() -> Double {
-        var u = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &u)
-        return Double(u.ru_maxrss) / 1024
     }
 
     /// Resident set size now (VmRSS from /proc/self/status), MiB.

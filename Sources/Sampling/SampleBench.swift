@@ -98,31 +98,15 @@ public enum SampleBench {
             ("bench", "\"sample\""), ("model", jsonString(o.source.path)), ("batch", "\(o.batch)"),
             ("prompt_len", "\(o.promptLen)"), ("new_tokens", "\(o.newTokens)"), ("warmup", "\(o.warmup)"),
             ("repeats", "\(o.repeats)"), ("threads", "\(o.threads)"),
-            ("ms_per_call", fmt(ms)), ("ms_per_call_min_max", "[\(fmt(calls.min()!)), \(fmt(calls.max()!))]"),
-            ("new_tokens_per_s", fmt(newTokens / (ms / 1e3))),
-            ("new_tokens_per_s_min_max", "[\(fmt(newTokens / (calls.max()! / 1e3))), \(fmt(newTokens / (calls.min()! / 1e3)))]"),
-            ("prefill_ms", fmt(median(prefill), 3)), ("decode_ms_per_token_step", fmt(dec, 3)),
-            ("decode_tokens_per_s_median", fmt(Double(o.batch) / (dec / 1e3))),
-            ("n_params", "\(params.count)"), ("sampler_setup_ms", fmt(setupMs, 1)),
-            ("decoder_mib", fmt(Double(sampler.decoderBytes) / 1_048_576)),
-            ("peak_rss_mib", fmt(peakRSSMiB())),
+            ("ms_per_call", formatFixed(ms)), ("ms_per_call_min_max", "[\(formatFixed(calls.min()!)), \(formatFixed(calls.max()!))]"),
+            ("new_tokens_per_s", formatFixed(newTokens / (ms / 1e3))),
+            ("new_tokens_per_s_min_max", "[\(formatFixed(newTokens / (calls.max()! / 1e3))), \(formatFixed(newTokens / (calls.min()! / 1e3)))]"),
+            ("prefill_ms", formatFixed(median(prefill), 3)), ("decode_ms_per_token_step", formatFixed(dec, 3)),
+            ("decode_tokens_per_s_median", formatFixed(Double(o.batch) / (dec / 1e3))),
+            ("n_params", "\(params.count)"), ("sampler_setup_ms", formatFixed(setupMs, 1)),
+            ("decoder_mib", formatFixed(Double(sampler.decoderBytes) / 1_048_576)),
+            ("peak_rss_mib", formatFixed(peakRSSMiB())),
         ]
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }
-}
-
-/// Peak resident set size of this process (getrusage ru_maxrss), MiB.
-func peakRSSMiB() -> Double {
-    var u = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &u)
-    return Double(u.ru_maxrss) / 1024
-}
-
-func median(_ xs: [Double]) -> Double {
-    let s = xs.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-}
-
-func fmt(_ x: Double, _ digits: Int = 2) -> String {
-    x.isFinite ? String(format: "%.\(digits)f", x) : jsonNumber(x)
 }

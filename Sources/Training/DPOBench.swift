@@ -88,19 +88,19 @@ public enum DPOBench {
         let ms = median(total)
         let gflops = flops / (ms / 1e3) / 1e9
         let phaseJSON = ["policy_forward", "ref_forward", "backward", "optimizer"]
-            .map { "\"\($0)\": \(fmt(median(phases[$0]!)))" }.joined(separator: ", ")
+            .map { "\"\($0)\": \(formatFixed(median(phases[$0]!)))" }.joined(separator: ", ")
         let fields: [(String, String)] = [
             ("bench", "\"dpo\""), ("model", jsonString(o.source.path)),
             ("pairs", "\(P)"), ("seq_len", "\(T)"), ("prompt_len", "\(Tp)"), ("response_len", "\(Tr)"), ("beta", "0.1"),
             ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"), ("threads", "\(o.threads)"),
-            ("ms_per_step", fmt(ms)), ("pairs_per_s", fmt(Double(P) / (ms / 1e3), 3)),
-            ("tokens_per_s", fmt(Double(tokens) / (ms / 1e3))),
+            ("ms_per_step", formatFixed(ms)), ("pairs_per_s", formatFixed(Double(P) / (ms / 1e3), 3)),
+            ("tokens_per_s", formatFixed(Double(tokens) / (ms / 1e3))),
             ("phase_ms_median", "{\(phaseJSON)}"),
-            ("ms_per_step_min_max", "[\(fmt(total.min()!)), \(fmt(total.max()!))]"),
-            ("flops_per_step", fmt(flops)), ("achieved_gflops_median", fmt(gflops)),
-            ("mfu", fmt(gflops / sgemmCeilingGFLOPS, 3)), ("n_params", "\(params.count)"),
+            ("ms_per_step_min_max", "[\(formatFixed(total.min()!)), \(formatFixed(total.max()!))]"),
+            ("flops_per_step", formatFixed(flops)), ("achieved_gflops_median", formatFixed(gflops)),
+            ("mfu", formatFixed(gflops / sgemmCeilingGFLOPS, 3)), ("n_params", "\(params.count)"),
             ("loss_first_last", "[\(jsonNumber(losses.first!)), \(jsonNumber(losses.last!))]"),
-            ("peak_rss_mib", fmt(peakRSSMiB())),
+            ("peak_rss_mib", formatFixed(peakRSSMiB())),
         ]
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }

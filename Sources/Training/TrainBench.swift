@@ -82,13 +82,13 @@ public enum TrainBench {
             ("bench", "\"train\""), ("model", jsonString(o.source.path)),
             ("batch", "\(o.batch)"), ("seq_len", "\(o.seqLen)"), ("tokens_per_step", "\(tokensPerStep)"),
             ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"), ("threads", "\(o.threads)"),
-            ("ms_per_step", fmt(ms)), ("tokens_per_s", fmt(Double(tokensPerStep) / (ms / 1e3))),
-            ("phase_ms_median", "{\"forward\": \(fmt(median(fwd))), \"backward\": \(fmt(median(bwd))), \"opt\": \(fmt(median(opt)))}"),
-            ("ms_per_step_min_max", "[\(fmt(total.min()!)), \(fmt(total.max()!))]"),
-            ("flops_per_step", fmt(flops)), ("achieved_gflops_median", fmt(gflops)),
-            ("mfu", fmt(gflops / sgemmCeilingGFLOPS, 3)), ("n_params", "\(params.count)"),
+            ("ms_per_step", formatFixed(ms)), ("tokens_per_s", formatFixed(Double(tokensPerStep) / (ms / 1e3))),
+            ("phase_ms_median", "{\"forward\": \(formatFixed(median(fwd))), \"backward\": \(formatFixed(median(bwd))), \"opt\": \(formatFixed(median(opt)))}"),
+            ("ms_per_step_min_max", "[\(formatFixed(total.min()!)), \(formatFixed(total.max()!))]"),
+            ("flops_per_step", formatFixed(flops)), ("achieved_gflops_median", formatFixed(gflops)),
+            ("mfu", formatFixed(gflops / sgemmCeilingGFLOPS, 3)), ("n_params", "\(params.count)"),
             ("loss_first_last", "[\(jsonNumber(losses.first!)), \(jsonNumber(losses.last!))]"),
-            ("peak_rss_mib", fmt(peakRSSMiB())),
+            ("peak_rss_mib", formatFixed(peakRSSMiB())),
         ]
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }
@@ -100,30 +100,4 @@ public enum TrainBench {
         let n = c.numLayers * perLayer + (c.head == .causalLM ? c.vocabSize * C : C)
         return 6 * Double(n) + 12 * Double(c.numLayers * seqLen * A)
     }
-}
-
-/// A model from a directory, or a random one (seed 1234) from a config.json.
-public func loadOrInit(_ url: URL, isConfig: Bool) throws -> (LlamaConfig, ParameterBuffer) {
-    if isConfig {
-        let config = try LlamaConfig.load(url)
-        return (config, ModelDirectory.randomInit(config: config, seed: 1234))
-    }
-    let m = try ModelDirectory.load(url)
-    return (m.config, m.parameters)
-}
-
-func median(_ xs: [Double]) -> Double {
-    let s = xs.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-}
-
-func fmt(_ x: Double, _ digits: Int = 2) -> String {
-    x.isFinite ? String(format: "%.\(digits)f", x) : jsonNumber(x)
-}
-
-/// Peak resident set size of this process (getrusage ru_maxrss), MiB.
-public func peakRSSMiB() -> Double {
-    var u = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &u)
-    return Double(u.ru_maxrss) / 1024
 }

@@ -25,6 +25,14 @@ struct BenchModelSource: ParsableArguments {
     var isConfig: Bool { config != nil }
 }
 
+/// --steps and --warmup of the benches that time optimizer steps.
+struct BenchSteps: ParsableArguments {
+    @Option(help: "Timed steps.")
+    var steps: Int = 5
+    @Option(help: "Warm-up steps (not timed).")
+    var warmup: Int = 2
+}
+
 /// Runs a bench with a progress line on standard error, then prints its JSON line.
 func printBench(progressEvery every: Int = 10, _ body: (@escaping (String) -> Void) throws -> String) throws {
     let progress = ProgressLine(every: every)
@@ -48,15 +56,12 @@ struct BenchTrain: ParsableCommand {
     var batch: Int = 8
     @Option(help: "Tokens per sequence.")
     var seq: Int = 256
-    @Option(help: "Timed steps.")
-    var steps: Int = 5
-    @Option(help: "Warm-up steps (not timed).")
-    var warmup: Int = 2
+    @OptionGroup var timing: BenchSteps
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         var o = TrainBenchOptions(source: source.url, sourceIsConfig: source.isConfig)
-        o.batch = batch; o.seqLen = seq; o.steps = steps; o.warmup = warmup; o.threads = compute.threads
+        o.batch = batch; o.seqLen = seq; o.steps = timing.steps; o.warmup = timing.warmup; o.threads = compute.threads
         try printBench { try TrainBench.run(o, progress: $0) }
     }
 }

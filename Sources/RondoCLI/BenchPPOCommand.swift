@@ -22,15 +22,12 @@ struct BenchPPO: ParsableCommand {
     var promptLen: Int = 64
     @Option(help: "Response tokens per row.")
     var responseLen: Int = 192
-    @Option(help: "Timed steps.")
-    var steps: Int = 5
-    @Option(help: "Warm-up steps (not timed).")
-    var warmup: Int = 2
+    @OptionGroup var timing: BenchSteps
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         var o = PPOBenchOptions(source: source.url, sourceIsConfig: source.isConfig)
-        o.rows = rows; o.promptLen = promptLen; o.responseLen = responseLen; o.steps = steps; o.warmup = warmup
+        o.rows = rows; o.promptLen = promptLen; o.responseLen = responseLen; o.steps = timing.steps; o.warmup = timing.warmup
         o.threads = compute.threads
         try printBench { try PPOBench.run(o, progress: $0) }
     }

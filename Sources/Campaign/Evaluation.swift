@@ -70,18 +70,28 @@ func distinct2(_ seqs: [[Int32]]) -> Double {
 /// batches of 16 rows in the given order (the same grouping gives the same bits).
 func responseLogprobs(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], batchSize: Int = 16) throws -> [[Float]] {
     let pad = Int32(model.config.padTokenID ?? model.config.eosTokenIDs.first ?? 0)
+    return try forwardInBatches(model, prompts: prompts, responses: responses, batchSize: batchSize, pad: pad,
+                                scoreResponses: true) { out, row, i in
+        (0..<responses[i].count).map { out[row + prompts[i].count + $0] }
+    }
+}
+
+/// Runs the rows prompt + response through `model` in batches of `batchSize` rows, in the given
+/// order, with one workspace; `gather(output, first position of row i in output, i)` takes row
+/// i's values. `scoreResponses` marks the response tokens as the positions an LM head scores.
+func forwardInBatches(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], batchSize: Int, pad: Int32,
+                      scoreResponses: Bool,
+                      _ gather: (UnsafeBufferPointer<Float>, Int, Int) -> [Float]) throws -> [[Float]] {
     let maxLen = zip(prompts, responses).map { $0.count + $1.count }.max() ?? 1
     let ws = LlamaWorkspace(config: model.config, maxBatch: batchSize, maxSeqLen: max(1, maxLen))
     var out: [[Float]] = []
     for lo in stride(from: 0, to: prompts.count, by: batchSize) {
         let hi = min(prompts.count, lo + batchSize)
         let rows = (lo..<hi).map { prompts[$0] + responses[$0] }
-        let batch = TokenBatch(rows: rows, pad: pad, scoreFrom: (lo..<hi).map { prompts[$0].count })
-        let lp = try model.forward(batch, workspace: ws)
-        for (b, i) in (lo..<hi).enumerated() {
-            let start = prompts[i].count
-            out.append((start..<(start + responses[i].count)).map { lp[b * batch.seqLen + $0] })
-        }
+        let batch = scoreResponses ? TokenBatch(rows: rows, pad: pad, scoreFrom: (lo..<hi).map { prompts[$0].count })
+                                   : TokenBatch(rows: rows, pad: pad)
+        let values = try model.forward(batch, workspace: ws)
+        for (b, i) in (lo..<hi).enumerated() { out.append(gather(values, b * batch.seqLen, i)) }
     }
     return out
 }

@@ -86,19 +86,10 @@ public enum PPOUpdate {
         if let i = prompts.firstIndex(where: \.isEmpty) {
             throw CampaignError("sample \(i) has an empty prompt; PPO's first value is read at the prompt's last token")
         }
-        let maxLen = zip(prompts, responses).map { $0.count + $1.count }.max() ?? 1
-        let ws = LlamaWorkspace(config: model.config, maxBatch: batchSize, maxSeqLen: max(1, maxLen))
-        var out: [[Float]] = []
-        for lo in stride(from: 0, to: prompts.count, by: batchSize) {
-            let hi = min(prompts.count, lo + batchSize)
-            let batch = TokenBatch(rows: (lo..<hi).map { prompts[$0] + responses[$0] }, pad: 0)
-            let v = try model.forward(batch, workspace: ws)
-            for (b, i) in (lo..<hi).enumerated() {
-                let start = b * batch.seqLen + prompts[i].count - 1
-                out.append((0..<min(responses[i].count + 1, width)).map { v[start + $0] })
-            }
+        return try forwardInBatches(model, prompts: prompts, responses: responses, batchSize: batchSize, pad: 0,
+                                    scoreResponses: false) { v, row, i in
+            (0..<min(responses[i].count + 1, width)).map { v[row + prompts[i].count - 1 + $0] }
         }
-        return out
     }
 
     /// TRL's rollout post-processing over a round's samples (whitening spans them all): stores each

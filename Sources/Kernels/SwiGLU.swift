@@ -4,16 +4,6 @@
 
 import Foundation
 
-@inline(__always)
-private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-}
-
-@inline(__always)
-private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
-}
-
 /// h[N, F] = silu(gu[:, :F]) ⊙ gu[:, F:].
 public func swigluForward(h: FloatPtr, gu: ConstFloatPtr, rows: Int, hidden f: Int) {
     parallelRows(rows) { range in

@@ -6,13 +6,15 @@
 public typealias FloatPtr = UnsafeMutablePointer<Float>
 public typealias ConstFloatPtr = UnsafePointer<Float>
 
+/// 16 floats from p (any alignment).
 @inline(__always)
-private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
 }
 
+/// Stores 16 floats at p (any alignment).
 @inline(__always)
-private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
 }
 
@@ -85,6 +87,17 @@ public func vadd(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ 
         i += 16
     }
     while i < n { y[i] += x[i]; i += 1 }
+}
+
+/// y[i] *= a.
+@inline(__always)
+public func vscale(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ n: Int) {
+    var i = 0
+    while i + 16 <= n {
+        store16(a * load16(y + i), y + i)
+        i += 16
+    }
+    while i < n { y[i] *= a; i += 1 }
 }
 
 /// e^x for 16 lanes: Cephes `expf` (range reduction by ln 2 in two parts, degree-6 polynomial),

@@ -417,7 +417,7 @@ public final class LlamaDecoder: @unchecked Sendable {
                 let sh = sc + h * lmax
                 let m = vmax(sh, len)
                 let z = vexpShifted(sh, sh, m, len)
-                scaleInPlace(sh, 1 / z, len)
+                vscale(sh, 1 / z, len)
             }
             sgemm(.none, .none, m: group, n: d, k: len, a: sc, lda: lmax, b: vb, ldb: d,
                   c: att + i * A + g * group * d, ldc: d)
@@ -535,21 +535,6 @@ private enum Epilogue {
     case none
     /// res[i, tile] += y[i, tile] (the residual connection).
     case addTo(FloatPtr, rows: Int)
-}
-
-@inline(__always) private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-}
-
-@inline(__always) private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
-}
-
-/// y[i] *= a for n floats.
-@inline(__always) private func scaleInPlace(_ y: FloatPtr, _ a: Float, _ n: Int) {
-    var i = 0
-    while i + 16 <= n { store16(a * load16(y + i), y + i); i += 16 }
-    while i < n { y[i] *= a; i += 1 }
 }
 
 // MARK: - Worker team

@@ -14,28 +14,21 @@ import Rollouts
 import Training
 
 public struct PPOBenchOptions: Sendable {
-    /// A model directory, or an HF config.json (random init, seed 1234) when `sourceIsConfig`.
-    public var source: URL
-    public var sourceIsConfig: Bool
+    public var run: StepBenchRun
     public var rows: Int = 8
     public var promptLen: Int = 64
     public var responseLen: Int = 192
-    public var steps: Int = 5
-    public var warmup: Int = 2
-    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
-    public init(source: URL, sourceIsConfig: Bool) { self.source = source; self.sourceIsConfig = sourceIsConfig }
+    public init(run: StepBenchRun) { self.run = run }
 }
 
 public enum PPOBench {
     public static func run(_ o: PPOBenchOptions, progress: (String) -> Void = { _ in }) throws -> String {
-        Threads.configure(o.threads)
-        guard o.rows >= 1, o.promptLen >= 1, o.responseLen >= 1, o.steps >= 1, o.warmup >= 0 else {
-            throw JobError("--rows, --prompt-len, --response-len, --steps ≥ 1 and --warmup ≥ 0 are required")
+        guard o.rows >= 1, o.promptLen >= 1, o.responseLen >= 1 else {
+            throw JobError("--rows, --prompt-len and --response-len ≥ 1 are required")
         }
-        let (config, params) = try loadOrInit(o.source, isConfig: o.sourceIsConfig)
-        guard config.head == .causalLM else { throw JobError("bench ppo needs a causal LM (the policy)") }
+        let (config, params) = try o.run.start("bench ppo")
         let policy = LlamaModel(config: config, parameters: params)
-        let (vc, vp) = RewardJob.rewardModel(from: LoadedModel(config: config, parameters: params.clone(), directory: o.source), seed: 1234)
+        let (vc, vp) = RewardJob.rewardModel(from: LoadedModel(config: config, parameters: params.clone(), directory: o.run.source), seed: 1234)
         let value = LlamaModel(config: vc, parameters: vp)
         let adam = AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0)
         var algorithm = AlgorithmSection()
@@ -63,20 +56,20 @@ public enum PPOBench {
                                  width: T, algorithm: algorithm, maxRows: o.rows, maxSeqLen: L)
 
         var times: [Double] = [], losses: [Double] = []
-        for step in 0..<(o.warmup + o.steps) {
+        for step in 0..<o.run.totalSteps {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let (l, _, _) = try stepper.step(records, context: "bench step \(step + 1)")
             let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
             losses.append(l.loss)
-            if step >= o.warmup { times.append(ms) }
-            progress("step \(step + 1)/\(o.warmup + o.steps)\(step < o.warmup ? " (warm-up)" : ""): \(String(format: "%.1f", ms)) ms, loss \(l.loss)")
+            if step >= o.run.warmup { times.append(ms) }
+            progress("\(o.run.stepLabel(step)): \(String(format: "%.1f", ms)) ms, loss \(l.loss)")
         }
         let ms = median(times)
         let tokens = o.rows * L
         let fields: [(String, String)] = [
-            ("bench", "\"ppo\""), ("model", jsonString(o.source.path)), ("rows", "\(o.rows)"), ("seq_len", "\(L)"),
-            ("prompt_len", "\(o.promptLen)"), ("response_len", "\(T)"), ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"),
-            ("threads", "\(o.threads)"), ("models_in_update", "2"),
+            ("bench", "\"ppo\""), ("model", jsonString(o.run.source.path)), ("rows", "\(o.rows)"), ("seq_len", "\(L)"),
+            ("prompt_len", "\(o.promptLen)"), ("response_len", "\(T)"), ("warmup", "\(o.run.warmup)"), ("steps", "\(o.run.steps)"),
+            ("threads", "\(o.run.threads)"), ("models_in_update", "2"),
             ("ms_per_step", formatFixed(ms)), ("ms_per_step_min_max", "[\(formatFixed(times.min()!)), \(formatFixed(times.max()!))]"),
             ("tokens_per_s", formatFixed(Double(tokens) / (ms / 1e3))),
             ("n_params_policy", "\(params.count)"), ("n_params_value", "\(vp.count)"),

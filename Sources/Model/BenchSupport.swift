@@ -1,7 +1,8 @@
-// What every `rondo bench …` measurement shares: the model it runs on, medians, number formatting
-// for its JSON line, and the process's peak memory.
+// What every `rondo bench …` measurement shares: the model it runs on (and, for the step benches,
+// their step counts and threads), medians, number formatting for its JSON line, and the peak memory.
 
 import Foundation
+import Kernels
 
 /// A model from a directory, or a random one (seed 1234) from a config.json.
 public func loadOrInit(_ url: URL, isConfig: Bool) throws -> (LlamaConfig, ParameterBuffer) {
@@ -11,6 +12,39 @@ public func loadOrInit(_ url: URL, isConfig: Bool) throws -> (LlamaConfig, Param
     }
     let m = try ModelDirectory.load(url)
     return (m.config, m.parameters)
+}
+
+/// The part of a step bench's options (`bench train`, `dpo`, `ppo`) that is not a size: the model,
+/// the warm-up and timed optimizer steps, and the thread count.
+public struct StepBenchRun: Sendable {
+    /// A model directory, or an HF config.json (random init, seed 1234) when `sourceIsConfig`.
+    public var source: URL
+    public var sourceIsConfig: Bool
+    /// Timed steps.
+    public var steps = 5
+    /// Steps run before the timed ones.
+    public var warmup = 2
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    public init(source: URL, sourceIsConfig: Bool) { self.source = source; self.sourceIsConfig = sourceIsConfig }
+
+    /// Warm-up and timed steps together.
+    public var totalSteps: Int { warmup + steps }
+
+    /// Checks the step counts, sets the thread count and loads (or initialises) the model, which
+    /// must be a causal LM; `bench` names the command in the errors.
+    public func start(_ bench: String) throws -> (LlamaConfig, ParameterBuffer) {
+        guard steps >= 1, warmup >= 0 else { throw ModelError("\(bench): --steps ≥ 1 and --warmup ≥ 0 are required") }
+        Threads.configure(threads)
+        let (config, params) = try loadOrInit(source, isConfig: sourceIsConfig)
+        guard config.head == .causalLM else { throw ModelError("\(bench) needs a causal LM") }
+        return (config, params)
+    }
+
+    /// "step 3/7" for the progress line, with " (warm-up)" during warm-up (step counts from 0).
+    public func stepLabel(_ step: Int) -> String {
+        "step \(step + 1)/\(totalSteps)\(step < warmup ? " (warm-up)" : "")"
+    }
 }
 
 /// The median of a non-empty list (the mean of the middle two for an even count).

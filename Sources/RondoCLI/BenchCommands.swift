@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import Model
 import Training
 
 struct Bench: ParsableCommand {
@@ -31,6 +32,13 @@ struct BenchSteps: ParsableArguments {
     var steps: Int = 5
     @Option(help: "Warm-up steps (not timed).")
     var warmup: Int = 2
+
+    /// These counts on `source`'s model with `threads` threads.
+    func run(_ source: BenchModelSource, threads: Int) -> StepBenchRun {
+        var r = StepBenchRun(source: source.url, sourceIsConfig: source.isConfig)
+        r.steps = steps; r.warmup = warmup; r.threads = threads
+        return r
+    }
 }
 
 /// Runs a bench with a progress line on standard error, then prints its JSON line.
@@ -60,8 +68,8 @@ struct BenchTrain: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        var o = TrainBenchOptions(source: source.url, sourceIsConfig: source.isConfig)
-        o.batch = batch; o.seqLen = seq; o.steps = timing.steps; o.warmup = timing.warmup; o.threads = compute.threads
+        var o = TrainBenchOptions(run: timing.run(source, threads: compute.threads))
+        o.batch = batch; o.seqLen = seq
         try printBench { try TrainBench.run(o, progress: $0) }
     }
 }

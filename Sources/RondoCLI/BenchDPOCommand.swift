@@ -26,9 +26,8 @@ struct BenchDPO: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        var o = DPOBenchOptions(source: source.url, sourceIsConfig: source.isConfig)
-        o.pairs = pairs; o.promptLen = promptLen; o.responseLen = responseLen; o.steps = timing.steps; o.warmup = timing.warmup
-        o.threads = compute.threads
+        var o = DPOBenchOptions(run: timing.run(source, threads: compute.threads))
+        o.pairs = pairs; o.promptLen = promptLen; o.responseLen = responseLen
         try printBench { try DPOBench.run(o, progress: $0) }
     }
 }

@@ -26,9 +26,8 @@ struct BenchPPO: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        var o = PPOBenchOptions(source: source.url, sourceIsConfig: source.isConfig)
-        o.rows = rows; o.promptLen = promptLen; o.responseLen = responseLen; o.steps = timing.steps; o.warmup = timing.warmup
-        o.threads = compute.threads
+        var o = PPOBenchOptions(run: timing.run(source, threads: compute.threads))
+        o.rows = rows; o.promptLen = promptLen; o.responseLen = responseLen
         try printBench { try PPOBench.run(o, progress: $0) }
     }
 }

@@ -14,34 +14,27 @@ import Model
 
 /// Options of a DPO-step benchmark.
 public struct DPOBenchOptions: Sendable {
-    /// A model directory, or an HF config.json (random init, seed 1234) when `sourceIsConfig`.
-    public var source: URL
-    public var sourceIsConfig: Bool
+    public var run: StepBenchRun
     public var pairs: Int = 4
     public var promptLen: Int = 64
     public var responseLen: Int = 192
-    public var steps: Int = 5
-    public var warmup: Int = 2
-    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
-    public init(source: URL, sourceIsConfig: Bool) { self.source = source; self.sourceIsConfig = sourceIsConfig }
+    public init(run: StepBenchRun) { self.run = run }
 }
 
 public enum DPOBench {
     /// Runs the benchmark and returns the JSON line.
     public static func run(_ o: DPOBenchOptions, progress: (String) -> Void = { _ in }) throws -> String {
-        Threads.configure(o.threads)
-        guard o.pairs >= 1, o.promptLen >= 1, o.responseLen >= 1, o.steps >= 1, o.warmup >= 0 else {
-            throw JobError("--pairs, --prompt-len, --response-len, --steps ≥ 1 and --warmup ≥ 0 are required")
+        guard o.pairs >= 1, o.promptLen >= 1, o.responseLen >= 1 else {
+            throw JobError("--pairs, --prompt-len and --response-len ≥ 1 are required")
         }
-        let (config, params) = try loadOrInit(o.source, isConfig: o.sourceIsConfig)
-        guard config.head == .causalLM else { throw JobError("bench dpo needs a causal LM") }
+        let (config, params) = try o.run.start("bench dpo")
         let P = o.pairs, Tp = o.promptLen, Tr = o.responseLen, T = Tp + Tr
         let policy = LlamaModel(config: config, parameters: params)
         let reference = LlamaModel(config: config, parameters: params.clone())  // TRL: a frozen copy
         let ws = LlamaWorkspace(config: config, maxBatch: 2 * P, maxSeqLen: T)
         let optimizer = AdamW(layout: policy.layout, config: AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0))
         let trainer = Trainer(model: policy, optimizer: optimizer,
-                              schedule: LRSchedule(kind: .constant, peak: 1e-6, totalSteps: o.warmup + o.steps), maxGradNorm: 1)
+                              schedule: LRSchedule(kind: .constant, peak: 1e-6, totalSteps: o.run.totalSteps), maxGradNorm: 1)
         let loss = DPOLossConfig(lossType: .sigmoid, beta: 0.1)
 
         // Random ids in [3, V): prompt [P, Tp], chosen [P, Tr], rejected [P, Tr].
@@ -56,7 +49,7 @@ public enum DPOBench {
 
         var phases: [String: [Double]] = [:], total: [Double] = [], losses: [Float] = []
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
-        for step in 0..<(o.warmup + o.steps) {
+        for step in 0..<o.run.totalSteps {
             var t = [now()]
             var stepLoss: Float = 0
             _ = try trainer.step(microBatches: 1, context: "bench step \(step + 1)") { _ in
@@ -76,11 +69,11 @@ public enum DPOBench {
             t.append(now())
             losses.append(stepLoss)
             let ms = (1..<t.count).map { Double(t[$0] - t[$0 - 1]) / 1e6 }
-            if step >= o.warmup {
+            if step >= o.run.warmup {
                 for (k, v) in zip(["ref_forward", "policy_forward", "backward", "optimizer"], ms) { phases[k, default: []].append(v) }
                 total.append(ms.reduce(0, +))
             }
-            progress("step \(step + 1)/\(o.warmup + o.steps)\(step < o.warmup ? " (warm-up)" : ""): \(String(format: "%.1f", ms.reduce(0, +))) ms, loss \(stepLoss)")
+            progress("\(o.run.stepLabel(step)): \(String(format: "%.1f", ms.reduce(0, +))) ms, loss \(stepLoss)")
         }
         let tokens = 2 * P * T
         let perToken = TrainBench.flopsPerToken(config, seqLen: T)  // 6N + 12·L·T·A
@@ -90,9 +83,9 @@ public enum DPOBench {
         let phaseJSON = ["policy_forward", "ref_forward", "backward", "optimizer"]
             .map { "\"\($0)\": \(formatFixed(median(phases[$0]!)))" }.joined(separator: ", ")
         let fields: [(String, String)] = [
-            ("bench", "\"dpo\""), ("model", jsonString(o.source.path)),
+            ("bench", "\"dpo\""), ("model", jsonString(o.run.source.path)),
             ("pairs", "\(P)"), ("seq_len", "\(T)"), ("prompt_len", "\(Tp)"), ("response_len", "\(Tr)"), ("beta", "0.1"),
-            ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"), ("threads", "\(o.threads)"),
+            ("warmup", "\(o.run.warmup)"), ("steps", "\(o.run.steps)"), ("threads", "\(o.run.threads)"),
             ("ms_per_step", formatFixed(ms)), ("pairs_per_s", formatFixed(Double(P) / (ms / 1e3), 3)),
             ("tokens_per_s", formatFixed(Double(tokens) / (ms / 1e3))),
             ("phase_ms_median", "{\(phaseJSON)}"),

@@ -15,15 +15,10 @@ import Model
 
 /// Options of a training benchmark.
 public struct TrainBenchOptions: Sendable {
-    /// A model directory, or an HF config.json (random init, seed 1234) when `modelIsConfig`.
-    public var source: URL
-    public var sourceIsConfig: Bool
+    public var run: StepBenchRun
     public var batch: Int = 8
     public var seqLen: Int = 256
-    public var steps: Int = 5
-    public var warmup: Int = 2
-    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
-    public init(source: URL, sourceIsConfig: Bool) { self.source = source; self.sourceIsConfig = sourceIsConfig }
+    public init(run: StepBenchRun) { self.run = run }
 }
 
 /// Measured ceiling used for MFU (best median torch.mm GFLOP/s on this machine kind).
@@ -32,25 +27,21 @@ public let sgemmCeilingGFLOPS = 191.7
 public enum TrainBench {
     /// Runs the benchmark and returns the JSON line.
     public static func run(_ o: TrainBenchOptions, progress: (String) -> Void = { _ in }) throws -> String {
-        Threads.configure(o.threads)
-        let (config, params) = try loadOrInit(o.source, isConfig: o.sourceIsConfig)
-        guard config.head == .causalLM else { throw JobError("bench train needs a causal LM") }
-        guard o.batch >= 1, o.seqLen >= 2, o.steps >= 1, o.warmup >= 0 else {
-            throw JobError("--batch ≥ 1, --seq ≥ 2, --steps ≥ 1 and --warmup ≥ 0 are required")
-        }
+        guard o.batch >= 1, o.seqLen >= 2 else { throw JobError("--batch ≥ 1 and --seq ≥ 2 are required") }
+        let (config, params) = try o.run.start("bench train")
         let model = LlamaModel(config: config, parameters: params)
         let ws = LlamaWorkspace(config: config, maxBatch: o.batch, maxSeqLen: o.seqLen)
         let optimizer = AdamW(layout: model.layout, config: AdamWConfig(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1),
                               decays: { _ in true })
         let trainer = Trainer(model: model, optimizer: optimizer,
-                              schedule: LRSchedule(kind: .constant, peak: 3e-4, totalSteps: o.warmup + o.steps), maxGradNorm: 1)
+                              schedule: LRSchedule(kind: .constant, peak: 3e-4, totalSteps: o.run.totalSteps), maxGradNorm: 1)
         let rng = Philox(seed: 0, stream: 0xBE7C)
         let tokens = (0..<(o.batch * o.seqLen)).map { Int32(rng.block(UInt64($0)).0 % UInt32(config.vocabSize)) }
         let batch = TokenBatch(batch: o.batch, seqLen: o.seqLen, tokens: tokens,
                                lengths: Array(repeating: o.seqLen, count: o.batch),
                                scoreFrom: Array(repeating: 1, count: o.batch))
         var fwd: [Double] = [], bwd: [Double] = [], opt: [Double] = [], total: [Double] = [], losses: [Float] = []
-        for step in 0..<(o.warmup + o.steps) {
+        for step in 0..<o.run.totalSteps {
             // The optimizer leaves the gradients zeroed, so a step starts with the forward pass.
             let t0 = DispatchTime.now().uptimeNanoseconds
             var t1 = t0, t2 = t0
@@ -68,20 +59,20 @@ public enum TrainBench {
             }
             let t3 = DispatchTime.now().uptimeNanoseconds
             losses.append(stepLoss)
-            if step >= o.warmup {
+            if step >= o.run.warmup {
                 fwd.append(Double(t1 - t0) / 1e6); bwd.append(Double(t2 - t1) / 1e6); opt.append(Double(t3 - t2) / 1e6)
                 total.append(Double(t3 - t0) / 1e6)
             }
-            progress("step \(step + 1)/\(o.warmup + o.steps)\(step < o.warmup ? " (warm-up)" : ""): \(String(format: "%.1f", Double(t3 - t0) / 1e6)) ms, loss \(stepLoss)")
+            progress("\(o.run.stepLabel(step)): \(String(format: "%.1f", Double(t3 - t0) / 1e6)) ms, loss \(stepLoss)")
         }
         let tokensPerStep = o.batch * o.seqLen
         let flops = Double(tokensPerStep) * flopsPerToken(config, seqLen: o.seqLen)
         let ms = median(total)
         let gflops = flops / (ms / 1e3) / 1e9
         let fields: [(String, String)] = [
-            ("bench", "\"train\""), ("model", jsonString(o.source.path)),
+            ("bench", "\"train\""), ("model", jsonString(o.run.source.path)),
             ("batch", "\(o.batch)"), ("seq_len", "\(o.seqLen)"), ("tokens_per_step", "\(tokensPerStep)"),
-            ("warmup", "\(o.warmup)"), ("steps", "\(o.steps)"), ("threads", "\(o.threads)"),
+            ("warmup", "\(o.run.warmup)"), ("steps", "\(o.run.steps)"), ("threads", "\(o.run.threads)"),
             ("ms_per_step", formatFixed(ms)), ("tokens_per_s", formatFixed(Double(tokensPerStep) / (ms / 1e3))),
             ("phase_ms_median", "{\"forward\": \(formatFixed(median(fwd))), \"backward\": \(formatFixed(median(bwd))), \"opt\": \(formatFixed(median(opt)))}"),
             ("ms_per_step_min_max", "[\(formatFixed(total.min()!)), \(formatFixed(total.max()!))]"),

@@ -5,8 +5,13 @@
 import PackageDescription
 
 // -fno-math-errno lets sqrt vectorise (Float.squareRoot() otherwise calls sqrtf for errno).
-// -Ounchecked drops `precondition`; invariants use Kernels' `require`, which stays on.
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-Xcc", "-fno-math-errno"])]
+// Release: -Ounchecked drops bounds, overflow and `precondition` checks; invariants use Kernels'
+// `require`, which stays on. Debug (what `swift test` builds): -O keeps every check but optimises,
+// so the numeric tests run at a usable speed with bounds and overflow checks on.
+let optimize: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-Xcc", "-fno-math-errno"], .when(configuration: .release)),
+    .unsafeFlags(["-O", "-Xcc", "-fno-math-errno"], .when(configuration: .debug)),
+]
 
 let package = Package(
     name: "Rondo",

@@ -4,6 +4,7 @@
 import Foundation
 import Kernels
 import Testing
+import TestSupport
 
 /// Deterministic test data from the counter-based generator.
 func randomArray(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
@@ -11,11 +12,7 @@ func randomArray(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
     return (0..<n).map { scale * r.normal(UInt64($0)) }
 }
 
-func maxRelErr(_ a: [Float], _ b: [Float]) -> Float {
-    var num: Float = 0, den: Float = 0
-    for (x, y) in zip(a, b) { num = max(num, abs(x - y)); den = max(den, abs(y)) }
-    return den > 0 ? num / den : num
-}
+func maxRelErr(_ a: [Float], _ b: [Float]) -> Float { relativeError(a, b) }
 
 @Suite struct KernelTests {
     @Test(arguments: [(GEMMTranspose.none, GEMMTranspose.none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed)])

@@ -40,16 +40,23 @@ public enum Oracle {
     public static func tensor(_ key: String) -> [Float] { try! tensors.tensor(key).values }
 }
 
-/// max|a − e| / max|e| (the README's error measure).
+/// max|a − e| / max|e| (the README's error measure). NaN anywhere in either side gives NaN, which
+/// fails every `err <= tolerance` (Swift's `max` would silently drop a NaN difference); an infinite
+/// value gives an infinite or NaN error.
 public func relativeError(_ a: some Collection<Float>, _ e: some Collection<Float>) -> Float {
     precondition(a.count == e.count, "size mismatch \(a.count) vs \(e.count)")
     var num: Float = 0, den: Float = 0
     for (x, y) in zip(a, e) {
-        num = max(num, abs(x - y))
+        let d = abs(x - y)
+        if d.isNaN || !y.isFinite { return .nan }
+        num = max(num, d)
         den = max(den, abs(y))
     }
     return den > 0 ? num / den : num
 }
+
+/// The larger of `a` and `b`, NaN if either is (Swift's `max` keeps the first argument on NaN).
+public func maxOrNaN<T: FloatingPoint>(_ a: T, _ b: T) -> T { a.isNaN || b.isNaN ? .nan : max(a, b) }
 
 /// Expects `actual` within `tolerance` (relative) of `expected`, naming the quantity on failure.
 public func expectClose(

@@ -13,3 +13,8 @@ public func require(
 ) {
     if !condition() { fatalError(message(), file: file, line: line) }
 }
+
+/// Whether this module was built with Swift's bounds, overflow and `precondition` checks: false
+/// under -Ounchecked (release), true in debug builds, which `swift test` uses (Package.swift).
+/// Not inlinable, so it reports the configuration Kernels was compiled with, not the caller's.
+public var swiftRuntimeChecksEnabled: Bool { !_isFastAssertConfiguration() }

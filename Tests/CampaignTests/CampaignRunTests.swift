@@ -53,8 +53,16 @@ func committed(_ campaign: URL) throws -> [Int] { try CampaignStore(root: campai
 /// kills land in several phases, and the finished campaign equals the uninterrupted one.
 func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, files: [String]) throws {
     let clean = dir.appendingPathComponent("clean")
+    let began = Date()
     #expect(try runRondo(["start", config.path, "--dir", clean.path]).status == 0)
+    let perRound = Date().timeIntervalSince(began) / Double(rounds + 1)
     let reference = try snapshot(clean)
+    // Kill delays scale with this machine's speed right now (a loaded machine starts the daemon
+    // and runs a round more slowly): from 20 ms up to a process start plus 1.5 rounds, so kills
+    // land in every phase and about one attempt in three commits a round.
+    let launched = Date()
+    _ = try runRondo(["status", clean.path])
+    let upper = max(0.25, Date().timeIntervalSince(launched) + 1.5 * perRound)
 
     let run = dir.appendingPathComponent("crashy")
     var g = SystemRandomNumberGenerator()
@@ -71,7 +79,7 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        usleep(UInt32.random(in: 20_000...250_000, using: &g))
+        usleep(UInt32(1e6 * Double.random(in: 0.02...upper, using: &g)))
         if p.isRunning {
             let phase = (try? JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: run.appendingPathComponent("status.json"))))?["phase"]?.string
             kill(p.processIdentifier, SIGKILL)

@@ -1,11 +1,13 @@
 // Finite-difference checks of the whole model's backward pass on a random tiny config with tied
 // embeddings and grouped-query attention, for both the LM head and the score head; and the
-// determinism contract (same inputs and thread count → same bits; here also across thread counts).
+// determinism contract (same inputs and thread count → same bits; across thread counts, float32
+// rounding: see bitIdenticalAcrossRunsAtEachThreadCount).
 
 import Foundation
 import Kernels
 import Model
 import Testing
+import TestSupport
 
 /// A tiny random Llama: V=37, C=24, 2 layers, 4 query heads sharing 2 kv heads (D=6), F=40.
 func tinyConfig(tied: Bool, head: ModelHead) throws -> LlamaConfig {
@@ -75,13 +77,19 @@ func weightedOutput(_ model: LlamaModel, _ batch: TokenBatch, _ ws: LlamaWorkspa
         #expect(checked > 60)
     }
 
-    /// Forward + backward twice with 1 thread and once with 2: identical bits every time.
-    @Test func bitIdenticalAcrossRunsAndThreads() throws {
+    /// Forward + backward repeated with the same thread count give identical bits, for 1 and for 2
+    /// threads: that is the determinism contract (same inputs and thread count → same bits). Across
+    /// thread counts the training products are OpenBLAS's, which may split an inner dimension
+    /// differently with 1 and 2 threads (CPU-dependent: Zen/Haswell kernels do, SkylakeX ones did
+    /// not), so there the outputs and gradients agree to float32 rounding, not bit for bit. (The
+    /// sampler's decode products are Rondo's own fixed-shape calls and do match across thread
+    /// counts: SamplingTests' sameSeedSameSamplesAcrossBatchSizesAndThreads.)
+    @Test func bitIdenticalAcrossRunsAtEachThreadCount() throws {
         let config = try tinyConfig(tied: false, head: .causalLM)
         let model = LlamaModel(config: config, parameters: ModelDirectory.randomInit(config: config, seed: 2))
         let rows = (0..<8).map { r in (0..<40).map { Int32(Philox(seed: 9, stream: UInt64(r)).block(UInt64($0)).0 % 37) } }
         let b = TokenBatch(rows: rows, pad: 0)
-        func run(threads: Int) throws -> ([Float], [Float]) {
+        func run(threads: Int) throws -> (out: [Float], grad: [Float]) {
             Threads.configure(threads)
             defer { Threads.configure(ProcessInfo.processInfo.activeProcessorCount) }
             let ws = LlamaWorkspace(config: config, maxBatch: 8, maxSeqLen: 40)
@@ -91,9 +99,17 @@ func weightedOutput(_ model: LlamaModel, _ batch: TokenBatch, _ ws: LlamaWorkspa
             d.withUnsafeBufferPointer { model.backward(b, outputGradient: $0, gradients: g, workspace: ws) }
             return (out, Array(g.all))
         }
-        let a = try run(threads: 1), a2 = try run(threads: 1), c = try run(threads: 2)
-        #expect(a.0.map(\.bitPattern) == a2.0.map(\.bitPattern) && a.1.map(\.bitPattern) == a2.1.map(\.bitPattern))
-        #expect(a.0.map(\.bitPattern) == c.0.map(\.bitPattern), "forward differs between 1 and 2 threads")
-        #expect(a.1.map(\.bitPattern) == c.1.map(\.bitPattern), "gradients differ between 1 and 2 threads")
+        func differing(_ x: [Float], _ y: [Float]) -> Int { zip(x, y).filter { $0.bitPattern != $1.bitPattern }.count }
+        var first: (out: [Float], grad: [Float])?
+        for threads in [1, 2] {
+            let a = try run(threads: threads), again = try run(threads: threads)
+            #expect(differing(a.out, again.out) == 0, "forward: \(differing(a.out, again.out)) values differ between two runs on \(threads) thread(s)")
+            #expect(differing(a.grad, again.grad) == 0, "gradients: \(differing(a.grad, again.grad)) values differ between two runs on \(threads) thread(s)")
+            if let f = first {
+                expectClose(a.out, f.out, 1e-5, "forward on 2 threads against 1")
+                expectClose(a.grad, f.grad, 1e-5, "gradients on 2 threads against 1")
+            }
+            first = a
+        }
     }
 }

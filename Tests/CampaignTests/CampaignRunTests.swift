@@ -57,12 +57,14 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
     #expect(try runRondo(["start", config.path, "--dir", clean.path]).status == 0)
     let perRound = Date().timeIntervalSince(began) / Double(rounds + 1)
     let reference = try snapshot(clean)
-    // Kill delays scale with this machine's speed right now (a loaded machine starts the daemon
-    // and runs a round more slowly): from 20 ms up to a process start plus 1.5 rounds, so kills
-    // land in every phase and about one attempt in three commits a round.
+    // Kill delays scale with this machine's speed (a loaded machine starts the daemon and runs a
+    // round more slowly): from 20 ms up to `upper`, at first a process start plus 1.5 rounds, so
+    // kills land in every phase and about one attempt in three commits a round. The machine's
+    // load changes while the test runs, so `upper` follows it: longer after a kill during
+    // start-up, shorter after an attempt that committed more than one round.
     let launched = Date()
     _ = try runRondo(["status", clean.path])
-    let upper = max(0.25, Date().timeIntervalSince(launched) + 1.5 * perRound)
+    var upper = max(0.25, Date().timeIntervalSince(launched) + 1.5 * perRound)
 
     let run = dir.appendingPathComponent("crashy")
     var g = SystemRandomNumberGenerator()
@@ -71,6 +73,7 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
     var phases: [String: Int] = [:]
     while kills < target && attempts < 80 {
         attempts += 1
+        let before = try committed(run).count
         let p = Process()
         p.executableURL = rondoExecutable
         // Until `start` has written config.yaml (a kill can land before), starting again is what a user does.
@@ -85,8 +88,10 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
             kill(p.processIdentifier, SIGKILL)
             kills += 1
             phases[phase ?? "startup", default: 0] += 1
+            if phase == nil || phase == "startup" { upper *= 1.5 }
         }
         p.waitUntilExit()
+        if try committed(run).count > before + 1 { upper = max(0.25, upper * 0.6) }
         // Every committed round is intact and unchanged; nothing partial is visible.
         let now = try snapshot(run)
         for (path, sha) in seen { #expect(now[path] == sha, "after kill \(kills): \(path) changed or vanished") }

@@ -27,12 +27,19 @@ private func jsonObject(_ url: URL) throws -> [String: Any] {
     try #require(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
 }
 
+/// Imports `Tests/Fixtures/gguf/<fixture>` into a temporary directory and runs `body` on it.
+private func withImport(_ fixture: String, _ body: (URL) throws -> Void) throws {
+    try withTemporaryDirectory { tmp in
+        let out = tmp.appendingPathComponent("model")
+        try GGUFImport.run(file: Fixtures.gguf.appendingPathComponent(fixture), out: out)
+        try body(out)
+    }
+}
+
 @Suite struct GGUFImportTests {
     @Test(arguments: modelTypes)
     func importsBitIdenticalTensors(type: String) throws {
-        try withTemporaryDirectory { tmp in
-            let out = tmp.appendingPathComponent("model")
-            try GGUFImport.run(file: Fixtures.gguf.appendingPathComponent("tiny-\(type).gguf"), out: out)
+        try withImport("tiny-\(type).gguf") { out in
             let got = try SafetensorsFile(url: out.appendingPathComponent("model.safetensors"))
             #expect(got.infos.values.allSatisfy { $0.dtype == .f32 })
             let want = try SafetensorsFile(url: Fixtures.gguf.appendingPathComponent("expected-\(type).safetensors"))
@@ -43,9 +50,7 @@ private func jsonObject(_ url: URL) throws -> [String: Any] {
     }
 
     @Test func f32ImportEqualsTheOriginalPolicy() throws {
-        try withTemporaryDirectory { tmp in
-            let out = tmp.appendingPathComponent("model")
-            try GGUFImport.run(file: Fixtures.gguf.appendingPathComponent("tiny-f32.gguf"), out: out)
+        try withImport("tiny-f32.gguf") { out in
             let got = try SafetensorsFile(url: out.appendingPathComponent("model.safetensors")).readAll()
             let want = try SafetensorsFile(url: Fixtures.policy.appendingPathComponent("model.safetensors")).readAll()
             expectBitIdentical(got, want, "f32 vs policy")
@@ -53,9 +58,7 @@ private func jsonObject(_ url: URL) throws -> [String: Any] {
     }
 
     @Test func configMatchesTransformers() throws {
-        try withTemporaryDirectory { tmp in
-            let out = tmp.appendingPathComponent("model")
-            try GGUFImport.run(file: Fixtures.gguf.appendingPathComponent("tiny-q4_0.gguf"), out: out)
+        try withImport("tiny-q4_0.gguf") { out in
             let got = try readConfigObject(out.appendingPathComponent("config.json"))
             let want = try readConfigObject(Fixtures.gguf.appendingPathComponent("expected-hf/config.json"))
             for (key, value) in want where key != "transformers_version" {
@@ -69,9 +72,7 @@ private func jsonObject(_ url: URL) throws -> [String: Any] {
     }
 
     @Test func tokenizerMatchesTheOriginal() throws {
-        try withTemporaryDirectory { tmp in
-            let out = tmp.appendingPathComponent("model")
-            try GGUFImport.run(file: Fixtures.gguf.appendingPathComponent("tiny-f16.gguf"), out: out)
+        try withImport("tiny-f16.gguf") { out in
             let got = try jsonObject(out.appendingPathComponent("tokenizer.json"))
             let want = try jsonObject(Fixtures.gguf.appendingPathComponent("expected-hf/tokenizer.json"))
             let gm = try #require(got["model"] as? [String: Any]), wm = try #require(want["model"] as? [String: Any])

@@ -7,6 +7,11 @@ import Foundation
 import TestSupport
 import Testing
 
+/// The repository root (for `policies/`).
+private enum CLIRepo {
+    static let root = Fixtures.oracle.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+}
+
 @Suite struct GGUFExportTests {
     @Test(arguments: GGUFExportType.allCases)
     func exportOfThePolicyEqualsTheFixture(type: GGUFExportType) throws {
@@ -49,6 +54,27 @@ import Testing
             #expect(got["model"]?["merges"] == orig["model"]?["merges"])
             #expect(got["added_tokens"] == orig["added_tokens"])
             #expect(got["pre_tokenizer"] == orig["pre_tokenizer"])
+        }
+    }
+
+    @Test func tiedByteLevelStarterRoundTrips() throws {
+        // policies/starter: tied embeddings (no output.weight), a byte-only vocabulary (no merges),
+        // no tokenizer_config.json (special ids come from config.json).
+        let starter = CLIRepo.root.appendingPathComponent("policies/starter")
+        try withTemporaryDirectory { tmp in
+            let file = tmp.appendingPathComponent("s.gguf"), back = tmp.appendingPathComponent("back")
+            try GGUFExport.run(dir: starter, out: file, type: .f32)
+            let g = try GGUFFile(url: file)
+            #expect(g.tensor("output.weight") == nil)
+            #expect(g.metadata["tokenizer.ggml.merges"] == .array(.string, []))
+            #expect(g.metadata["tokenizer.ggml.eos_token_id"] == .uint32(1))
+            try GGUFImport.run(file: file, out: back)
+            let original = try ModelDirectory.load(starter), imported = try ModelDirectory.load(back)
+            #expect(imported.config.tieWordEmbeddings)
+            #expect(Array(imported.parameters.all).map(\.bitPattern) == Array(original.parameters.all).map(\.bitPattern))
+            let a = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: starter.appendingPathComponent("tokenizer.json")))
+            let b = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: back.appendingPathComponent("tokenizer.json")))
+            #expect(b["model"]?["vocab"] == a["model"]?["vocab"])
         }
     }
 

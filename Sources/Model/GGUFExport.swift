@@ -95,20 +95,23 @@ public enum GGUFExport {
         return String(format: "%.\(max(2 - digits, 0))f", scaled) + suffix
     }
 
-    /// Every tensor, in sorted HF-name order, renamed, permuted (q/k) and encoded.
+    /// Every tensor, in sorted HF-name order, renamed, and permuted (q/k) and encoded as it is written.
     static func encodeTensors(_ model: LoadedModel, type: GGUFExportType) -> [GGUFTensorData] {
         let c = model.config
         let hfToGGUF = Dictionary(uniqueKeysWithValues: GGUFLlama.tensorNames(numLayers: c.numLayers).map { ($0.hf, $0.gguf) })
         var out: [GGUFTensorData] = []
-        for e in model.parameters.layout.entries.sorted(by: { $0.name < $1.name }) {
-            var values = Array(model.parameters.view(e))
-            if let heads = GGUFLlama.permutedHeads(e.name, config: c) {
-                values.withUnsafeMutableBufferPointer { GGUFLlama.permuteRows($0, rows: e.shape[0], heads: heads, toGGUF: true) }
-            }
+        let parameters = model.parameters
+        for e in parameters.layout.entries.sorted(by: { $0.name < $1.name }) {
             let ne = Array(e.shape.reversed())
             let t = type.tensorType(ne: ne)
-            let bytes = values.withUnsafeBufferPointer { Quantize.encode($0, as: t) }
-            out.append(GGUFTensorData(name: hfToGGUF[e.name]!, ne: ne, type: t, bytes: bytes))
+            let heads = GGUFLlama.permutedHeads(e.name, config: c)
+            out.append(GGUFTensorData(name: hfToGGUF[e.name]!, ne: ne, type: t) {
+                var values = Array(parameters.view(e))
+                if let heads {
+                    values.withUnsafeMutableBufferPointer { GGUFLlama.permuteRows($0, rows: e.shape[0], heads: heads, toGGUF: true) }
+                }
+                return values.withUnsafeBufferPointer { Quantize.encode($0, as: t) }
+            })
         }
         return out
     }

@@ -9,12 +9,26 @@
 
 import Foundation
 
-/// A tensor to write: its GGUF name, `ne` (fastest-first) and encoded bytes.
+/// A tensor to write: its GGUF name, `ne` (fastest-first), type, and its bytes — encoded only
+/// when the writer reaches it, so an export holds one encoded tensor at a time.
 struct GGUFTensorData {
     let name: String
     let ne: [Int]
     let type: GGMLType
-    let bytes: [UInt8]
+    let byteCount: Int
+    let encode: () -> [UInt8]
+
+    init(name: String, ne: [Int], type: GGMLType, encode: @escaping () -> [UInt8]) {
+        self.name = name
+        self.ne = ne
+        self.type = type
+        byteCount = ne.reduce(1, *) / type.blockValues * type.blockBytes
+        self.encode = encode
+    }
+
+    init(name: String, ne: [Int], type: GGMLType, bytes: [UInt8]) {
+        self.init(name: name, ne: ne, type: type, encode: { bytes })
+    }
 }
 
 enum GGUFWriter {
@@ -39,14 +53,16 @@ enum GGUFWriter {
             for d in t.ne { head.append(UInt64(d)) }
             head.append(t.type.rawValue)
             head.append(UInt64(offset))
-            offset = padded(offset + t.bytes.count)
+            offset = padded(offset + t.byteCount)
         }
         head.bytes.append(contentsOf: [UInt8](repeating: 0, count: padded(head.bytes.count) - head.bytes.count))
         try AtomicFile.write(to: url) { w in
             try head.bytes.withUnsafeBytes { try w.write($0) }
             for t in tensors {
-                try t.bytes.withUnsafeBytes { try w.write($0) }
-                let pad = [UInt8](repeating: 0, count: padded(t.bytes.count) - t.bytes.count)
+                let bytes = t.encode()
+                precondition(bytes.count == t.byteCount, "tensor '\(t.name)': encoded \(bytes.count) bytes, expected \(t.byteCount)")
+                try bytes.withUnsafeBytes { try w.write($0) }
+                let pad = [UInt8](repeating: 0, count: padded(bytes.count) - bytes.count)
                 try pad.withUnsafeBytes { try w.write($0) }
             }
         }

@@ -94,11 +94,8 @@ private func importError(_ file: URL, out: URL) -> String? {
         // quant-blocks.gguf's tensors are not a model; relabelled llama it must fail by name.
         let src = try GGUFFile(url: Fixtures.gguf.appendingPathComponent("tiny-f32.gguf"))
         let blocks = try GGUFFile(url: Fixtures.gguf.appendingPathComponent("quant-blocks.gguf"))
-        var tensors = src.tensors.map { t in
-            src.withBytes(t) { GGUFTensorData(name: t.name, ne: t.ne, type: t.type, bytes: Array(UnsafeRawBufferPointer(start: $0, count: t.bytes.count))) }
-        }
-        let q = blocks.tensor("q8_0")!
-        tensors.append(blocks.withBytes(q) { GGUFTensorData(name: "rope_freqs.weight", ne: q.ne, type: q.type, bytes: Array(UnsafeRawBufferPointer(start: $0, count: q.bytes.count))) })
+        let q = try #require(rawTensors(blocks).first { $0.name == "q8_0" })
+        let tensors = rawTensors(src) + [GGUFTensorData(name: "rope_freqs.weight", ne: q.ne, type: q.type, encode: q.encode)]
         try withTemporaryDirectory { tmp in
             let file = tmp.appendingPathComponent("extra.gguf")
             try GGUFWriter.write(metadata: src.keys.map { ($0, src.metadata[$0]!) }, tensors: tensors, to: file)

@@ -142,12 +142,16 @@ private func withImport(_ fixture: String, _ body: (URL) throws -> Void) throws 
     }
 }
 
-/// Writes `src`'s tensors (raw bytes, same types) with `metadata` as a new GGUF file.
-func rewriteGGUF(_ src: GGUFFile, metadata: [(String, GGUFValue)], to url: URL) throws {
-    let tensors = src.tensors.map { t in
+/// `src`'s tensors as they are stored (raw bytes, same types), for writing into a new file.
+func rawTensors(_ src: GGUFFile) -> [GGUFTensorData] {
+    src.tensors.map { t in
         src.withBytes(t) { p in
             GGUFTensorData(name: t.name, ne: t.ne, type: t.type, bytes: Array(UnsafeRawBufferPointer(start: p, count: t.bytes.count)))
         }
     }
-    try GGUFWriter.write(metadata: metadata, tensors: tensors, to: url)
+}
+
+/// Writes `src`'s tensors with `metadata` as a new GGUF file.
+func rewriteGGUF(_ src: GGUFFile, metadata: [(String, GGUFValue)], to url: URL) throws {
+    try GGUFWriter.write(metadata: metadata, tensors: rawTensors(src), to: url)
 }

@@ -20,6 +20,11 @@ public enum Fixtures {
     public static var tensors: URL { oracle.appendingPathComponent("tensors.safetensors") }
     /// `{"meta": ..., "cases": {...}}`.
     public static var cases: URL { oracle.appendingPathComponent("cases.json") }
+    /// `Tests/Fixtures/gguf`: GGUF files of the policy, their expected imports, malformed files
+    /// (see its README.md).
+    public static var gguf: URL {
+        oracle.deletingLastPathComponent().appendingPathComponent("gguf", isDirectory: true)
+    }
     /// `Tests/Fixtures/tokenizer-llama3`: a Llama-3-style tokenizer.json and its cases.json.
     public static var tokenizerLlama3: URL {
         oracle.deletingLastPathComponent().appendingPathComponent("tokenizer-llama3", isDirectory: true)

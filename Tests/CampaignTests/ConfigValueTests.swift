@@ -4,6 +4,7 @@
 import Campaign
 import Foundation
 import Testing
+import TestSupport
 
 private let minimal = """
     policy: starter
@@ -15,13 +16,8 @@ private let minimal = """
 
 /// Parses `minimal + extra` and expects an error containing every fragment.
 private func expectConfigError(_ extra: String, _ fragments: [String], sourceLocation: SourceLocation = #_sourceLocation) {
-    do {
+    expectError(CampaignError.self, mentioning: fragments, sourceLocation: sourceLocation) {
         _ = try CampaignConfig.parse(minimal + extra, source: "c.yaml")
-        Issue.record("accepted: \(extra)", sourceLocation: sourceLocation)
-    } catch let e as CampaignError {
-        for f in fragments { #expect(e.description.contains(f), "\(f) missing from: \(e)", sourceLocation: sourceLocation) }
-    } catch {
-        Issue.record("not a CampaignError: \(error)", sourceLocation: sourceLocation)
     }
 }
 
@@ -60,12 +56,9 @@ private func expectConfigError(_ extra: String, _ fragments: [String], sourceLoc
 
     @Test func typeErrorsQuoteTheValue() {
         let text = minimal.replacingOccurrences(of: "per_round: 8", with: "per_round: abc")
-        do {
+        expectError(CampaignError.self, mentioning: ["'prompts.per_round' (line 5) is \"abc\", not an integer"]) {
             _ = try CampaignConfig.parse(text, source: "c.yaml")
-            Issue.record("accepted per_round: abc")
-        } catch let e as CampaignError {
-            #expect(e.description.contains("'prompts.per_round' (line 5) is \"abc\", not an integer"), "\(e)")
-        } catch { Issue.record("\(error)") }
+        }
         expectConfigError("\nalgorithm:\n  beta: high\n", ["'algorithm.beta' (line 7) is \"high\", not a number"])
         expectConfigError("\nlabeller:\n  eval_verifier: maybe\n", ["'labeller.eval_verifier' (line 7) is \"maybe\", not true or false"])
         expectConfigError("\nsampling:\n  n: [1, 2]\n", ["'sampling.n' (line 7) is a list, not a single value"])

@@ -12,17 +12,6 @@ import TestSupport
 
 private let starter = repo.appendingPathComponent("policies/starter")
 
-private func expectCampaignError(_ fragments: [String], sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
-    do {
-        try body()
-        Issue.record("expected an error mentioning \(fragments)", sourceLocation: sourceLocation)
-    } catch let e as CampaignError {
-        for f in fragments { #expect(e.description.contains(f), "\(f) missing from: \(e)", sourceLocation: sourceLocation) }
-    } catch {
-        Issue.record("not a CampaignError: \(error)", sourceLocation: sourceLocation)
-    }
-}
-
 /// Writes a python judge into `dir`; `body` sees `req` (the request) and prints the reply.
 func writeJudge(_ dir: URL, _ name: String, _ body: String) throws {
     let text = "import json, os, sys, time\nfor line in sys.stdin:\n    req = json.loads(line)\n"
@@ -57,9 +46,9 @@ func judgeCampaign(_ dir: URL, rounds: Int = 1, judge body: String, timeout: Int
             #expect(try load([ok], in: dir).first?.ids == [55, 5, 64])
             for (bad, shown) in [("[55, 4294967301, 64]", "4294967301"), ("[2147483653]", "2147483653"), ("[-1]", "-1"), ("[259]", "259"),
                                  ("[1.5]", "not an integer")] {
-                expectCampaignError(["p.jsonl:2", shown]) { _ = try load([ok, #"{"prompt_ids": \#(bad)}"#], in: dir) }
+                expectError(CampaignError.self, mentioning: ["p.jsonl:2", shown]) { _ = try load([ok, #"{"prompt_ids": \#(bad)}"#], in: dir) }
             }
-            expectCampaignError(["p.jsonl:2", "vocabulary (0..<259)"]) { _ = try load([ok, #"{"prompt_ids": [4294967301]}"#], in: dir) }
+            expectError(CampaignError.self, mentioning: ["p.jsonl:2", "vocabulary (0..<259)"]) { _ = try load([ok, #"{"prompt_ids": [4294967301]}"#], in: dir) }
         }
     }
 
@@ -67,14 +56,14 @@ func judgeCampaign(_ dir: URL, rounds: Int = 1, judge body: String, timeout: Int
         try withTemporaryDirectory { (dir: URL) throws in
             let ok = #"{"prompt_ids": [1, 2, 3], "answer": 7}"#
             let long = #"{"prompt_ids": [\#(Array(repeating: "3", count: 62).joined(separator: ", "))], "answer": "1"}"#
-            expectCampaignError(["p.jsonl:3", "62 tokens", "sampling.max_new_tokens 4", "max_position_embeddings"]) {
+            expectError(CampaignError.self, mentioning: ["p.jsonl:3", "62 tokens", "sampling.max_new_tokens 4", "max_position_embeddings"]) {
                 _ = try load([ok, ok, long], in: dir)
             }
             #expect(try load([ok, long], in: dir, maxNewTokens: 3).count == 2)  // 62 + 3 − 1 = 64 positions fit
-            expectCampaignError(["p.jsonl:2", "no \"answer\"", "verifier"]) { _ = try load([ok, #"{"prompt_ids": [1]}"#], in: dir, needsAnswer: true) }
+            expectError(CampaignError.self, mentioning: ["p.jsonl:2", "no \"answer\"", "verifier"]) { _ = try load([ok, #"{"prompt_ids": [1]}"#], in: dir, needsAnswer: true) }
             #expect(try load([ok, #"{"prompt_ids": [1]}"#], in: dir).map(\.answer) == ["7", nil])
-            expectCampaignError(["p.jsonl:1", "\"answer\""]) { _ = try load([#"{"prompt_ids": [1], "answer": [7]}"#], in: dir) }
-            expectCampaignError(["p.jsonl:1", "empty"]) { _ = try load([#"{"prompt_ids": []}"#], in: dir) }
+            expectError(CampaignError.self, mentioning: ["p.jsonl:1", "\"answer\""]) { _ = try load([#"{"prompt_ids": [1], "answer": [7]}"#], in: dir) }
+            expectError(CampaignError.self, mentioning: ["p.jsonl:1", "empty"]) { _ = try load([#"{"prompt_ids": []}"#], in: dir) }
         }
     }
 
@@ -87,7 +76,7 @@ func judgeCampaign(_ dir: URL, rounds: Int = 1, judge body: String, timeout: Int
             let config = dir.appendingPathComponent("answers.yaml")
             try text.write(to: config, atomically: true, encoding: .utf8)
             let store = try Campaign.create(config: config, dir: dir.appendingPathComponent("run"), rounds: nil)
-            expectCampaignError(["train.jsonl:2", "answer"]) { _ = try Campaign(store: store) }
+            expectError(CampaignError.self, mentioning: ["train.jsonl:2", "answer"]) { _ = try Campaign(store: store) }
             #expect(try committed(store.root).isEmpty)
         }
     }
@@ -95,10 +84,10 @@ func judgeCampaign(_ dir: URL, rounds: Int = 1, judge body: String, timeout: Int
     @Test func promptsPathThatIsADirectory() throws {
         try withTemporaryDirectory { dir in
             let config = try LlamaConfig.load(starter.appendingPathComponent("config.json"))
-            expectCampaignError([dir.path, "is a directory", "prompts.eval"]) {
+            expectError(CampaignError.self, mentioning: [dir.path, "is a directory", "prompts.eval"]) {
                 _ = try PromptSet.load(dir, key: "prompts.eval", tokenizer: nil, config: config, maxNewTokens: 4, needsAnswer: false)
             }
-            expectCampaignError(["no such prompt file", "prompts.train"]) {
+            expectError(CampaignError.self, mentioning: ["no such prompt file", "prompts.train"]) {
                 _ = try PromptSet.load(dir.appendingPathComponent("none.jsonl"), key: "prompts.train", tokenizer: nil, config: config,
                                        maxNewTokens: 4, needsAnswer: false)
             }
@@ -114,7 +103,7 @@ func judgeCampaign(_ dir: URL, rounds: Int = 1, judge body: String, timeout: Int
                 print(json.dumps({"scores": [1e300 if (n > 1 and i == 2) else float(i) for i in range(n)]}), flush=True)
                 """)
             let store = try Campaign.create(config: config, dir: dir.appendingPathComponent("run"), rounds: nil)
-            expectCampaignError(["round 1", "sample 2", "picky", "1e+300", "float32", "not committed"]) {
+            expectError(CampaignError.self, mentioning: ["round 1", "sample 2", "picky", "1e+300", "float32", "not committed"]) {
                 _ = try Campaign(store: store).run()
             }
             #expect(try committed(store.root) == [0])

@@ -27,18 +27,6 @@ func pids(_ file: URL) -> [pid_t] {
     ((try? String(contentsOf: file, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { pid_t($0) }
 }
 
-func expectLabelError(_ body: () throws -> Void, _ check: (LabelError) -> Void,
-                      sourceLocation: SourceLocation = #_sourceLocation) {
-    do {
-        try body()
-        Issue.record("no error", sourceLocation: sourceLocation)
-    } catch let e as LabelError {
-        check(e)
-    } catch {
-        Issue.record("not a LabelError: \(error)", sourceLocation: sourceLocation)
-    }
-}
-
 @Suite struct JudgeProcessTests {
     @Test func closedStdoutButAliveDoesNotHang() throws {
         try withTemporaryDirectory { dir in
@@ -51,7 +39,7 @@ func expectLabelError(_ body: () throws -> Void, _ check: (LabelError) -> Void,
             let judge = try CommandJudge(name: "mute", command: cmd, timeout: 60, maxRestarts: 1)
             defer { judge.stop() }
             let t0 = Date()
-            expectLabelError({ _ = try judge.score(request(["47"])) }) { e in
+            expectError(LabelError.self, mentioning: [], { _ = try judge.score(request(["47"])) }) { e in
                 #expect(e.description.contains("mute") && e.description.contains("closed its stdout"), "\(e)")
                 #expect(e.description.contains("still running, killed"), "\(e)")
             }
@@ -74,42 +62,48 @@ func expectLabelError(_ body: () throws -> Void, _ check: (LabelError) -> Void,
             let judge = try CommandJudge(name: "trickle", command: cmd, timeout: 0.8, maxRestarts: 0)
             defer { judge.stop() }
             let t0 = Date()
-            expectLabelError({ _ = try judge.score(request(["47"])) }) { e in
+            expectError(LabelError.self, mentioning: [], { _ = try judge.score(request(["47"])) }) { e in
                 #expect(e.description.contains("within 0.8 s"), "\(e)")
             }
             #expect(Date().timeIntervalSince(t0) < 5)
         }
     }
 
+    /// A shell judge that first starts a helper (`sleep 300 &`, its pid written to the returned
+    /// file), then runs `rest`.
+    func judgeWithHelper(_ dir: URL, _ name: String, _ rest: String) throws -> ([String], URL) {
+        let helper = dir.appendingPathComponent("\(name).helper")
+        return (try shellJudge(dir, name, "sleep 300 &\necho $! > \(helper.path)\n" + rest), helper)
+    }
+
+    /// Expects every pid in `file` to be gone (waiting up to a second for init to reap it).
+    func expectAllDead(_ file: URL, sourceLocation: SourceLocation = #_sourceLocation) {
+        let started = pids(file)
+        #expect(!started.isEmpty, sourceLocation: sourceLocation)
+        for _ in 0..<50 where started.contains(where: isAlive) { usleep(20_000) }
+        for p in started { #expect(!isAlive(p), "process \(p) outlived its judge", sourceLocation: sourceLocation) }
+    }
+
     @Test func processGroupDiesWithTheJudge() throws {
         try withTemporaryDirectory { dir in
-            let helper = dir.appendingPathComponent("helper")
-            // Starts a helper in the background, then never answers.
-            let cmd = try shellJudge(dir, "group", """
-                sleep 300 &
-                echo $! > \(helper.path)
-                while read line; do sleep 300; done
-                """)
+            // Never answers.
+            let (cmd, helper) = try judgeWithHelper(dir, "group", "while read line; do sleep 300; done\n")
             let judge = try CommandJudge(name: "group", command: cmd, timeout: 0.5, maxRestarts: 0)
             defer { judge.stop() }
             #expect(throws: LabelError.self) { try judge.score(request(["47"])) }
-            let started = pids(helper)
-            #expect(started.count == 1)
-            for _ in 0..<50 where started.contains(where: isAlive) { usleep(20_000) }
-            for p in started { #expect(!isAlive(p), "the judge's helper \(p) outlived it") }
+            expectAllDead(helper)
             #expect(judge.pid == nil)
         }
     }
 
     @Test func stopEndsAJudgeAndItsHelpers() throws {
         try withTemporaryDirectory { dir in
-            let helper = dir.appendingPathComponent("helper")
-            let cmd = try shellJudge(dir, "lingering", """
-                sleep 300 &
-                echo $! > \(helper.path)
+            // Answers, then lingers after its stdin closes, ignoring SIGTERM.
+            let (cmd, helper) = try judgeWithHelper(dir, "lingering", """
                 while read line; do echo '{"scores": [1]}'; done
                 trap '' TERM
                 sleep 300
+
                 """)
             let judge = try CommandJudge(name: "lingering", command: cmd, timeout: 10)
             #expect(try judge.score(request(["47"])) == [1])
@@ -118,8 +112,7 @@ func expectLabelError(_ body: () throws -> Void, _ check: (LabelError) -> Void,
             judge.stop()
             #expect(Date().timeIntervalSince(t0) < 5)
             #expect(!isAlive(leader))
-            for _ in 0..<50 where pids(helper).contains(where: isAlive) { usleep(20_000) }
-            for p in pids(helper) { #expect(!isAlive(p), "helper \(p) survived stop()") }
+            expectAllDead(helper)
             #expect(!JudgeGroups.running.contains(leader))
         }
     }
@@ -132,7 +125,7 @@ func expectLabelError(_ body: () throws -> Void, _ check: (LabelError) -> Void,
             defer { judge.stop() }
             DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) { flag.set() }
             let t0 = Date()
-            expectLabelError({ _ = try judge.score(request(["47"])) }) { e in
+            expectError(LabelError.self, mentioning: [], { _ = try judge.score(request(["47"])) }) { e in
                 #expect(e.interrupted, "\(e)")
                 #expect(e.description.contains("hang"), "\(e)")
             }
@@ -184,7 +177,7 @@ func expectLabelError(_ body: () throws -> Void, _ check: (LabelError) -> Void,
                                    ("NaN", "NaN is not finite"), (#"{"scores": [0.5, "1"]}"#, "not a number")] {
                 let j = try judge(reply)
                 defer { j.stop() }
-                expectLabelError({ _ = try j.score(request(["a", "b"])) }) { e in
+                expectError(LabelError.self, mentioning: [], { _ = try j.score(request(["a", "b"])) }) { e in
                     #expect(e.description.contains("scorer") && e.description.contains(words), "\(reply): \(e)")
                     if words == "float32" { #expect(e.response == 1 || e.response == 0, "\(reply): \(String(describing: e.response))") }
                 }

@@ -6,17 +6,6 @@ import Model
 import Testing
 import TestSupport
 
-private func expectModelError(_ fragments: [String], sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
-    do {
-        try body()
-        Issue.record("expected a ModelError mentioning \(fragments)", sourceLocation: sourceLocation)
-    } catch let e as ModelError {
-        for f in fragments { #expect(e.description.contains(f), "\(f) missing from: \(e)", sourceLocation: sourceLocation) }
-    } catch {
-        Issue.record("not a ModelError: \(error)", sourceLocation: sourceLocation)
-    }
-}
-
 @Suite struct WeightChecksTests {
     @Test func trailingBytesAfterTheDataAreAnError() throws {
         let tmp = TemporaryDirectory()
@@ -27,7 +16,7 @@ private func expectModelError(_ fragments: [String], sourceLocation: SourceLocat
         try handle.seekToEnd()
         try handle.write(contentsOf: Data([0, 0, 0, 0, 7]))
         try handle.close()
-        expectModelError([url.path, "5 trailing bytes"]) { _ = try SafetensorsFile(url: url) }
+        expectError(ModelError.self, mentioning: [url.path, "5 trailing bytes"]) { _ = try SafetensorsFile(url: url) }
     }
 
     @Test func gapBetweenTensorsIsAnError() throws {
@@ -37,7 +26,7 @@ private func expectModelError(_ fragments: [String], sourceLocation: SourceLocat
         var bytes = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Data($0) }
         bytes += header + Data(count: 12)
         try bytes.write(to: url)
-        expectModelError([url.path, "[4, 8)", "'b'"]) { _ = try SafetensorsFile(url: url) }
+        expectError(ModelError.self, mentioning: [url.path, "[4, 8)", "'b'"]) { _ = try SafetensorsFile(url: url) }
     }
 
     @Test func nonFiniteWeightsNameTheTensorAtLoad() throws {
@@ -49,10 +38,10 @@ private func expectModelError(_ fragments: [String], sourceLocation: SourceLocat
         let name = "model.layers.1.self_attn.v_proj.weight"
         tensors[name]!.values[5] = .nan
         try writeSafetensors(tensors, to: weights)
-        expectModelError([weights.path, "tensor '\(name)'", "nan", "element 5"]) { _ = try ModelDirectory.load(m) }
+        expectError(ModelError.self, mentioning: [weights.path, "tensor '\(name)'", "nan", "element 5"]) { _ = try ModelDirectory.load(m) }
         tensors[name]!.values[5] = 0
         tensors["model.norm.weight"]!.values[0] = -.infinity
         try writeSafetensors(tensors, to: weights)
-        expectModelError(["tensor 'model.norm.weight'", "-inf"]) { _ = try ModelDirectory.load(m) }
+        expectError(ModelError.self, mentioning: ["tensor 'model.norm.weight'", "-inf"]) { _ = try ModelDirectory.load(m) }
     }
 }

@@ -99,7 +99,7 @@ public final class CommandJudge: Labeller {
         let bytes = [UInt8](w), n = requestID
         while true {
             let c = try child ?? start()
-            let deadline = ContinuousClock.now + .milliseconds(Int((timeout * 1000).rounded(.up)))
+            let deadline = ContinuousClock.now + .milliseconds(Int((min(timeout, 1e9) * 1000).rounded(.up)))
             switch c.write(bytes, until: deadline, interrupted: interrupted) {
             case .done: break
             case .closed: try restart { "exited before reading request \(n) (\($0))" }; continue

@@ -7,7 +7,32 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Glibc.write(fd, p, n) }
+private func systemKill(_ pid: pid_t, _ signal: Int32) -> Int32 { Glibc.kill(pid, signal) }
+typealias SpawnFileActions = posix_spawn_file_actions_t
+typealias SpawnAttributes = posix_spawnattr_t
+private func newSpawnFileActions() -> SpawnFileActions { posix_spawn_file_actions_t() }
+private func newSpawnAttributes() -> SpawnAttributes { posix_spawnattr_t() }
+#elseif canImport(Darwin)
+import Darwin
+private func systemWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { Darwin.write(fd, p, n) }
+private func systemKill(_ pid: pid_t, _ signal: Int32) -> Int32 { Darwin.kill(pid, signal) }
+typealias SpawnFileActions = posix_spawn_file_actions_t?
+typealias SpawnAttributes = posix_spawnattr_t?
+private func newSpawnFileActions() -> SpawnFileActions { nil }
+private func newSpawnAttributes() -> SpawnAttributes { nil }
 #endif
+
+/// Whether `pid` (a child) has exited, without reaping it.
+private func hasExited(_ pid: pid_t) -> Bool {
+    var info = siginfo_t()
+    guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 else { return false }
+    #if os(Linux)
+    return info._sifields._sigchld.si_pid == pid
+    #else
+    return info.si_pid == pid
+    #endif
+}
 
 /// The process groups of the running judges, killed when Rondo exits (atexit) or is told to exit
 /// at once (a second SIGINT/SIGTERM).
@@ -37,11 +62,16 @@ public enum JudgeGroups {
     }
 }
 
-// glibc functions the Glibc module does not export (they need _GNU_SOURCE), looked up at run time.
+// Functions the C library has but the Swift module does not export (glibc declares them only under
+// _GNU_SOURCE), looked up at run time.
 private typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
-private typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, UnsafePointer<CChar>?) -> Int32
-private let pipe2: Pipe2? = dlsym(nil, "pipe2").map { unsafeBitCast($0, to: Pipe2.self) }
-private let addChdir: AddChdir? = dlsym(nil, "posix_spawn_file_actions_addchdir_np").map { unsafeBitCast($0, to: AddChdir.self) }
+private typealias AddChdir = @convention(c) (UnsafeMutablePointer<SpawnFileActions>?, UnsafePointer<CChar>?) -> Int32
+private let pipe2: Pipe2? = dlsym(dlopen(nil, RTLD_NOW), "pipe2").map { unsafeBitCast($0, to: Pipe2.self) }
+private let addChdir: AddChdir? = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addchdir_np")
+    .map { unsafeBitCast($0, to: AddChdir.self) }
+private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<SpawnFileActions>?, Int32) -> Int32
+private let addCloseFrom: AddCloseFrom? = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np")
+    .map { unsafeBitCast($0, to: AddCloseFrom.self) }
 
 /// A pipe whose both ends close on exec (atomically where pipe2 exists), so concurrent spawns
 /// elsewhere in Rondo cannot inherit a judge's pipe and hold it open.
@@ -73,12 +103,15 @@ final class JudgeProcess {
             for f in fds.joined() where f >= 0 { close(f) }
             throw POSIXError(POSIXErrorCode(rawValue: e) ?? .EIO)
         }
-        var actions = posix_spawn_file_actions_t()
+        var actions = newSpawnFileActions()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fds[0][0], 0)
         posix_spawn_file_actions_adddup2(&actions, fds[1][1], 1)
         posix_spawn_file_actions_adddup2(&actions, fds[2][1], 2)
+        // Nothing else of Rondo's leaks into the judge (the campaign lock, files being written: a
+        // judge holding one open would keep the lock after Rondo dies, or make a script "busy").
+        if let addCloseFrom { _ = addCloseFrom(&actions, 3) }
         if let directory {
             guard let addChdir, addChdir(&actions, directory.path) == 0 else {
                 for f in fds.joined() { close(f) }
@@ -88,7 +121,7 @@ final class JudgeProcess {
 
         // Its own process group; default signal handling (Rondo ignores SIGINT, SIGTERM and SIGPIPE,
         // and ignored signals would be inherited) and an empty signal mask.
-        var attr = posix_spawnattr_t()
+        var attr = newSpawnAttributes()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
@@ -106,11 +139,12 @@ final class JudgeProcess {
                 .appendingPathComponent(program).standardizedFileURL.path
         }
         let cargs = argv.map { strdup($0) } + [nil]
-        defer { for a in cargs { free(a) } }
+        let cenv = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for a in cargs + cenv { free(a) } }
         var child: pid_t = 0
         let rc = program.contains("/")
-            ? posix_spawn(&child, program, &actions, &attr, cargs, environ)
-            : posix_spawnp(&child, program, &actions, &attr, cargs, environ)
+            ? posix_spawn(&child, program, &actions, &attr, cargs, cenv)
+            : posix_spawnp(&child, program, &actions, &attr, cargs, cenv)
         close(fds[0][0]); close(fds[1][1]); close(fds[2][1])
         guard rc == 0 else {
             close(fds[0][1]); close(fds[1][0]); close(fds[2][0])
@@ -133,7 +167,7 @@ final class JudgeProcess {
     func write(_ bytes: [UInt8], until deadline: ContinuousClock.Instant, interrupted: () -> Bool) -> Wait {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(stdinFD, $0.baseAddress! + offset, bytes.count - offset) }
+            let n = bytes.withUnsafeBytes { systemWrite(stdinFD, $0.baseAddress! + offset, bytes.count - offset) }
             if n > 0 { offset += n; continue }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && errno != EAGAIN { return .closed }  // EPIPE: the judge closed its stdin or exited
@@ -208,12 +242,7 @@ final class JudgeProcess {
         if ended == nil && stdinFD >= 0 {
             close(stdinFD); stdinFD = -1
             let until = ContinuousClock.now + .milliseconds(Int(grace * 1000))
-            var info = siginfo_t()
-            while ContinuousClock.now < until {
-                info = siginfo_t()
-                if waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid { break }
-                usleep(10_000)
-            }
+            while ContinuousClock.now < until && !hasExited(pid) { usleep(10_000) }
         }
         return kill()
     }
@@ -223,10 +252,9 @@ final class JudgeProcess {
     @discardableResult
     func kill() -> String {
         if let ended { return ended }
-        var info = siginfo_t()
-        let exited = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid
+        let exited = hasExited(pid)
         // The leader is at worst a zombie here, so its pid (the group id) cannot have been reused.
-        Glibc.kill(-pid, SIGKILL)
+        _ = systemKill(-pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         JudgeGroups.remove(pid)

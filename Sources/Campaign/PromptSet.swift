@@ -24,12 +24,13 @@ public enum PromptSet {
                             needsAnswer: Bool) throws -> [CampaignPrompt] {
         let text = try readText(url, key: key)
         var out: [CampaignPrompt] = []
+        let decoder = JSONDecoder()
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
             let at = "\(url.path):\(i + 1)"
             do {
-                out.append(try parse(line, tokenizer: tokenizer, config: config, maxNewTokens: maxNewTokens, needsAnswer: needsAnswer))
+                out.append(try parse(line, decoder: decoder, tokenizer: tokenizer, config: config, maxNewTokens: maxNewTokens, needsAnswer: needsAnswer))
             } catch let e as SamplingError {
                 throw CampaignError("\(at): \(e)")
             }
@@ -55,18 +56,42 @@ public enum PromptSet {
         return text
     }
 
-    /// One line; errors say what is wrong (the caller adds file:line).
-    static func parse(_ line: String, tokenizer: Tokenizer?, config: LlamaConfig, maxNewTokens: Int,
-                      needsAnswer: Bool) throws -> CampaignPrompt {
-        guard let object = (try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)))?.object else {
-            throw SamplingError("not a JSON object; expected {\"prompt\": \"…\"} or {\"prompt_ids\": […]}, with optional \"answer\" and \"id\"")
+    /// The keys of a prompt line, decoded with their types (fast; a line that does not fit is
+    /// diagnosed by `explain`).
+    struct Line: Decodable {
+        let id: Scalar?
+        let prompt: String?
+        let prompt_ids: [Int]?
+        let answer: Scalar?
+    }
+
+    /// A string or a number (`answer`, `id`), decoded trying the string first: a failed attempt
+    /// costs a DecodingError, and 2,000-line prompt files are read at every start.
+    enum Scalar: Decodable {
+        case string(String), number(Double)
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .string(s) } else { self = .number(try c.decode(Double.self)) }
         }
+        /// The text: integral numbers without a fraction (7, not 7.0).
+        var text: String {
+            switch self {
+            case .string(let s): return s
+            case .number(let d): return d.rounded() == d && abs(d) < 1e15 ? String(Int(d)) : String(d)
+            }
+        }
+    }
+
+    /// One line; errors say what is wrong (the caller adds file:line).
+    static func parse(_ line: String, decoder: JSONDecoder, tokenizer: Tokenizer?, config: LlamaConfig, maxNewTokens: Int,
+                      needsAnswer: Bool) throws -> CampaignPrompt {
+        let object: Line
+        do { object = try decoder.decode(Line.self, from: Data(line.utf8)) } catch { throw explain(line, config: config) }
         let ids: [Int32], shown: String
-        if let p = object["prompt_ids"] {
+        if let p = object.prompt_ids {
             ids = try PromptTokens.ids(p, vocabSize: config.vocabSize)
-            shown = object["prompt"]?.string ?? tokenizer?.decode(ids) ?? ""
-        } else if let p = object["prompt"] {
-            guard let text = p.string else { throw SamplingError("\"prompt\" must be a string") }
+            shown = object.prompt ?? tokenizer?.decode(ids) ?? ""
+        } else if let text = object.prompt {
             guard let tokenizer else {
                 throw SamplingError("a text prompt needs tokenizer.json in the policy directory; or give \"prompt_ids\"")
             }
@@ -80,18 +105,27 @@ public enum PromptSet {
         }
         try PromptTokens.checkLength(ids.count, maxNewTokens: maxNewTokens, positions: max(1, config.maxPositionEmbeddings),
                                      setting: "sampling.max_new_tokens")
-        let answer: String?
-        switch object["answer"] {
-        case nil, .null?: answer = nil
-        case .string(let a)?: answer = a
-        case .number(let d)?: answer = d.rounded() == d && abs(d) < 1e15 ? String(Int(d)) : String(d)
-        case let other?: throw SamplingError("\"answer\" is \(other); give a string or a number")
-        }
+        let answer = object.answer?.text
         if needsAnswer && answer == nil {
             throw SamplingError("no \"answer\"; the verifier labeller (labeller.type: verifier) needs one on every training prompt")
         }
-        let id: String? = object["id"].flatMap { v in v.string ?? v.int.map(String.init) }
+        let id = object.id?.text
         return CampaignPrompt(id: id, text: shown, ids: ids, answer: answer)
+    }
+
+    /// Why a line does not decode as a `Line`.
+    static func explain(_ line: String, config: LlamaConfig) -> SamplingError {
+        guard let object = (try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)))?.object else {
+            return SamplingError("not a JSON object; expected {\"prompt\": \"…\"} or {\"prompt_ids\": […]}, with optional \"answer\" and \"id\"")
+        }
+        if let p = object["prompt"], p.string == nil, p != .null { return SamplingError("\"prompt\" must be a string") }
+        if let p = object["prompt_ids"] {
+            do { _ = try PromptTokens.ids(p, vocabSize: config.vocabSize) } catch let e as SamplingError { return e } catch {}
+        }
+        for key in ["answer", "id"] {
+            if let v = object[key], v != .null, v.string == nil, v.double == nil { return SamplingError("\"\(key)\" is \(v); give a string or a number") }
+        }
+        return SamplingError("does not fit {\"prompt\": \"…\"} or {\"prompt_ids\": […]}, with optional \"answer\" and \"id\"")
     }
 
     /// The prompts of a round: positions cursor ..< cursor + count of the seeded order, where the

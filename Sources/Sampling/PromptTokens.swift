@@ -9,16 +9,20 @@ public enum PromptTokens {
     /// A `prompt_ids` value as token ids: an array of integers, each in 0..<vocabSize.
     public static func ids(_ value: JSONValue, vocabSize: Int) throws -> [Int32] {
         guard let arr = value.array else { throw SamplingError("\"prompt_ids\" must be an array of integers") }
-        var out: [Int32] = []
-        out.reserveCapacity(arr.count)
-        for v in arr {
+        return try ids(arr.map { v in
             guard let x = v.int else { throw SamplingError("\"prompt_ids\" holds \(v), not an integer") }
+            return x
+        }, vocabSize: vocabSize)
+    }
+
+    /// Integers as token ids, each in 0..<vocabSize.
+    public static func ids(_ values: [Int], vocabSize: Int) throws -> [Int32] {
+        try values.map { x in
             guard x >= 0, x < vocabSize else {
                 throw SamplingError("token id \(x) is outside the model's vocabulary (0..<\(vocabSize))")
             }
-            out.append(Int32(x))
+            return Int32(x)
         }
-        return out
     }
 
     /// Checks that a prompt of `count` tokens is not empty and, with `maxNewTokens` new tokens,

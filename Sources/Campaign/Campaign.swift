@@ -66,20 +66,25 @@ public final class Campaign {
         initial = LlamaModel(config: loaded.config, parameters: loaded.parameters)
         let tok = policyDir.appendingPathComponent("tokenizer.json")
         tokenizer = FileManager.default.fileExists(atPath: tok.path) ? try Tokenizer(url: tok) : nil
-        train = try PromptSet.load(URL(fileURLWithPath: config.prompts.train), tokenizer: tokenizer, config: loaded.config)
-        var ev = try PromptSet.load(URL(fileURLWithPath: config.prompts.eval), tokenizer: tokenizer, config: loaded.config)
+        let maxNew = config.sampling.maxNewTokens
+        train = try PromptSet.load(URL(fileURLWithPath: config.prompts.train), key: "prompts.train", tokenizer: tokenizer,
+                                   config: loaded.config, maxNewTokens: maxNew, needsAnswer: config.labeller.type == .verifier)
+        var ev = try PromptSet.load(URL(fileURLWithPath: config.prompts.eval), key: "prompts.eval", tokenizer: tokenizer,
+                                    config: loaded.config, maxNewTokens: maxNew, needsAnswer: false)
         if let limit = config.prompts.evalLimit { ev = Array(ev.prefix(limit)) }
         eval = ev
-        labeller = try Self.makeLabeller(config)
+        labeller = try Self.makeLabeller(config, stop: stop)
     }
 
-    static func makeLabeller(_ c: CampaignConfig) throws -> Labeller {
+    static func makeLabeller(_ c: CampaignConfig, stop: StopFlag = StopFlag()) throws -> Labeller {
         switch c.labeller.type {
         case .verifier: return Verifier()
         case .command:
             let cmd = c.labeller.command!
             return try CommandJudge(name: c.labeller.name ?? URL(fileURLWithPath: cmd[0]).lastPathComponent, command: cmd,
-                                    timeout: c.labeller.timeoutS, maxRestarts: c.labeller.maxRestarts)
+                                    timeout: c.labeller.timeoutS, maxRestarts: c.labeller.maxRestarts,
+                                    workingDirectory: c.labeller.workingDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) },
+                                    interrupted: { stop.isSet })
         case .rewardModel:
             let dir = URL(fileURLWithPath: c.labeller.model!)
             let sha = try sha256(of: dir.appendingPathComponent("model.safetensors"))
@@ -103,6 +108,8 @@ public final class Campaign {
         if var cmd = config.labeller.command, let first = cmd.first, first.contains("/") {
             cmd[0] = abs(first); config.labeller.command = cmd
         }
+        // A judge runs in the config file's directory (docs/judges.md), wherever Rondo is started from.
+        if config.labeller.type == .command { config.labeller.workingDirectory = abs(config.labeller.workingDirectory ?? ".") }
         if let rounds { config.rounds = rounds }
         let store = CampaignStore(root: dir)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -126,16 +133,21 @@ public final class Campaign {
         try store.removeIncompleteRounds()
         try store.rebuildIndex()
         var committed = try store.committedRounds()
-        if committed.isEmpty {
-            try runRoundZero()
-            committed = [0]
-        }
-        while config.rounds.map({ committed.last! < $0 }) ?? true {
-            if stop.isSet { return .stopped(afterRound: committed.last!) }
-            let r = committed.last! + 1
-            guard let outcome = try runRound(r) else { return .stopped(afterRound: r - 1) }
-            committed.append(r)
-            if case .alarm = outcome { return outcome }
+        do {
+            if committed.isEmpty {
+                try runRoundZero()
+                committed = [0]
+            }
+            while config.rounds.map({ committed.last! < $0 }) ?? true {
+                if stop.isSet { return .stopped(afterRound: committed.last!) }
+                let r = committed.last! + 1
+                guard let outcome = try runRound(r) else { return .stopped(afterRound: r - 1) }
+                committed.append(r)
+                if case .alarm = outcome { return outcome }
+            }
+        } catch let e as LabelError where e.interrupted {
+            // A stop request ended a judge's wait: the round is abandoned, nothing of it committed.
+            return .stopped(afterRound: committed.last ?? -1)
         }
         store.writeStatus(round: committed.last!, phase: "finished")
         return .finished(rounds: committed.last!)
@@ -221,8 +233,13 @@ public final class Campaign {
                 var end = start
                 while end < samples.count && samples[end].promptIndex == p { end += 1 }
                 let prompt = train[picked[p]]
-                let s = try labeller.score(LabelRequest(prompt: prompt.text, promptIDs: prompt.ids, answer: prompt.answer,
-                                                        responses: Array(texts[start..<end]), responseIDs: samples[start..<end].map(\.tokens)))
+                let request = LabelRequest(prompt: prompt.text, promptIDs: prompt.ids, answer: prompt.answer,
+                                           responses: Array(texts[start..<end]), responseIDs: samples[start..<end].map(\.tokens))
+                let s: [Float]
+                do { s = try labeller.checkedScore(request) } catch let e as LabelError where !e.interrupted {
+                    let which = e.response.map { "sample \(start + $0)" } ?? "samples \(start)…\(end - 1)"
+                    throw CampaignError("round \(r), \(which) (prompt \(prompt.id.map { "'\($0)'" } ?? "#\(picked[p])")): \(e.description); the round was not committed")
+                }
                 for k in start..<end { scores[k] = s[k - start] }
                 start = end
             }

@@ -8,7 +8,9 @@ import Yams
 /// An error in a campaign's config or state: what, where, what to do.
 public struct CampaignError: Error, CustomStringConvertible, Sendable {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The config key (dotted path) the error is about, when it is about one.
+    public let key: String?
+    public init(_ description: String, key: String? = nil) { self.description = description; self.key = key }
 }
 
 /// Which model is the DPO reference in a round.
@@ -52,12 +54,16 @@ public struct LabellerSection: Codable, Sendable, Equatable {
     public var timeoutS: Double = 60
     /// command: restarts allowed over the campaign after a crash or timeout.
     public var maxRestarts: Int = 3
+    /// command: the judge's working directory (relative paths: to the config file's directory,
+    /// which is the default; `rondo start` records it as an absolute path).
+    public var workingDirectory: String? = nil
     /// reward_model: an HF sequence-classification model directory.
     public var model: String? = nil
     /// Also score the held-out prompts with the verifier (ground truth) when they have answers.
     public var evalVerifier: Bool = true
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case type, name, command, timeoutS = "timeout_s", maxRestarts = "max_restarts", model, evalVerifier = "eval_verifier"
+        case type, name, command, timeoutS = "timeout_s", maxRestarts = "max_restarts", workingDirectory = "working_directory"
+        case model, evalVerifier = "eval_verifier"
     }
 }
 
@@ -213,6 +219,7 @@ extension LabellerSection {
         type = try c.value(.type, d.type); name = try c.decodeIfPresent(String.self, forKey: .name)
         command = try c.decodeIfPresent([String].self, forKey: .command); timeoutS = try c.value(.timeoutS, d.timeoutS)
         maxRestarts = try c.value(.maxRestarts, d.maxRestarts); model = try c.decodeIfPresent(String.self, forKey: .model)
+        workingDirectory = try c.decodeIfPresent(String.self, forKey: .workingDirectory)
         evalVerifier = try c.value(.evalVerifier, d.evalVerifier)
     }
 }
@@ -287,59 +294,6 @@ extension CampaignConfig {
         if let rounds { try c.encode(rounds, forKey: .rounds) } else { try c.encode("unlimited", forKey: .rounds) }
         try c.encode(seed, forKey: .seed); try c.encode(threads, forKey: .threads)
     }
-
-    /// Checks values across fields; errors name the key.
-    public func validate() throws {
-        func bad(_ key: String, _ why: String) -> CampaignError { CampaignError("config: '\(key)' \(why)") }
-        if prompts.perRound < 1 { throw bad("prompts.per_round", "must be ≥ 1") }
-        if algorithm.type == .dpo && sampling.n < 2 { throw bad("sampling.n", "must be ≥ 2 (pairs need two responses per prompt)") }
-        if sampling.temperature < 0 { throw bad("sampling.temperature", "must be ≥ 0") }
-        if sampling.topK < 0 { throw bad("sampling.top_k", "must be ≥ 0 (0 = off)") }
-        if !(sampling.topP > 0 && sampling.topP <= 1) { throw bad("sampling.top_p", "must be in (0, 1]") }
-        if sampling.maxNewTokens < 1 { throw bad("sampling.max_new_tokens", "must be ≥ 1") }
-        if sampling.batchSize < 1 { throw bad("sampling.batch_size", "must be ≥ 1") }
-        switch labeller.type {
-        case .command:
-            if labeller.command?.isEmpty ?? true { throw bad("labeller.command", "is required for type command (program and arguments)") }
-            if labeller.timeoutS <= 0 { throw bad("labeller.timeout_s", "must be > 0") }
-            if labeller.maxRestarts < 0 { throw bad("labeller.max_restarts", "must be ≥ 0") }
-        case .rewardModel:
-            if labeller.model == nil { throw bad("labeller.model", "is required for type reward_model (a model directory)") }
-        case .verifier: break
-        }
-        if pairs.maxPerPrompt < 1 { throw bad("pairs.max_per_prompt", "must be ≥ 1") }
-        if pairs.minMargin < 0 { throw bad("pairs.min_margin", "must be ≥ 0") }
-        if algorithm.type == .ppo { try validatePPO(bad) }
-        if !["sigmoid", "ipo", "hinge", "robust"].contains(algorithm.lossType) {
-            throw bad("algorithm.loss_type", "must be sigmoid, ipo, hinge or robust (found '\(algorithm.lossType)')")
-        }
-        if algorithm.beta <= 0 { throw bad("algorithm.beta", "must be > 0") }
-        if algorithm.rpoAlpha < 0 { throw bad("algorithm.rpo_alpha", "must be ≥ 0") }
-        if algorithm.epochs < 1 { throw bad("algorithm.epochs", "must be ≥ 1") }
-        if algorithm.batchSize < 1 { throw bad("algorithm.batch_size", "must be ≥ 1") }
-        if algorithm.learningRate <= 0 { throw bad("algorithm.learning_rate", "must be > 0") }
-        if algorithm.schedule != "constant" {
-            throw bad("algorithm.schedule", "must be 'constant' (after warmup_steps over the campaign's first updates); found '\(algorithm.schedule)'")
-        }
-        if let r = rounds, r < 1 { throw bad("rounds", "must be ≥ 1 or 'unlimited'") }
-        if threads < 1 { throw bad("threads", "must be ≥ 1") }
-    }
-
-    func validatePPO(_ bad: (String, String) -> CampaignError) throws {
-        let a = algorithm
-        if a.klCoef < 0 { throw bad("algorithm.kl_coef", "must be ≥ 0") }
-        if !["k1", "k3"].contains(a.klEstimator) { throw bad("algorithm.kl_estimator", "must be k1 or k3 (found '\(a.klEstimator)')") }
-        if let t = a.klTarget, t <= 0 { throw bad("algorithm.kl_target", "must be > 0 (or omitted for a fixed kl_coef)") }
-        if a.klHorizon <= 0 { throw bad("algorithm.kl_horizon", "must be > 0") }
-        if !(0...1).contains(a.gamma) { throw bad("algorithm.gamma", "must be in [0, 1]") }
-        if !(0...1).contains(a.lam) { throw bad("algorithm.lam", "must be in [0, 1]") }
-        if a.cliprange <= 0 { throw bad("algorithm.cliprange", "must be > 0") }
-        if a.cliprangeValue <= 0 { throw bad("algorithm.cliprange_value", "must be > 0") }
-        if a.vfCoef < 0 { throw bad("algorithm.vf_coef", "must be ≥ 0") }
-        if prompts.perRound * sampling.n < 2 {
-            throw bad("prompts.per_round", "× sampling.n must be ≥ 2 (PPO whitens advantages over the round's samples)")
-        }
-    }
 }
 
 extension CampaignConfig {
@@ -351,13 +305,14 @@ extension CampaignConfig {
         }
         guard let node else { throw CampaignError("\(source): empty config; at least 'policy' and 'prompts' are required") }
         do {
+            try rejectDuplicateKeys(node)
             let config = try YAMLDecoder().decode(CampaignConfig.self, from: text)
             try config.validate()
             return config
         } catch let e as DecodingError {
             throw CampaignError("\(source): \(describe(e, in: node))")
         } catch let e as CampaignError {
-            throw CampaignError("\(source): \(e.description.replacingOccurrences(of: "config: ", with: ""))")
+            throw CampaignError("\(source): \(describe(e, in: node))")
         }
     }
 
@@ -371,24 +326,4 @@ extension CampaignConfig {
 
     /// The YAML form of the resolved config (stored in the campaign directory).
     public func yaml() throws -> String { try YAMLEncoder().encode(self) }
-}
-
-/// A decoding error as "key path (line N): what".
-func describe(_ e: DecodingError, in root: Node) -> String {
-    let (path, what): ([CodingKey], String)
-    switch e {
-    case .keyNotFound(let k, let c): (path, what) = (c.codingPath + [k], "is required but missing")
-    case .typeMismatch(let t, let c): (path, what) = (c.codingPath, "has the wrong type (expected \(t)): \(c.debugDescription)")
-    case .valueNotFound(let t, let c): (path, what) = (c.codingPath, "has no value (expected \(t))")
-    case .dataCorrupted(let c): (path, what) = (c.codingPath, c.debugDescription)
-    @unknown default: return "\(e)"
-    }
-    let key = path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-    var node: Node? = root
-    for k in path {
-        if let i = k.intValue { node = node?.sequence.flatMap { i < $0.count ? $0[i] : nil } }
-        else { node = node?.mapping?[k.stringValue] }
-    }
-    let line = (node?.mark?.line).map { " (line \($0))" } ?? ""
-    return "'\(key)'\(line) \(what)"
 }

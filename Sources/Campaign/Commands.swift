@@ -3,6 +3,7 @@
 import Dispatch
 import Foundation
 import Kernels
+import Labeling
 import Model
 import Rollouts
 import Training
@@ -19,6 +20,7 @@ public enum CampaignCommands {
             s.setEventHandler {
                 if flag.isSet {
                     log("second signal: exiting now; the last committed round is intact")
+                    JudgeGroups.killAll()
                     _exit(130)
                 }
                 flag.request()

@@ -33,7 +33,7 @@ struct Evaluator {
         var rewardSum = 0.0
         for (p, (s, t)) in zip(prompts, zip(g, texts)) {
             let req = LabelRequest(prompt: p.text, promptIDs: p.ids, answer: p.answer, responses: [t], responseIDs: [s.tokens])
-            rewardSum += Double(try labeller.score(req)[0])
+            rewardSum += Double(try labeller.checkedScore(req)[0])
         }
         out.append(("eval/reward_mean", rewardSum / Double(prompts.count)))
 

@@ -5,6 +5,7 @@
 import Foundation
 import Kernels
 import Model
+import Sampling
 import Tokenizers
 
 public struct CampaignPrompt: Sendable, Equatable {
@@ -15,52 +16,116 @@ public struct CampaignPrompt: Sendable, Equatable {
 }
 
 public enum PromptSet {
-    struct Line: Decodable {
-        let id: JSONValue?
-        let prompt: String?
-        let prompt_ids: [Int]?
-        let answer: JSONValue?
-    }
-
-    /// Reads every line; errors name the file and line.
-    public static func load(_ url: URL, tokenizer: Tokenizer?, config: LlamaConfig) throws -> [CampaignPrompt] {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw CampaignError("\(url.path): cannot read the prompt file (\(error.localizedDescription))")
-        }
+    /// Reads every line and checks it before any round runs: token ids inside the policy's
+    /// vocabulary, room for `maxNewTokens` in its positions, and an "answer" on every line when
+    /// `needsAnswer` (the verifier labeller). Errors name the file and line; `key` names the config
+    /// key that gave the path.
+    public static func load(_ url: URL, key: String, tokenizer: Tokenizer?, config: LlamaConfig, maxNewTokens: Int,
+                            needsAnswer: Bool) throws -> [CampaignPrompt] {
+        let text = try readText(url, key: key)
         var out: [CampaignPrompt] = []
+        let decoder = JSONDecoder()
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
             let at = "\(url.path):\(i + 1)"
-            let l: Line
-            do { l = try JSONDecoder().decode(Line.self, from: Data(line.utf8)) } catch {
-                throw CampaignError("\(at): not a JSON object with \"prompt\" or \"prompt_ids\" (\(error.localizedDescription))")
+            do {
+                out.append(try parse(line, decoder: decoder, tokenizer: tokenizer, config: config, maxNewTokens: maxNewTokens, needsAnswer: needsAnswer))
+            } catch let e as SamplingError {
+                throw CampaignError("\(at): \(e)")
             }
-            let ids: [Int32]
-            var shown: String
-            if let p = l.prompt_ids {
-                ids = p.map { Int32(truncatingIfNeeded: $0) }
-                shown = l.prompt ?? tokenizer?.decode(ids) ?? ""
-            } else if let p = l.prompt {
-                guard let tokenizer else {
-                    throw CampaignError("\(at): a text prompt needs tokenizer.json in the policy directory; or give \"prompt_ids\"")
-                }
-                ids = tokenizer.encode(p)
-                shown = p
-            } else {
-                throw CampaignError("\(at): needs \"prompt\" (text) or \"prompt_ids\"")
-            }
-            guard !ids.isEmpty else { throw CampaignError("\(at): empty prompt") }
-            for t in ids where t < 0 || Int(t) >= config.vocabSize {
-                throw CampaignError("\(at): token id \(t) is outside the policy's vocabulary (0..<\(config.vocabSize))")
-            }
-            let answer: String? = l.answer.flatMap { v in v.string ?? v.double.map { $0.rounded() == $0 ? String(Int($0)) : String($0) } }
-            let id: String? = l.id.flatMap { v in v.string ?? v.int.map(String.init) }
-            out.append(CampaignPrompt(id: id, text: shown, ids: ids, answer: answer))
         }
-        guard !out.isEmpty else { throw CampaignError("\(url.path): no prompts") }
+        guard !out.isEmpty else { throw CampaignError("\(url.path): no prompts (\(key))") }
         return out
+    }
+
+    static func readText(_ url: URL, key: String) throws -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw CampaignError("\(url.path): no such prompt file; check \(key) in the config")
+        }
+        if isDirectory.boolValue {
+            throw CampaignError("\(url.path): is a directory; \(key) must name a JSON-lines prompt file")
+        }
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw CampaignError("\(url.path): cannot read the prompt file (\(key)); check its permissions")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw CampaignError("\(url.path): not UTF-8 text; \(key) must name a JSON-lines prompt file")
+        }
+        return text
+    }
+
+    /// The keys of a prompt line, decoded with their types (fast; a line that does not fit is
+    /// diagnosed by `explain`).
+    struct Line: Decodable {
+        let id: Scalar?
+        let prompt: String?
+        let prompt_ids: [Int]?
+        let answer: Scalar?
+    }
+
+    /// A string or a number (`answer`, `id`), decoded trying the string first: a failed attempt
+    /// costs a DecodingError, and 2,000-line prompt files are read at every start.
+    enum Scalar: Decodable {
+        case string(String), number(Double)
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .string(s) } else { self = .number(try c.decode(Double.self)) }
+        }
+        /// The text: integral numbers without a fraction (7, not 7.0).
+        var text: String {
+            switch self {
+            case .string(let s): return s
+            case .number(let d): return d.rounded() == d && abs(d) < 1e15 ? String(Int(d)) : String(d)
+            }
+        }
+    }
+
+    /// One line; errors say what is wrong (the caller adds file:line).
+    static func parse(_ line: String, decoder: JSONDecoder, tokenizer: Tokenizer?, config: LlamaConfig, maxNewTokens: Int,
+                      needsAnswer: Bool) throws -> CampaignPrompt {
+        let object: Line
+        do { object = try decoder.decode(Line.self, from: Data(line.utf8)) } catch { throw explain(line, config: config) }
+        let ids: [Int32], shown: String
+        if let p = object.prompt_ids {
+            ids = try PromptTokens.ids(p, vocabSize: config.vocabSize)
+            shown = object.prompt ?? tokenizer?.decode(ids) ?? ""
+        } else if let text = object.prompt {
+            guard let tokenizer else {
+                throw SamplingError("a text prompt needs tokenizer.json in the policy directory; or give \"prompt_ids\"")
+            }
+            ids = tokenizer.encode(text)
+            shown = text
+            for t in ids where Int(t) >= config.vocabSize {
+                throw SamplingError("token id \(t) is outside the policy's vocabulary (0..<\(config.vocabSize))")
+            }
+        } else {
+            throw SamplingError("needs \"prompt\" (text) or \"prompt_ids\"")
+        }
+        try PromptTokens.checkLength(ids.count, maxNewTokens: maxNewTokens, positions: max(1, config.maxPositionEmbeddings),
+                                     setting: "sampling.max_new_tokens")
+        let answer = object.answer?.text
+        if needsAnswer && answer == nil {
+            throw SamplingError("no \"answer\"; the verifier labeller (labeller.type: verifier) needs one on every training prompt")
+        }
+        let id = object.id?.text
+        return CampaignPrompt(id: id, text: shown, ids: ids, answer: answer)
+    }
+
+    /// Why a line does not decode as a `Line`.
+    static func explain(_ line: String, config: LlamaConfig) -> SamplingError {
+        guard let object = (try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)))?.object else {
+            return SamplingError("not a JSON object; expected {\"prompt\": \"…\"} or {\"prompt_ids\": […]}, with optional \"answer\" and \"id\"")
+        }
+        if let p = object["prompt"], p.string == nil, p != .null { return SamplingError("\"prompt\" must be a string") }
+        if let p = object["prompt_ids"] {
+            do { _ = try PromptTokens.ids(p, vocabSize: config.vocabSize) } catch let e as SamplingError { return e } catch {}
+        }
+        for key in ["answer", "id"] {
+            if let v = object[key], v != .null, v.string == nil, v.double == nil { return SamplingError("\"\(key)\" is \(v); give a string or a number") }
+        }
+        return SamplingError("does not fit {\"prompt\": \"…\"} or {\"prompt_ids\": […]}, with optional \"answer\" and \"id\"")
     }
 
     /// The prompts of a round: positions cursor ..< cursor + count of the seeded order, where the

@@ -158,7 +158,11 @@ public enum ModelDirectory {
         }
         for e in p.layout.entries {
             let s = tensors[e.name]!
-            try s.file.read(e.name, into: p.view(e))
+            let values = p.view(e)
+            try s.file.read(e.name, into: values)
+            if let i = values.firstIndex(where: { !$0.isFinite }) {
+                throw ModelError("\(s.file.path): tensor '\(e.name)' holds \(values[i]) at element \(i); the weights are corrupt (e.g. a diverged update), use an earlier checkpoint")
+            }
         }
     }
 

@@ -161,6 +161,17 @@ public struct SafetensorsFile: Sendable {
         for (a, b) in zip(ranges, ranges.dropFirst()) where b.dataOffsets.lowerBound < a.dataOffsets.upperBound {
             throw ModelError("\(path): tensors '\(a.name)' [\(a.dataOffsets.lowerBound), \(a.dataOffsets.upperBound)) and '\(b.name)' [\(b.dataOffsets.lowerBound), \(b.dataOffsets.upperBound)) overlap; \(redo)")
         }
+        // The tensors fill the data section exactly, as the HF library requires: no gap, nothing after.
+        var covered = 0
+        for r in ranges {
+            guard r.dataOffsets.lowerBound == covered else {
+                throw ModelError("\(path): bytes [\(covered), \(r.dataOffsets.lowerBound)) of the data section belong to no tensor (before '\(r.name)'); \(redo)")
+            }
+            covered = r.dataOffsets.upperBound
+        }
+        guard covered == dataSize else {
+            throw ModelError("\(path): \(dataSize - covered) trailing bytes after the last tensor's data (the tensors use \(covered) of \(dataSize) bytes); the file was appended to or is corrupt, re-download or re-save it")
+        }
         self.metadata = metadata
         self.infos = infos
     }

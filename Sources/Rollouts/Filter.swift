@@ -38,8 +38,8 @@ public struct RecordFilter: Sendable {
                 throw BufferError(.record, "--where '\(text)': unknown field '\(field)'; fields are \(fields.joined(separator: ", "))")
             }
             if Self.numericFields.contains(field) {
-                guard let n = Double(value) else {
-                    throw BufferError(.record, "--where '\(text)': '\(value)' is not a number (field \(field))")
+                guard let n = Double(value), n.isFinite else {
+                    throw BufferError(.record, "--where '\(text)': '\(value)' is not a finite number (field \(field)); nothing compares with NaN or infinity")
                 }
                 conds.append(Condition(field: field, op: op, number: n, word: value))
             } else {

@@ -14,6 +14,7 @@ func campaignLog(_ line: String) {
 func finish(_ outcome: CampaignOutcome) throws {
     switch outcome {
     case .finished(let n): campaignLog("done: \(n) rounds committed")
+    case .stopped(let n) where n < 0: campaignLog("stopped before round 0 was committed; `rondo resume` starts it again")
     case .stopped(let n): campaignLog("stopped after round \(n); `rondo resume` continues")
     case .alarm(let r, let m):
         campaignLog("stopped by an alarm in round \(r): \(m) (alarms.action = stop)")
@@ -37,8 +38,12 @@ struct Start: ParsableCommand {
     var config: String = "policies/demo.yaml"
     @Option(help: "Campaign directory (default: runs/<config name>).")
     var dir: String?
-    @Option(help: "Rounds to run (overrides the config's `rounds`).")
+    @Option(parsing: .unconditional, help: "Rounds to run (overrides the config's `rounds`).")
     var rounds: Int?
+
+    func validate() throws {
+        if let rounds, rounds < 1 { throw ValidationError("--rounds must be ≥ 1 (got \(rounds))") }
+    }
 
     func run() throws {
         let url = URL(fileURLWithPath: config)
@@ -54,8 +59,12 @@ struct Resume: ParsableCommand {
 
     @Argument(help: "Campaign directory.")
     var dir: String
-    @Option(help: "Continue from this committed round.")
+    @Option(parsing: .unconditional, help: "Continue from this committed round.")
     var fromRound: Int?
+
+    func validate() throws {
+        if let fromRound, fromRound < 0 { throw ValidationError("--from-round must be ≥ 0 (got \(fromRound)); `rondo status DIR` lists the rounds") }
+    }
 
     func run() throws {
         try finish(CampaignCommands.resume(dir: URL(fileURLWithPath: dir), fromRound: fromRound, rounds: nil, log: campaignLog))
@@ -90,7 +99,7 @@ struct Replay: ParsableCommand {
 
     @Argument(help: "Campaign directory.")
     var dir: String
-    @Option(help: "Round to replay (≥ 1).")
+    @Option(parsing: .unconditional, help: "Round to replay (≥ 1).")
     var round: Int
     @Option(help: "YAML with an `algorithm:` section overriding the campaign's.")
     var config: String?
@@ -99,6 +108,7 @@ struct Replay: ParsableCommand {
 
     func validate() throws {
         if config != nil && out == nil { throw ValidationError("--config needs --out for the counterfactual checkpoint") }
+        if round < 1 { throw ValidationError("--round must be ≥ 1 (got \(round)); round 0 has no update to replay") }
     }
 
     func run() throws {

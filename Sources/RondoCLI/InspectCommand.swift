@@ -21,9 +21,9 @@ struct Inspect: ParsableCommand {
 
     @Argument(help: "Buffer file, round directory, or campaign directory.")
     var path: String
-    @Option(help: "Round to read when PATH is a campaign directory.")
+    @Option(parsing: .unconditional, help: "Round to read when PATH is a campaign directory.")
     var round: Int?
-    @Option(help: "Examples to show at each end of the score ranking.")
+    @Option(parsing: .unconditional, help: "Examples to show at each end of the score ranking.")
     var show = 3
     @Option(name: .customLong("where"), help: "Only records matching this condition (see above).")
     var condition: String?
@@ -39,6 +39,7 @@ struct Inspect: ParsableCommand {
     func validate() throws {
         if let export, export != "jsonl" { throw ValidationError("--export supports 'jsonl' only") }
         guard show >= 0 else { throw ValidationError("--show must be ≥ 0") }
+        if let round, round < 0 { throw ValidationError("--round must be ≥ 0 (got \(round)); `rondo status DIR` lists the rounds") }
     }
 
     func run() throws {

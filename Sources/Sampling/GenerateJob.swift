@@ -136,26 +136,13 @@ public enum GenerateJob {
                 }
                 ids = tokenizer.encode(s)
             case (nil, .some(let p)):
-                guard let arr = p.array else { throw SamplingError("\(at): \"prompt_ids\" must be an array of integers") }
-                var out: [Int32] = []
-                out.reserveCapacity(arr.count)
-                for v in arr {
-                    guard let x = v.int else { throw SamplingError("\(at): \"prompt_ids\" holds \(v), not an integer") }
-                    guard x >= 0, x < V else {
-                        throw SamplingError("\(at): token id \(x) is outside the model's vocabulary (0..<\(V))")
-                    }
-                    out.append(Int32(x))
-                }
-                ids = out
+                do { ids = try PromptTokens.ids(p, vocabSize: V) } catch let e as SamplingError { throw SamplingError("\(at): \(e)") }
             case (nil, nil):
                 throw SamplingError("\(at): \(expected)")
             }
-            guard !ids.isEmpty else {
-                throw SamplingError("\(at): the prompt is empty; the first token needs a context, start prompts with BOS")
-            }
-            guard ids.count + sampling.maxNewTokens - 1 <= positions else {
-                throw SamplingError("\(at): the prompt has \(ids.count) tokens; with --max-new-tokens \(sampling.maxNewTokens) it needs \(ids.count + sampling.maxNewTokens - 1) positions, the model has \(positions) (max_position_embeddings)")
-            }
+            do {
+                try PromptTokens.checkLength(ids.count, maxNewTokens: sampling.maxNewTokens, positions: positions, setting: "--max-new-tokens")
+            } catch let e as SamplingError { throw SamplingError("\(at): \(e)") }
             prompts.append(ids)
         }
         return prompts

@@ -147,18 +147,22 @@ public struct DPOLossConfig: Codable, Sendable, Equatable {
         rpoAlpha = try c.decodeIfPresent(Double.self, forKey: .rpoAlpha) ?? d.rpoAlpha
     }
 
-    /// Cross-field checks.
-    public func validate() throws {
-        guard beta > 0, beta.isFinite else { throw JobError("--beta must be a positive number, got \(beta)") }
+    /// A setting's name as `rondo dpo` spells it: `label_smoothing` → `--label-smoothing`.
+    public static func flag(_ key: String) -> String { "--" + key.replacingOccurrences(of: "_", with: "-") }
+
+    /// Cross-field checks (NaN fails every range). `name` spells a setting (TRL's snake_case key)
+    /// the way the caller's users know it: CLI flags by default; campaigns pass `algorithm.KEY`.
+    public func validate(name: (String) -> String = DPOLossConfig.flag) throws {
+        guard beta > 0, beta.isFinite else { throw JobError("\(name("beta")) must be a positive finite number, got \(beta)") }
         guard (0..<0.5).contains(labelSmoothing) else {
-            throw JobError("--label-smoothing must be in [0, 0.5), got \(labelSmoothing)")
+            throw JobError("\(name("label_smoothing")) must be in [0, 0.5) (the robust loss divides by 1 − 2ε), got \(labelSmoothing)")
         }
         if labelSmoothing != 0 && lossType != .robust {
-            throw JobError("--label-smoothing only affects --loss-type robust (as in trl 1.16, where 'sigmoid' ignores it); remove it or use robust")
+            throw JobError("\(name("label_smoothing")) only affects \(name("loss_type")) robust (as in trl 1.16, where '\(lossType.rawValue)' ignores it); remove it or use robust")
         }
-        guard rpoAlpha >= 0, rpoAlpha.isFinite else { throw JobError("--rpo-alpha must be ≥ 0, got \(rpoAlpha)") }
+        guard rpoAlpha >= 0, rpoAlpha.isFinite else { throw JobError("\(name("rpo_alpha")) must be a finite number ≥ 0, got \(rpoAlpha)") }
         if lengthNormalized && lossType == .ipo {
-            throw JobError("--length-normalized does not apply to ipo, which is already length-normalised")
+            throw JobError("\(name("length_normalized")) does not apply to ipo, which is already length-normalised")
         }
     }
 }

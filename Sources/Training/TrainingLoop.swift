@@ -162,7 +162,7 @@ public final class Trainer: @unchecked Sendable {
             let l = try body(i)
             guard l.isFinite else {
                 gradients.zero()
-                throw JobError("\(context()): the loss is \(l.isNaN ? "NaN" : "\(l)"); the update was refused and no weights were written. Lower --lr, or check those examples")
+                throw JobError("\(context()): the loss is \(l.isNaN ? "NaN" : "\(l)"); the update was refused and no weights were written. Lower the learning rate (--lr; algorithm.learning_rate in a campaign), or check those examples")
             }
             loss += Double(l)
         }
@@ -175,7 +175,7 @@ public final class Trainer: @unchecked Sendable {
         let norm = GradientClipping.norm(gradients.base, count: gradients.count)
         guard norm.isFinite else {
             gradients.zero()
-            throw JobError("\(context()): the gradient norm is \(norm.isNaN ? "NaN" : "\(norm)") (a gradient overflowed or is NaN); the update was refused and no weights were written. Lower --lr, or check those examples")
+            throw JobError("\(context()): the gradient norm is \(norm.isNaN ? "NaN" : "\(norm)") (a gradient overflowed or is NaN); the update was refused and no weights were written. Lower the learning rate (--lr; algorithm.learning_rate in a campaign), or check those examples")
         }
         let coef = maxGradNorm > 0 ? GradientClipping.coefficient(norm: norm, maxNorm: Float(maxGradNorm)) : 1
         let lr = schedule.lr(step: optimizer.step)

@@ -215,6 +215,17 @@ func readAll(_ url: URL, salvage: Bool = false) throws -> ([SampleRecord], [Pair
         #expect(throws: BufferError.self) { try RecordFilter("score ~ 0") }
     }
 
+    @Test func filterRefusesNonFiniteNumbers() {
+        for text in ["score > NaN", "score < nan", "length <= inf", "score != -Infinity"] {
+            do {
+                _ = try RecordFilter(text)
+                Issue.record("accepted: \(text)")
+            } catch let e as BufferError {
+                #expect("\(e)".contains("not a finite number"), "\(text): \(e)")
+            } catch { Issue.record("\(error)") }
+        }
+    }
+
     @Test func zstdcatAndJqReadEveryRecord() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/jq"), FileManager.default.isExecutableFile(atPath: "/usr/bin/zstdcat") else {
             Issue.record("jq and zstd must be installed (.ci/run installs them)")

@@ -1,0 +1,182 @@
+// Checks of a campaign config beyond its types: every number finite and in its range (NaN fails
+// every range), cross-field rules, the DPO loss's own checks (Training's DPOLossConfig.validate),
+// no key given twice in a mapping, and error messages that name the key, its line and the value
+// found.
+
+import Foundation
+import Training
+import Yams
+
+extension CampaignConfig {
+    /// Every numeric setting with its key; each must be finite.
+    var numbers: [(String, Double)] {
+        let a = algorithm, l = alarms
+        var out: [(String, Double)] = [
+            ("sampling.temperature", Double(sampling.temperature)), ("sampling.top_p", Double(sampling.topP)),
+            ("labeller.timeout_s", labeller.timeoutS), ("pairs.min_margin", Double(pairs.minMargin)),
+            ("algorithm.beta", a.beta), ("algorithm.label_smoothing", a.labelSmoothing), ("algorithm.learning_rate", a.learningRate),
+            ("algorithm.max_grad_norm", a.maxGradNorm), ("algorithm.weight_decay", a.weightDecay), ("algorithm.rpo_alpha", a.rpoAlpha),
+            ("algorithm.kl_coef", a.klCoef), ("algorithm.kl_horizon", a.klHorizon), ("algorithm.gamma", a.gamma),
+            ("algorithm.lam", a.lam), ("algorithm.cliprange", a.cliprange), ("algorithm.cliprange_value", a.cliprangeValue),
+            ("algorithm.vf_coef", a.vfCoef), ("alarms.length_score_correlation", l.lengthScoreCorrelation),
+            ("alarms.pair_length_gap", l.pairLengthGap), ("alarms.distinct_2_min", l.distinct2Min), ("alarms.kl_max", l.klMax),
+        ]
+        if let t = a.klTarget { out.append(("algorithm.kl_target", t)) }
+        return out
+    }
+
+    /// Checks values across fields; errors name the key.
+    public func validate() throws {
+        func bad(_ key: String, _ why: String) -> CampaignError { CampaignError("config: '\(key)' \(why)", key: key) }
+        for (key, v) in numbers where !v.isFinite { throw bad(key, "is \(v); every number in the config must be finite") }
+        if prompts.perRound < 1 { throw bad("prompts.per_round", "must be ≥ 1") }
+        if let l = prompts.evalLimit, l < 1 { throw bad("prompts.eval_limit", "must be ≥ 1 (or omitted for all)") }
+        if algorithm.type == .dpo && sampling.n < 2 { throw bad("sampling.n", "must be ≥ 2 (pairs need two responses per prompt)") }
+        if sampling.n < 1 { throw bad("sampling.n", "must be ≥ 1") }
+        if sampling.temperature < 0 { throw bad("sampling.temperature", "must be ≥ 0") }
+        if sampling.topK < 0 { throw bad("sampling.top_k", "must be ≥ 0 (0 = off)") }
+        if !(sampling.topP > 0 && sampling.topP <= 1) { throw bad("sampling.top_p", "must be in (0, 1]") }
+        if sampling.maxNewTokens < 1 { throw bad("sampling.max_new_tokens", "must be ≥ 1") }
+        if sampling.batchSize < 1 { throw bad("sampling.batch_size", "must be ≥ 1") }
+        switch labeller.type {
+        case .command:
+            if labeller.command?.isEmpty ?? true { throw bad("labeller.command", "is required for type command (program and arguments)") }
+            if labeller.timeoutS <= 0 { throw bad("labeller.timeout_s", "must be > 0") }
+            if labeller.maxRestarts < 0 { throw bad("labeller.max_restarts", "must be ≥ 0") }
+        case .rewardModel:
+            if labeller.model == nil { throw bad("labeller.model", "is required for type reward_model (a model directory)") }
+        case .verifier: break
+        }
+        if pairs.maxPerPrompt < 1 { throw bad("pairs.max_per_prompt", "must be ≥ 1") }
+        if pairs.minMargin < 0 { throw bad("pairs.min_margin", "must be ≥ 0") }
+        if DPOLossType(rawValue: algorithm.lossType) == nil {
+            throw bad("algorithm.loss_type", "must be sigmoid, ipo, hinge or robust (found '\(algorithm.lossType)')")
+        }
+        if algorithm.type == .ppo { try validatePPO(bad) } else { try validateDPOLoss() }
+        if algorithm.beta <= 0 { throw bad("algorithm.beta", "must be > 0") }
+        if algorithm.rpoAlpha < 0 { throw bad("algorithm.rpo_alpha", "must be ≥ 0") }
+        if algorithm.epochs < 1 { throw bad("algorithm.epochs", "must be ≥ 1") }
+        if algorithm.batchSize < 1 { throw bad("algorithm.batch_size", "must be ≥ 1") }
+        if algorithm.learningRate <= 0 { throw bad("algorithm.learning_rate", "must be > 0") }
+        if algorithm.maxGradNorm < 0 { throw bad("algorithm.max_grad_norm", "must be ≥ 0 (0 turns clipping off)") }
+        if algorithm.weightDecay < 0 { throw bad("algorithm.weight_decay", "must be ≥ 0") }
+        if algorithm.warmupSteps < 0 { throw bad("algorithm.warmup_steps", "must be ≥ 0") }
+        if algorithm.schedule != "constant" {
+            throw bad("algorithm.schedule", "must be 'constant' (after warmup_steps over the campaign's first updates); found '\(algorithm.schedule)'")
+        }
+        if let r = rounds, r < 1 { throw bad("rounds", "must be ≥ 1 or 'unlimited'") }
+        if threads < 1 { throw bad("threads", "must be ≥ 1") }
+    }
+
+    /// The DPO loss settings, checked by Training's own rules (label_smoothing only with robust, in
+    /// [0, 0.5); beta positive; rpo_alpha ≥ 0).
+    func validateDPOLoss() throws {
+        let loss = DPOLossConfig(lossType: DPOLossType(rawValue: algorithm.lossType) ?? .sigmoid, beta: algorithm.beta, labelSmoothing: algorithm.labelSmoothing, rpoAlpha: algorithm.rpoAlpha)
+        var named: [String] = []
+        do {
+            try loss.validate { key in named.append("algorithm.\(key)"); return "'algorithm.\(key)'" }
+        } catch let e as JobError {
+            throw CampaignError("config: \(e.description)", key: named.first)
+        }
+    }
+
+    func validatePPO(_ bad: (String, String) -> CampaignError) throws {
+        let a = algorithm
+        if a.klCoef < 0 { throw bad("algorithm.kl_coef", "must be ≥ 0") }
+        if !["k1", "k3"].contains(a.klEstimator) { throw bad("algorithm.kl_estimator", "must be k1 or k3 (found '\(a.klEstimator)')") }
+        if let t = a.klTarget, t <= 0 { throw bad("algorithm.kl_target", "must be > 0 (or omitted for a fixed kl_coef)") }
+        if a.klHorizon <= 0 { throw bad("algorithm.kl_horizon", "must be > 0") }
+        if !(0...1).contains(a.gamma) { throw bad("algorithm.gamma", "must be in [0, 1]") }
+        if !(0...1).contains(a.lam) { throw bad("algorithm.lam", "must be in [0, 1]") }
+        if a.cliprange <= 0 { throw bad("algorithm.cliprange", "must be > 0") }
+        if a.cliprangeValue <= 0 { throw bad("algorithm.cliprange_value", "must be > 0") }
+        if a.vfCoef < 0 { throw bad("algorithm.vf_coef", "must be ≥ 0") }
+        if a.labelSmoothing != 0 { throw bad("algorithm.label_smoothing", "applies to DPO's robust loss only; remove it for PPO") }
+        if prompts.perRound * sampling.n < 2 {
+            throw bad("prompts.per_round", "× sampling.n must be ≥ 2 (PPO whitens advantages over the round's samples)")
+        }
+    }
+}
+
+// MARK: YAML structure and messages
+
+/// Throws for a key given twice in one mapping (YAML parsers keep the last silently).
+func rejectDuplicateKeys(_ node: Node, path: String = "") throws {
+    switch node {
+    case .mapping(let m):
+        var seen: [String: Node] = [:]
+        for (k, v) in m {
+            let name = k.string ?? "\(k)"
+            let key = path.isEmpty ? name : "\(path).\(name)"
+            if let first = seen[name] {
+                let lines = [first.mark, k.mark].map { $0.map { String($0.line) } ?? "?" }
+                throw CampaignError("'\(key)' is given twice (lines \(lines[0]) and \(lines[1])); keep one")
+            }
+            seen[name] = k
+            try rejectDuplicateKeys(v, path: key)
+        }
+    case .sequence(let s):
+        for (i, v) in s.enumerated() { try rejectDuplicateKeys(v, path: "\(path)[\(i)]") }
+    default: break
+    }
+}
+
+/// The node at a dotted key path (`algorithm.beta`), if the YAML gives it.
+func node(at key: String, in root: Node) -> Node? {
+    var n: Node? = root
+    for part in key.split(separator: ".") { n = n?.mapping?[String(part)] }
+    return n
+}
+
+/// A validation error with the key's line added: "'algorithm.beta' (line 7) must be > 0".
+func describe(_ e: CampaignError, in root: Node) -> String {
+    let text = e.description.hasPrefix("config: ") ? String(e.description.dropFirst(8)) : e.description
+    guard let key = e.key, let line = node(at: key, in: root)?.mark?.line else { return text }
+    return text.replacingOccurrences(of: "'\(key)'", with: "'\(key)' (line \(line))", options: [], range: text.range(of: "'\(key)'"))
+}
+
+/// A decoding error as "key path (line N): what", quoting the value found.
+func describe(_ e: DecodingError, in root: Node) -> String {
+    let (path, what): ([CodingKey], String)
+    var expected: Any.Type? = nil
+    switch e {
+    case .keyNotFound(let k, let c): (path, what) = (c.codingPath + [k], "is required but missing")
+    case .typeMismatch(let t, let c): (path, what, expected) = (c.codingPath, "has the wrong type (expected \(t)): \(c.debugDescription)", t)
+    case .valueNotFound(let t, let c): (path, what, expected) = (c.codingPath, "has no value (expected \(t))", t)
+    case .dataCorrupted(let c): (path, what) = (c.codingPath, c.debugDescription)
+    @unknown default: return "\(e)"
+    }
+    let key = path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    var node: Node? = root
+    for k in path {
+        if let i = k.intValue { node = node?.sequence.flatMap { i < $0.count ? $0[i] : nil } }
+        else { node = node?.mapping?[k.stringValue] }
+    }
+    let line = (node?.mark?.line).map { " (line \($0))" } ?? ""
+    if let expected, let found = node.flatMap(foundValue) {
+        return "'\(key)'\(line) is \(found), not \(typeName(expected))"
+    }
+    return "'\(key)'\(line) \(what)"
+}
+
+/// How a value that failed to decode reads in a message: the scalar quoted, or its kind; nil for
+/// an empty value (which the decoder reports as missing).
+private func foundValue(_ node: Node) -> String? {
+    switch node {
+    case .scalar(let s): return s.string.isEmpty || s.string == "~" || s.string == "null" ? nil : "\"\(s.string)\""
+    case .mapping: return "a mapping"
+    case .sequence: return "a list"
+    }
+}
+
+private func typeName(_ t: Any.Type) -> String {
+    switch "\(t)" {
+    case "Int", "Int32", "Int64", "UInt64", "UInt32": return "an integer"
+    case "Double", "Float": return "a number"
+    case "Bool": return "true or false"
+    case "String": return "a string"
+    case "Scalar": return "a single value"
+    case let s where s.hasPrefix("Array<"): return "a list"
+    default: return "\(t)"
+    }
+}

@@ -46,6 +46,11 @@ public enum CampaignCommands {
         guard FileManager.default.fileExists(atPath: store.configURL.path) else {
             throw CampaignError("\(dir.path): no config.yaml; create the campaign with `rondo start CONFIG --dir \(dir.path)`")
         }
+        let flag = StopFlag()
+        let signals = installSignalHandlers(flag, log: log)
+        defer { withExtendedLifetime(signals) {} }
+        // The inputs are checked before anything changes.
+        let campaign = try Campaign(store: store, options: options, stop: flag, log: log)
         if let n = fromRound {
             guard try store.committedRounds().contains(n) else {
                 throw CampaignError("\(dir.path): round \(n) is not committed; `rondo status \(dir.path)` lists the rounds")
@@ -57,10 +62,6 @@ public enum CampaignCommands {
             withExtendedLifetime(lock) {}
             if !moved.isEmpty { log("archived rounds \(moved.map(String.init).joined(separator: ", ")) into \(store.archive.path)") }
         }
-        let flag = StopFlag()
-        let signals = installSignalHandlers(flag, log: log)
-        defer { withExtendedLifetime(signals) {} }
-        let campaign = try Campaign(store: store, options: options, stop: flag, log: log)
         if let rounds {
             let last = try store.committedRounds().last ?? 0
             guard rounds >= max(1, last) else {

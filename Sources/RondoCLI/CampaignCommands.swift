@@ -115,7 +115,9 @@ struct Replay: ParsableCommand {
             the buffer): it prints the recorded and replayed SHA-256 sums and exits 0 only if they are \
             identical. With --config OVERRIDE.yaml (an `algorithm:` section: another beta, loss_type or \
             learning_rate; for PPO also cliprange, lam, gamma, vf_coef…) it writes a counterfactual \
-            checkpoint and metrics.json to --out.
+            checkpoint and metrics.json to --out. The round's parent must still have its full state (see \
+            `retention` in docs/config.md; the refusal names the nearest replayable round), the round's \
+            buffer must be its own (its header's round and policy), and the inputs pinned at `start` unchanged.
             """)
 
     @Argument(help: "Campaign directory.")

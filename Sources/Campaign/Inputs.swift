@@ -121,6 +121,14 @@ extension Campaign {
         let roundZero = try store.committedRounds().first == 0
         let copy = store.roundURL(0).appendingPathComponent("policy")
         var current: [PinnedInput] = [], changes: [String] = []
+        var hashes: [String: String] = [:]
+        /// The file's SHA-256 now, each file hashed once ("(missing)" when it cannot be read).
+        func hash(_ path: String) -> String {
+            if let h = hashes[path] { return h }
+            let h = (try? sha256(of: URL(fileURLWithPath: path))) ?? "(missing)"
+            hashes[path] = h
+            return h
+        }
         for p in pins {
             var now = p, expected = p.sha256
             if p.name == "config" {
@@ -134,12 +142,12 @@ extension Campaign {
                     let state = try JSONDecoder().decode(RoundState.self, from: Data(contentsOf: store.roundURL(0).appendingPathComponent("round_state.json")))
                     expected = state.policySHA256
                 }
-                now.sha256 = (try? sha256(of: URL(fileURLWithPath: now.path))) ?? "(missing)"
+                now.sha256 = hash(now.path)
                 current.append(p)
                 if now.sha256 != expected { changes.append("\(p.name) (the campaign's copy) \(now.path): pinned \(expected), now \(now.sha256)") }
                 continue
             } else {
-                now.sha256 = (try? sha256(of: URL(fileURLWithPath: p.path))) ?? "(missing)"
+                now.sha256 = hash(p.path)
             }
             current.append(now)
             if now.sha256 != expected { changes.append("\(p.name) \(p.path): pinned \(expected), now \(now.sha256)") }

@@ -53,7 +53,11 @@ func committed(_ campaign: URL) throws -> [Int] { try CampaignStore(root: campai
 /// kills land in several phases, and the finished campaign equals the uninterrupted one.
 func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, files: [String]) throws {
     let clean = dir.appendingPathComponent("clean")
+    let t0 = Date()
     #expect(try runRondo(["start", config.path, "--dir", clean.path]).status == 0)
+    // Kills land up to 250 ms after a daemon starts, or up to two rounds' time on a loaded machine,
+    // where a round takes longer: a round must sometimes commit between kills.
+    let window = max(250_000, UInt32(2e6 * Date().timeIntervalSince(t0) / Double(rounds + 1)))
     let reference = try snapshot(clean)
 
     let run = dir.appendingPathComponent("crashy")
@@ -71,7 +75,7 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        usleep(UInt32.random(in: 20_000...250_000, using: &g))
+        usleep(UInt32.random(in: 20_000...window, using: &g))
         if p.isRunning {
             let phase = (try? JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: run.appendingPathComponent("status.json"))))?["phase"]?.string
             kill(p.processIdentifier, SIGKILL)

@@ -23,7 +23,9 @@ func configWithOwnInputs(_ dir: URL, rounds: Int) throws -> (config: URL, policy
 
 func jsonFile(_ url: URL) throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: url)) }
 
-@Suite(.serialized) struct PinningTests {
+// Part of CampaignRunTests' serialized suite: campaigns run one at a time there, so these do not
+// slow the kill -9 test's rounds (it needs rounds short enough to commit between kills).
+extension CampaignRunTests {
     @Test func changedInputsAreRefusedUnlessAllowed() throws {
         try withTemporaryDirectory { dir in
             let (config, policy, prompts) = try configWithOwnInputs(dir, rounds: 1)

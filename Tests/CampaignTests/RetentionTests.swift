@@ -9,7 +9,9 @@ import Model
 import Testing
 import TestSupport
 
-@Suite(.serialized) struct RetentionTests {
+// Part of CampaignRunTests' serialized suite: campaigns run one at a time there, so these do not
+// slow the kill -9 test's rounds (it needs rounds short enough to commit between kills).
+extension CampaignRunTests {
     @Test func retentionPrunesAndRefusesNamingTheNearestRound() throws {
         try withTemporaryDirectory { dir in
             let run = dir.appendingPathComponent("run")

@@ -53,11 +53,13 @@ func committed(_ campaign: URL) throws -> [Int] { try CampaignStore(root: campai
 /// kills land in several phases, and the finished campaign equals the uninterrupted one.
 func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, files: [String]) throws {
     let clean = dir.appendingPathComponent("clean")
-    let t0 = Date()
     #expect(try runRondo(["start", config.path, "--dir", clean.path]).status == 0)
-    // Kills land up to 250 ms after a daemon starts, or up to two rounds' time on a loaded machine,
-    // where a round takes longer: a round must sometimes commit between kills.
-    let window = max(250_000, UInt32(2e6 * Date().timeIntervalSince(t0) / Double(rounds + 1)))
+    // Kills land up to `window` µs after a daemon starts: 250 ms, longer while three daemons in a row
+    // commit nothing (on a loaded machine a round takes longer), shorter again after a commit. Kills
+    // must reach the phases of a round and rounds must commit now and then, but the campaign must
+    // not finish before the kills are done.
+    var window: UInt32 = 250_000
+    var stalled = 0
     let reference = try snapshot(clean)
 
     let run = dir.appendingPathComponent("crashy")
@@ -74,6 +76,7 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
         p.arguments = created ? ["resume", run.path] : ["start", config.path, "--dir", run.path]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
+        let before = try committed(run).count
         try p.run()
         usleep(UInt32.random(in: 20_000...window, using: &g))
         if p.isRunning {
@@ -93,6 +96,13 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
             }
         }
         seen = now
+        if try committed(run).count > before {
+            stalled = 0
+            window = max(250_000, window / 5 * 4)
+        } else {
+            stalled += 1
+            if stalled >= 3 { stalled = 0; window = min(window / 2 * 3, 30_000_000) }
+        }
         if try committed(run).last == rounds { break }
     }
     print("kill -9: \(kills) kills by phase \(phases.sorted { $0.key < $1.key })")

@@ -121,7 +121,7 @@ extension CampaignRunTests {
         }
     }
 
-    @Test func threadsAndResumeRoundsAndBufferHeaderCheck() throws {
+    @Test func threadsAndResumeRounds() throws {
         try withTemporaryDirectory { dir in
             let run = dir.appendingPathComponent("run")
             let start = try runRondo(["start", try smallConfig(dir, rounds: 1).path, "--dir", run.path, "--threads", "1"])
@@ -140,7 +140,15 @@ extension CampaignRunTests {
             let replay = try runRondo(["replay", run.path, "--round", "2", "--threads", "1"])
             #expect(replay.status == 0 && replay.stdout.contains("identical"), "\(replay.stdout) \(replay.stderr)")
             #expect(try runRondo(["replay", run.path, "--round", "2", "--threads", "0"]).status != 0)
+        }
+    }
 
+    @Test func bufferCopiedFromAnotherRoundIsRefused() throws {
+        try withTemporaryDirectory { dir in
+            let run = dir.appendingPathComponent("run")
+            let start = try runRondo(["start", try smallConfig(dir, rounds: 2).path, "--dir", run.path])
+            #expect(start.status == 0, "\(start.stderr)")
+            #expect(try runRondo(["inspect", run.path, "--round", "2"]).status == 0)
             // Round 1's buffer copied into round 2: inspect and replay refuse it, naming both rounds.
             for f in ["rollouts.jsonl.zst", "rollouts.manifest.json"] {
                 let target = run.appendingPathComponent("rounds/000002/\(f)")

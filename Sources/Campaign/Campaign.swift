@@ -29,6 +29,17 @@ public struct RoundState: Codable, Sendable, Equatable {
     }
 }
 
+/// What `resume`, `replay` (and `start`) may override without changing the campaign's config.
+public struct CampaignRunOptions: Sendable {
+    /// Threads for matrix products and kernels (nil = the config's `threads`).
+    public var threads: Int? = nil
+    /// Continue although a pinned input changed (recorded in the next round's metrics).
+    public var allowChangedInputs = false
+    public init(threads: Int? = nil, allowChangedInputs: Bool = false) {
+        self.threads = threads; self.allowChangedInputs = allowChangedInputs
+    }
+}
+
 /// How a run ended.
 public enum CampaignOutcome: Sendable, Equatable {
     case finished(rounds: Int)
@@ -45,12 +56,19 @@ public final class Campaign {
     let eval: [CampaignPrompt]
     let labeller: Labeller
     let initial: LlamaModel
+    /// Where the starting policy is read from: rounds/000000/policy once round 0 is committed.
+    let modelSource: URL
+    /// Pinned inputs as they are now, and the changes `--allow-changed-inputs` accepted (recorded by
+    /// the next committed round, then pinned).
+    let inputs: [PinnedInput]
+    var inputChanges: [String]
     let log: (String) -> Void
     /// Set by SIGINT/SIGTERM: finish nothing new, leave at the next safe point.
     public let stop: StopFlag
 
     /// Opens a campaign directory whose config.yaml exists (written by `start`).
-    public init(store: CampaignStore, stop: StopFlag = StopFlag(), log: @escaping (String) -> Void = { _ in }) throws {
+    public init(store: CampaignStore, options: CampaignRunOptions = CampaignRunOptions(), stop: StopFlag = StopFlag(),
+                log: @escaping (String) -> Void = { _ in }) throws {
         self.store = store
         self.stop = stop
         self.log = log
@@ -59,8 +77,23 @@ public final class Campaign {
         }
         configText = text
         config = try CampaignConfig.parse(text, source: store.configURL.path)
-        Threads.configure(config.threads)
-        let policyDir = URL(fileURLWithPath: config.policy)
+        Threads.configure(options.threads ?? config.threads)
+        if let pins = try Self.recordedInputs(store) {
+            let checked = try Self.checkInputs(pins, configText: text, store: store, allowChanged: options.allowChangedInputs)
+            inputs = checked.current
+            inputChanges = checked.changes
+            for c in checked.changes { log("changed input accepted (--allow-changed-inputs): \(c)") }
+        } else {
+            // A campaign from before pinning: pin what is there now.
+            let pins = try Self.inputs(of: config, yaml: text, configDirectory: store.root, store: store)
+            try Self.record(pins, in: store)
+            inputs = pins
+            inputChanges = []
+            log("pinned the campaign's inputs in \(store.stateURL.path)")
+        }
+        let roundZero = try store.committedRounds().first == 0
+        let policyDir = roundZero ? store.roundURL(0).appendingPathComponent("policy") : URL(fileURLWithPath: config.policy)
+        modelSource = policyDir
         let loaded = try ModelDirectory.load(policyDir)
         guard loaded.config.head == .causalLM else { throw CampaignError("\(policyDir.path): the policy must be a causal LM") }
         initial = LlamaModel(config: loaded.config, parameters: loaded.parameters)
@@ -92,38 +125,6 @@ public final class Campaign {
         }
     }
 
-    // MARK: Creating
-
-    /// Creates DIR with the resolved config (paths made absolute). Refuses a directory that already
-    /// holds a different campaign.
-    public static func create(config url: URL, dir: URL, rounds: Int?) throws -> CampaignStore {
-        var config = try CampaignConfig.load(url)
-        let base = url.deletingLastPathComponent()
-        func abs(_ p: String) -> String { URL(fileURLWithPath: p, relativeTo: base).standardizedFileURL.path }
-        config.policy = abs(config.policy)
-        config.prompts.train = abs(config.prompts.train)
-        config.prompts.eval = abs(config.prompts.eval)
-        if let m = config.labeller.model { config.labeller.model = abs(m) }
-        if let v = config.algorithm.valueModel, v != "policy" { config.algorithm.valueModel = abs(v) }
-        if var cmd = config.labeller.command, let first = cmd.first, first.contains("/") {
-            cmd[0] = abs(first); config.labeller.command = cmd
-        }
-        // A judge runs in the config file's directory (docs/judges.md), wherever Rondo is started from.
-        if config.labeller.type == .command { config.labeller.workingDirectory = abs(config.labeller.workingDirectory ?? ".") }
-        if let rounds { config.rounds = rounds }
-        let store = CampaignStore(root: dir)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let yaml = try config.yaml()
-        if let existing = try? String(contentsOf: store.configURL, encoding: .utf8) {
-            guard existing == yaml else {
-                throw CampaignError("\(dir.path): already holds a campaign with a different config; use `rondo resume \(dir.path)` or another --dir")
-            }
-        } else {
-            try AtomicFile.write(Data(yaml.utf8), to: store.configURL)
-        }
-        return store
-    }
-
     // MARK: Running
 
     /// Runs rounds until the configured count (or a stop request). Holds the lock throughout.
@@ -132,17 +133,21 @@ public final class Campaign {
         defer { withExtendedLifetime(lock) {} }
         try store.removeIncompleteRounds()
         try store.rebuildIndex()
+        try prune()
         var committed = try store.committedRounds()
         do {
             if committed.isEmpty {
                 try runRoundZero()
                 committed = [0]
             }
-            while config.rounds.map({ committed.last! < $0 }) ?? true {
+            try store.requireFullState(committed.last!)
+            let target = try store.roundsTarget() ?? config.rounds
+            while target.map({ committed.last! < $0 }) ?? true {
                 if stop.isSet { return .stopped(afterRound: committed.last!) }
                 let r = committed.last! + 1
                 guard let outcome = try runRound(r) else { return .stopped(afterRound: r - 1) }
                 committed.append(r)
+                try prune()
                 if case .alarm = outcome { return outcome }
             }
         } catch let e as LabelError where e.interrupted {
@@ -335,6 +340,7 @@ public final class Campaign {
             metrics.append(("rollout/\(k)", json(rv[k]?.double ?? .nan)))
         }
         metrics.append(("alarms", .array(alarms.map { .string($0) })))
+        if !inputChanges.isEmpty { metrics.append(("inputs/changed", .array(inputChanges.map { .string($0) }))) }
         metrics += times.map { ($0.0, .number($0.1)) }
         metrics.append(("time/commit_s", .number(Date().timeIntervalSince(t))))
         metrics.append(("peak_rss_mib", .number(peakRSSMiB())))
@@ -350,8 +356,7 @@ public final class Campaign {
     @discardableResult
     func saveCheckpoint(_ model: LlamaModel, _ optimizer: AdamW, into dir: URL) throws -> String {
         let p = dir.appendingPathComponent("policy")
-        try ModelDirectory.save(config: model.config, parameters: model.parameters, to: p,
-                                copyingAuxiliaryFilesFrom: URL(fileURLWithPath: config.policy))
+        try ModelDirectory.save(config: model.config, parameters: model.parameters, to: p, copyingAuxiliaryFilesFrom: modelSource)
         try optimizer.save(to: dir)
         return try sha256(of: p.appendingPathComponent("model.safetensors"))
     }
@@ -362,7 +367,18 @@ public final class Campaign {
         try AtomicFile.write(enc.encode(state), to: tmp.appendingPathComponent("round_state.json"))
         try AtomicFile.write(Data(metricsLine(metrics).utf8), to: tmp.appendingPathComponent("metrics.json"))
         try store.commitRound(r, from: tmp)
+        if !inputChanges.isEmpty {
+            // Recorded in this round's metrics: the new contents are pinned from now on.
+            try Self.record(inputs, in: store)
+            inputChanges = []
+        }
         try store.rebuildIndex()
+    }
+
+    /// Applies `retention` to the committed rounds.
+    func prune() throws {
+        let pruned = try store.prune(config.retention)
+        if !pruned.isEmpty { log("retention: pruned the full state of round\(pruned.count == 1 ? "" : "s") \(pruned.map(String.init).joined(separator: ", "))") }
     }
 }
 

@@ -160,8 +160,10 @@ public struct CampaignConfig: Codable, Sendable, Equatable {
     public var rounds: Int? = 10
     public var seed: UInt64 = 0
     public var threads: Int = 2
+    /// Which rounds keep their optimizer (and value-model) state; nil = every round (Retention.swift).
+    public var retention: RetentionSection? = nil
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case policy, reference, prompts, sampling, labeller, pairs, algorithm, alarms, rounds, seed, threads
+        case policy, reference, prompts, sampling, labeller, pairs, algorithm, alarms, rounds, seed, threads, retention
     }
 }
 
@@ -283,6 +285,7 @@ extension CampaignConfig {
         }
         seed = try c.value(.seed, 0)
         threads = try c.value(.threads, 2)
+        retention = try c.decodeIfPresent(RetentionSection.self, forKey: .retention)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -293,6 +296,7 @@ extension CampaignConfig {
         try c.encode(algorithm, forKey: .algorithm); try c.encode(alarms, forKey: .alarms)
         if let rounds { try c.encode(rounds, forKey: .rounds) } else { try c.encode("unlimited", forKey: .rounds) }
         try c.encode(seed, forKey: .seed); try c.encode(threads, forKey: .threads)
+        try c.encodeIfPresent(retention, forKey: .retention)
     }
 }
 

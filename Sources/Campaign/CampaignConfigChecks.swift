@@ -66,6 +66,7 @@ extension CampaignConfig {
         }
         if let r = rounds, r < 1 { throw bad("rounds", "must be ≥ 1 or 'unlimited'") }
         if threads < 1 { throw bad("threads", "must be ≥ 1") }
+        try retention?.validate(bad)
     }
 
     /// The DPO loss settings, checked by Training's own rules (label_smoothing only with robust, in

@@ -3,7 +3,9 @@
 //   DIR/config.yaml              the resolved config (written once by `rondo start`)
 //   DIR/rounds/NNNNNN/           one directory per committed round — it exists only when complete
 //   DIR/rounds/.NNNNNN.tmp-PID/  a round being written (removed on the next start)
-//   DIR/state.json               committed rounds and the latest checkpoint (derived from rounds/)
+//   DIR/state.json               committed rounds and the latest checkpoint (derived from rounds/),
+//                                plus what `start` and `resume` set: the pinned inputs and the
+//                                rounds target of `resume --rounds` (kept when it is rebuilt)
 //   DIR/metrics.jsonl            one JSON object per committed round, round 0 included (derived)
 //   DIR/status.json              what the daemon is doing now (round, phase, pid), for `rondo status`
 //   DIR/archive/                 rounds set aside by `rondo resume --from-round`, never deleted
@@ -25,6 +27,7 @@ public struct CampaignStore: Sendable {
     public var stateURL: URL { root.appendingPathComponent("state.json") }
     public var metricsURL: URL { root.appendingPathComponent("metrics.jsonl") }
     public var statusURL: URL { root.appendingPathComponent("status.json") }
+    public var lockURL: URL { root.appendingPathComponent("lock") }
 
     public init(root: URL) { self.root = root.standardizedFileURL }
 
@@ -86,7 +89,29 @@ public struct CampaignStore: Sendable {
         return later
     }
 
-    /// Rebuilds metrics.jsonl and state.json from the committed rounds' metrics.json files.
+    /// The keys of state.json that `start` and `resume` set; the rest is derived from rounds/.
+    public static let persistentStateKeys = ["inputs", "rounds_target"]
+
+    /// state.json as an object (empty when there is none yet).
+    public func readState() throws -> [String: JSONValue] {
+        guard FileManager.default.fileExists(atPath: stateURL.path) else { return [:] }
+        do { return try JSONDecoder().decode([String: JSONValue].self, from: Data(contentsOf: stateURL)) } catch {
+            throw CampaignError("\(stateURL.path): not a JSON object (\(error.localizedDescription)); restore it from a backup, or delete it to re-pin the inputs on the next resume")
+        }
+    }
+
+    /// Changes state.json's persistent keys (atomically); take the campaign lock first.
+    public func updateState(_ change: (inout [String: JSONValue]) -> Void) throws {
+        var state = try readState()
+        change(&state)
+        try AtomicFile.write(try encodeJSON(state), to: stateURL)
+    }
+
+    /// The rounds target set by `rondo resume --rounds N` (nil: the config's `rounds`).
+    public func roundsTarget() throws -> Int? { try readState()["rounds_target"]?.int }
+
+    /// Rebuilds metrics.jsonl and state.json from the committed rounds' metrics.json files (keeping
+    /// state.json's persistent keys).
     public func rebuildIndex() throws {
         var lines = ""
         let committed = try committedRounds()
@@ -97,12 +122,13 @@ public struct CampaignStore: Sendable {
             lines += text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: " ") + "\n"
         }
         try AtomicFile.write(Data(lines.utf8), to: metricsURL)
-        let state: [String: JSONValue] = [
+        var state = try readState().filter { Self.persistentStateKeys.contains($0.key) }
+        state.merge([
             "committed_rounds": .number(Double(committed.count)),
             "last_round": committed.last.map { .number(Double($0)) } ?? .null,
             "rounds": .array(committed.map { .number(Double($0)) }),
             "checkpoint": committed.last.map { .string("rounds/\(Self.roundName($0))/policy") } ?? .null,
-        ]
+        ]) { _, new in new }
         try AtomicFile.write(try encodeJSON(state), to: stateURL)
     }
 
@@ -144,10 +170,14 @@ func fsyncPath(_ path: String, directory: Bool) throws {
 public final class CampaignLock {
     private let fd: Int32
     public init(_ store: CampaignStore) throws {
-        let path = store.root.appendingPathComponent("lock").path
+        let path = store.lockURL.path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CampaignError("\(path): cannot open the lock file (\(String(cString: strerror(errno))))") }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        // `rondo status` probes the lock for an instant (`holder`); a few retries outlast a probe.
+        var tries = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            tries += 1
+            if tries < 5 { usleep(20_000); continue }
             let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
             close(fd)
             throw CampaignError("\(store.root.path): another rondo daemon (pid \(holder)) is running this campaign; stop it first (kill -TERM \(holder))")
@@ -158,4 +188,20 @@ public final class CampaignLock {
         fsync(fd)
     }
     deinit { flock(fd, LOCK_UN); close(fd) }
+
+    /// The pid of the daemon holding `store`'s lock (-1 if it has not written it yet), or nil when no
+    /// process holds it. Decided by the lock itself (the kernel releases it with the process, even
+    /// after kill -9), never by whether some process has the recorded pid: pids are reused.
+    public static func holder(_ store: CampaignStore) -> Int32? {
+        let path = store.lockURL.path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return nil
+        }
+        let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.flatMap { Int32($0) } ?? -1
+    }
 }

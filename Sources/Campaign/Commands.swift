@@ -33,108 +33,79 @@ public enum CampaignCommands {
     }
 
     /// `rondo start`: creates the campaign directory and runs it.
-    public static func start(config: URL, dir: URL, rounds: Int?, log: @escaping (String) -> Void) throws -> CampaignOutcome {
+    public static func start(config: URL, dir: URL, rounds: Int?, options: CampaignRunOptions = CampaignRunOptions(),
+                             log: @escaping (String) -> Void) throws -> CampaignOutcome {
         let store = try Campaign.create(config: config, dir: dir, rounds: rounds)
         log("campaign \(store.root.path)")
-        return try resume(dir: dir, fromRound: nil, rounds: nil, log: log)
+        return try resume(dir: dir, fromRound: nil, rounds: nil, options: options, log: log)
     }
 
     /// `rondo resume`: continues after the last committed round (or from round N, archiving later ones).
-    public static func resume(dir: URL, fromRound: Int?, rounds: Int?, log: @escaping (String) -> Void) throws -> CampaignOutcome {
+    /// `rounds` sets the campaign's last round (state.json's `rounds_target`), e.g. to extend a finished one.
+    public static func resume(dir: URL, fromRound: Int?, rounds: Int?, options: CampaignRunOptions = CampaignRunOptions(),
+                              log: @escaping (String) -> Void) throws -> CampaignOutcome {
         let store = CampaignStore(root: dir)
+        guard FileManager.default.fileExists(atPath: store.configURL.path) else {
+            throw CampaignError("\(dir.path): no config.yaml; create the campaign with `rondo start CONFIG --dir \(dir.path)`")
+        }
+        let flag = StopFlag()
+        let signals = installSignalHandlers(flag, log: log)
+        defer { withExtendedLifetime(signals) {} }
+        // The inputs are checked before anything changes.
+        let campaign = try Campaign(store: store, options: options, stop: flag, log: log)
         if let n = fromRound {
             guard try store.committedRounds().contains(n) else {
                 throw CampaignError("\(dir.path): round \(n) is not committed; `rondo status \(dir.path)` lists the rounds")
             }
+            try store.requireFullState(n)
             let lock = try CampaignLock(store)
             let moved = try store.archiveRounds(after: n)
             try store.rebuildIndex()
             withExtendedLifetime(lock) {}
             if !moved.isEmpty { log("archived rounds \(moved.map(String.init).joined(separator: ", ")) into \(store.archive.path)") }
         }
-        let flag = StopFlag()
-        let signals = installSignalHandlers(flag, log: log)
-        defer { withExtendedLifetime(signals) {} }
-        let campaign = try Campaign(store: store, stop: flag, log: log)
-        if let rounds, rounds != campaign.config.rounds {
-            throw CampaignError("--rounds \(rounds) differs from the campaign's configured rounds (\(campaign.config.rounds.map(String.init) ?? "unlimited")); the config is fixed when the campaign starts")
+        if let rounds {
+            let last = try store.committedRounds().last ?? 0
+            guard rounds >= max(1, last) else {
+                throw CampaignError("--rounds \(rounds): the campaign already has \(last) rounds; to go back, use --from-round N (later rounds are archived)")
+            }
+            let lock = try CampaignLock(store)
+            try store.updateState { $0["rounds_target"] = .number(Double(rounds)) }
+            withExtendedLifetime(lock) {}
+            log("rounds target: \(rounds) (recorded in \(store.stateURL.path))")
         }
         return try campaign.run()
-    }
-
-    /// `rondo status`: the current round and phase, and a table of key metrics per round.
-    public static func status(dir: URL, json: Bool) throws -> String {
-        let store = CampaignStore(root: dir)
-        guard FileManager.default.fileExists(atPath: store.configURL.path) else {
-            throw CampaignError("\(dir.path): not a campaign directory (no config.yaml)")
-        }
-        let committed = try store.committedRounds()
-        var rows: [[String: JSONValue]] = []
-        for r in committed {
-            let m = store.roundURL(r).appendingPathComponent("metrics.json")
-            if let v = try? JSONDecoder().decode([String: JSONValue].self, from: Data(contentsOf: m)) { rows.append(v) }
-        }
-        var phase: [String: JSONValue] = [:]
-        if let s = try? JSONDecoder().decode([String: JSONValue].self, from: Data(contentsOf: store.statusURL)) { phase = s }
-        let pid = phase["pid"]?.int
-        let running = pid.map { kill(pid_t($0), 0) == 0 } ?? false && FileManager.default.fileExists(atPath: store.root.appendingPathComponent("lock").path)
-        let ppo = rows.contains { $0["objective/scores"] != nil }
-        let keys = ["eval/accuracy", "eval/reward_mean", "eval/kl_to_reference", "eval/length_mean", "eval/distinct_2", "loss"]
-            + (ppo ? ["objective/scores", "objective/kl_coef"] : ["train/pairs"])
-        if json {
-            let obj: [String: JSONValue] = [
-                "dir": .string(store.root.path), "committed_rounds": .number(Double(committed.count)),
-                "last_round": committed.last.map { .number(Double($0)) } ?? .null,
-                "running": .bool(running), "round": phase["round"] ?? .null, "phase": phase["phase"] ?? .null,
-                "rounds": .array(rows.map { .object($0) }),
-            ]
-            let e = JSONEncoder()
-            e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            return String(decoding: try e.encode(obj), as: UTF8.self) + "\n"
-        }
-        var out = "campaign  \(store.root.path)\n"
-        out += "committed \(committed.count) rounds (last: \(committed.last.map(String.init) ?? "none"))\n"
-        let ph = phase["phase"]?.string ?? "–", rd = phase["round"]?.int.map(String.init) ?? "–"
-        out += running ? "running   round \(rd), phase \(ph) (pid \(pid!))\n" : "stopped   (last phase: \(ph) of round \(rd))\n"
-        let names = ["round"] + keys.map { $0.replacingOccurrences(of: "eval/", with: "").replacingOccurrences(of: "objective/", with: "") }
-        let widths = names.map { max(11, $0.count + 2) }
-        func line(_ cells: [String]) -> String {
-            zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined() + "\n"
-        }
-        out += "\n" + line(names)
-        for row in rows {
-            out += line([row["round"]?.int.map(String.init) ?? "?"] + keys.map { k in row[k]?.double.map { fmt($0) } ?? "–" })
-        }
-        for row in rows {
-            if let alarms = row["alarms"]?.array, !alarms.isEmpty {
-                out += "round \(row["round"]?.int ?? -1) alarms: \(alarms.compactMap(\.string).joined(separator: "; "))\n"
-            }
-        }
-        return out
     }
 
     /// `rondo replay`: re-runs round N's update from round N−1's checkpoint and round N's buffer.
     /// Without overrides, returns (report, identical); with an override config, writes a
     /// counterfactual checkpoint and metrics into `out`.
-    public static func replay(dir: URL, round n: Int, override: URL?, out: URL?, log: (String) -> Void) throws -> (String, Bool) {
+    /// The round's buffer must be its own (header round and parent policy), and the parent round must
+    /// have its full state (see `retention`).
+    public static func replay(dir: URL, round n: Int, override: URL?, out: URL?, options: CampaignRunOptions = CampaignRunOptions(),
+                              log: @escaping (String) -> Void) throws -> (String, Bool) {
         guard n >= 1 else { throw CampaignError("round 0 has no update to replay; pick a round ≥ 1") }
         let store = CampaignStore(root: dir)
-        let campaign = try Campaign(store: store)
+        let campaign = try Campaign(store: store, options: options, log: log)
         var algorithm = campaign.config.algorithm
         if let override {
             let text = try String(contentsOf: override, encoding: .utf8)
             algorithm = try CampaignConfig.parseAlgorithmOverride(text, base: algorithm, source: override.path)
         }
         guard try store.committedRounds().contains(n) else { throw CampaignError("\(dir.path): round \(n) is not committed") }
+        try store.requireReplayable(n)
         let (policy, optimizer, prev) = try campaign.loadRound(n - 1)
         var samples: [SampleRecord] = [], pairs: [PairRecord] = []
-        try BufferReader(url: store.roundURL(n).appendingPathComponent("rollouts.jsonl.zst")).read { item in
+        var header: BufferHeader?
+        let buffer = store.roundURL(n).appendingPathComponent("rollouts.jsonl.zst")
+        try BufferReader(url: buffer).read { item in
             switch item {
             case .sample(let s): samples.append(s)
             case .pair(let p): pairs.append(p)
-            case .header: break
+            case .header(let h): header = h
             }
         }
+        try header?.checkPlacement(of: buffer)
         let target = out ?? FileManager.default.temporaryDirectory.appendingPathComponent("rondo-replay-\(getpid())")
         try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
         defer { if out == nil { try? FileManager.default.removeItem(at: target) } }
@@ -171,7 +142,12 @@ public enum CampaignCommands {
         }
         var same = advantagesMatch
         for f in files {
-            let recorded = try sha256(of: store.roundURL(n).appendingPathComponent(f))
+            let url = store.roundURL(n).appendingPathComponent(f)
+            guard FileManager.default.fileExists(atPath: url.path) || f == "policy/model.safetensors" else {
+                report += "\(f)\n  not compared: pruned from round \(n) by `retention`\n"
+                continue
+            }
+            let recorded = try sha256(of: url)
             let replayed = try sha256(of: target.appendingPathComponent(f))
             same = same && recorded == replayed
             report += "\(f)\n  recorded \(recorded)\n  replayed \(replayed)\n"

@@ -49,7 +49,7 @@ extension Campaign {
     /// value head (RewardJob's initialisation, seeded by the campaign seed).
     func initialValueModel() throws -> LlamaModel {
         let source = config.algorithm.valueModel ?? (config.labeller.type == .rewardModel ? config.labeller.model! : "policy")
-        let dir = URL(fileURLWithPath: source == "policy" ? config.policy : source)
+        let dir = source == "policy" ? modelSource : URL(fileURLWithPath: source)
         let (c, p) = RewardJob.rewardModel(from: try ModelDirectory.load(dir), seed: config.seed)
         guard c.vocabSize == initial.config.vocabSize else {
             throw CampaignError("\(dir.path): the value model's vocabulary (\(c.vocabSize)) differs from the policy's (\(initial.config.vocabSize)); it must read the same token ids")
@@ -69,8 +69,7 @@ extension Campaign {
     @discardableResult
     func saveValue(_ model: LlamaModel, _ optimizer: AdamW, into dir: URL) throws -> String {
         let v = dir.appendingPathComponent(Self.valueDirectory)
-        try ModelDirectory.save(config: model.config, parameters: model.parameters, to: v,
-                                copyingAuxiliaryFilesFrom: URL(fileURLWithPath: config.policy))
+        try ModelDirectory.save(config: model.config, parameters: model.parameters, to: v, copyingAuxiliaryFilesFrom: modelSource)
         try optimizer.save(to: dir, fileName: Self.valueOptimizerFile)
         return try sha256(of: v.appendingPathComponent("model.safetensors"))
     }

@@ -88,6 +88,7 @@ public enum InspectJob {
                 if matched.contains(p.chosen) && matched.contains(p.rejected) { s.summary.add(p) }
             }
         }
+        try s.header?.checkPlacement(of: url)
         if let d = report.damage {
             s.note += "salvage: kept \(report.records) records and \(report.pairs) pairs of \(url.path); stopped at: \(d.description)\n"
         }
@@ -179,5 +180,29 @@ public enum InspectJob {
         let rows = diffValues(a, b)
         return "{\"a\": \(jsonObject(rows.map { ($0.0, $0.1) })), \"b\": \(jsonObject(rows.map { ($0.0, $0.2) })), "
             + "\"delta\": \(jsonObject(rows.map { ($0.0, .num($0.2.double - $0.1.double)) }))}\n"
+    }
+}
+
+extension BufferHeader {
+    /// For a buffer in a campaign's round directory (DIR/rounds/NNNNNN/rollouts.jsonl.zst): refuses a
+    /// header of another round, naming both. Its `round` must be NNNNNN and its `policy_sha256` the
+    /// parent round's policy (`policy_sha256` in DIR/rounds/NNNNNN−1/round_state.json).
+    public func checkPlacement(of url: URL) throws {
+        let roundDir = url.deletingLastPathComponent(), rounds = roundDir.deletingLastPathComponent()
+        let name = roundDir.lastPathComponent
+        guard rounds.lastPathComponent == "rounds", name.count == 6, name.allSatisfy(\.isNumber), let n = Int(name) else { return }
+        func policy(_ r: Int) -> String? {
+            let f = rounds.appendingPathComponent(String(format: "%06d", r)).appendingPathComponent("round_state.json")
+            return (try? JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: f)))?["policy_sha256"]?.string
+        }
+        let fix = "restore round \(n)'s own buffer (a buffer belongs to the round that sampled it)"
+        if let r = round, r != n {
+            throw BufferError(.misplaced, "\(url.path): this buffer's header says round \(r), but it is in round \(n)'s directory: it was copied from round \(r); \(fix)")
+        }
+        guard n >= 1, let parent = policy(n - 1), parent != policySHA256 else { return }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: rounds.path)) ?? []
+        let source = names.compactMap { $0.count == 6 ? Int($0) : nil }.sorted().first { policy($0) == policySHA256 }
+        let from = source.map { "round \($0 + 1) (sampled from round \($0)'s policy)" } ?? "another campaign or round"
+        throw BufferError(.misplaced, "\(url.path): round \(n)'s buffer was sampled from policy \(policySHA256.prefix(12))…, not from round \(n - 1)'s policy \(parent.prefix(12))…: it comes from \(from); \(fix)")
     }
 }

@@ -10,7 +10,8 @@ import Foundation
 
 /// A zstd or file-system failure, naming the file.
 public struct BufferError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable { case io, checksum, truncated, corrupt, record, manifest }
+    /// `misplaced`: a campaign round's buffer whose header belongs to another round.
+    public enum Kind: Sendable { case io, checksum, truncated, corrupt, record, manifest, misplaced }
     public let kind: Kind
     public let description: String
     public init(_ kind: Kind, _ description: String) { self.kind = kind; self.description = description }

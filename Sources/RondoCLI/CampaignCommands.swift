@@ -22,6 +22,20 @@ func finish(_ outcome: CampaignOutcome) throws {
     }
 }
 
+/// Options of the commands that run or replay rounds; neither changes the campaign's config.
+struct CampaignRunArguments: ParsableArguments {
+    @Option(help: "Threads for matrix products and kernels (default: the config's `threads`; updates are the same bits for the same count).")
+    var threads: Int?
+    @Flag(help: "Continue although a pinned input (policy, tokenizer, prompts, judge, config.yaml) changed; recorded in the next round's metrics as inputs/changed.")
+    var allowChangedInputs = false
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    var options: CampaignRunOptions { CampaignRunOptions(threads: threads, allowChangedInputs: allowChangedInputs) }
+}
+
 struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a campaign directory and run its rounds in the foreground.",
@@ -40,34 +54,48 @@ struct Start: ParsableCommand {
     var dir: String?
     @Option(parsing: .unconditional, help: "Rounds to run (overrides the config's `rounds`).")
     var rounds: Int?
+    @Option(help: "Threads for matrix products and kernels (default: the config's `threads`).")
+    var threads: Int?
 
     func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let rounds, rounds < 1 { throw ValidationError("--rounds must be ≥ 1 (got \(rounds))") }
     }
 
     func run() throws {
         let url = URL(fileURLWithPath: config)
         let d = dir ?? "runs/" + url.deletingPathExtension().lastPathComponent
-        try finish(CampaignCommands.start(config: url, dir: URL(fileURLWithPath: d), rounds: rounds, log: campaignLog))
+        try finish(CampaignCommands.start(config: url, dir: URL(fileURLWithPath: d), rounds: rounds,
+                                          options: CampaignRunOptions(threads: threads), log: campaignLog))
     }
 }
 
 struct Resume: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Continue a campaign after its last committed round.",
-        discussion: "With --from-round N, rounds after N are moved to DIR/archive (never deleted) and training continues from round N's checkpoint.")
+        discussion: """
+            With --from-round N, rounds after N are moved to DIR/archive (never deleted) and training continues \
+            from round N's checkpoint (N must still have its full state; see `retention` in docs/config.md). \
+            --rounds N sets the campaign's last round, e.g. to extend a finished campaign (recorded in \
+            DIR/state.json; config.yaml stays as started). The inputs pinned at `start` must be unchanged.
+            """)
 
     @Argument(help: "Campaign directory.")
     var dir: String
     @Option(parsing: .unconditional, help: "Continue from this committed round.")
     var fromRound: Int?
+    @Option(parsing: .unconditional, help: "Run until this round (extends a finished campaign).")
+    var rounds: Int?
+    @OptionGroup var runOptions: CampaignRunArguments
 
     func validate() throws {
         if let fromRound, fromRound < 0 { throw ValidationError("--from-round must be ≥ 0 (got \(fromRound)); `rondo status DIR` lists the rounds") }
+        if let rounds, rounds < 1 { throw ValidationError("--rounds must be ≥ 1 (got \(rounds))") }
     }
 
     func run() throws {
-        try finish(CampaignCommands.resume(dir: URL(fileURLWithPath: dir), fromRound: fromRound, rounds: nil, log: campaignLog))
+        try finish(CampaignCommands.resume(dir: URL(fileURLWithPath: dir), fromRound: fromRound, rounds: rounds,
+                                           options: runOptions.options, log: campaignLog))
     }
 }
 
@@ -94,7 +122,9 @@ struct Replay: ParsableCommand {
             the buffer): it prints the recorded and replayed SHA-256 sums and exits 0 only if they are \
             identical. With --config OVERRIDE.yaml (an `algorithm:` section: another beta, loss_type or \
             learning_rate; for PPO also cliprange, lam, gamma, vf_coef…) it writes a counterfactual \
-            checkpoint and metrics.json to --out.
+            checkpoint and metrics.json to --out. The round's parent must still have its full state (see \
+            `retention` in docs/config.md; the refusal names the nearest replayable round), the round's \
+            buffer must be its own (its header's round and policy), and the inputs pinned at `start` unchanged.
             """)
 
     @Argument(help: "Campaign directory.")
@@ -105,6 +135,7 @@ struct Replay: ParsableCommand {
     var config: String?
     @Option(help: "Directory for the replayed checkpoint and metrics.")
     var out: String?
+    @OptionGroup var runOptions: CampaignRunArguments
 
     func validate() throws {
         if config != nil && out == nil { throw ValidationError("--config needs --out for the counterfactual checkpoint") }
@@ -114,7 +145,8 @@ struct Replay: ParsableCommand {
     func run() throws {
         let (report, same) = try CampaignCommands.replay(dir: URL(fileURLWithPath: dir), round: round,
                                                          override: config.map { URL(fileURLWithPath: $0) },
-                                                         out: out.map { URL(fileURLWithPath: $0) }, log: campaignLog)
+                                                         out: out.map { URL(fileURLWithPath: $0) }, options: runOptions.options,
+                                                         log: campaignLog)
         print(report, terminator: "")
         if config == nil && !same { throw ExitCode.failure }
     }

@@ -60,11 +60,12 @@ import TestSupport
 
     @Test func roundAndCampaignDirectories() throws {
         try withTemporaryDirectory { dir in
-            let round = dir.appendingPathComponent("rounds/000002")
+            // makeBuffer's header says round 1: a round directory must hold its own round's buffer.
+            let round = dir.appendingPathComponent("rounds/000001")
             try FileManager.default.createDirectory(at: round, withIntermediateDirectories: true)
             _ = try makeBuffer(round)
             #expect(try runRondo(["inspect", round.path, "--json"]).status == 0)
-            #expect(try runRondo(["inspect", dir.path, "--round", "2", "--json"]).status == 0)
+            #expect(try runRondo(["inspect", dir.path, "--round", "1", "--json"]).status == 0)
             let missing = try runRondo(["inspect", dir.path, "--round", "5"])
             #expect(missing.status != 0 && missing.stderr.contains("round 5"))
         }

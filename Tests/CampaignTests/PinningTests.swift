@@ -107,7 +107,7 @@ extension CampaignRunTests {
             #expect(!FileManager.default.fileExists(atPath: run.appendingPathComponent("config.yaml").path))
             // A prompt file that fails to parse (found after the directory exists).
             let broken = dir.appendingPathComponent("broken.jsonl")
-            try "{\"prompt_ids\": [1, 2]}\nnot json\n".write(to: broken, atomically: true, encoding: .utf8)
+            try "{\"prompt_ids\": [1, 2], \"answer\": \"3\"}\nnot json\n".write(to: broken, atomically: true, encoding: .utf8)
             try good.replacingOccurrences(of: real, with: broken.path).write(to: bad, atomically: true, encoding: .utf8)
             let r2 = try runRondo(["start", bad.path, "--dir", run.path])
             #expect(r2.status != 0 && r2.stderr.contains("\(broken.path):2"), "\(r2.stderr)")

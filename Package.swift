@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Sampling", targets: ["Sampling"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "Templates", targets: ["Templates"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -40,6 +41,8 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimize),
         .target(name: "Model", dependencies: ["Kernels"], swiftSettings: optimize),
         .target(name: "Tokenizers", swiftSettings: optimize),
+        // Chat templates: a Jinja interpreter for the subset HF chat templates use. Depends on nothing of ours.
+        .target(name: "Templates"),
         .target(name: "Training", dependencies: ["Model", "Kernels", "Tokenizers"], swiftSettings: optimize),
         .target(
             name: "Rollouts",
@@ -57,19 +60,20 @@ let package = Package(
         .executableTarget(
             name: "RondoCLI",
             dependencies: [
-                "Campaign", "Training", "Sampling", "Rollouts", "Tokenizers", "Model",
+                "Campaign", "Training", "Sampling", "Rollouts", "Tokenizers", "Templates", "Model",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "TestSupport", dependencies: ["Model"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Training", "TestSupport"]),
+        .testTarget(name: "TemplatesTests", dependencies: ["Templates"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling", "Model", "Tokenizers", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Kernels", "TestSupport"]),
         .testTarget(name: "CampaignTests", dependencies: ["Campaign", "Labeling", "Rollouts", "Model", "TestSupport"]),
         .testTarget(name: "LabelingTests", dependencies: ["Labeling", "Model", "TestSupport"]),
         .testTarget(name: "RolloutsTests", dependencies: ["Rollouts", "Model", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["RondoCLI", "Model", "Rollouts", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["RondoCLI", "Model", "Rollouts", "Templates", "TestSupport"]),
     ],
     // Numeric kernels share raw buffers across Dispatch workers by design (disjoint row ranges);
     // Swift 6's Sendable checking cannot express that, so the package builds in Swift 5 mode.

@@ -1,0 +1,172 @@
+// Jinja2 filters (`x | name(args)`) and tests (`x is name`) that chat templates use, with
+// jinja2 3.1's semantics (jinja2/filters.py, jinja2/tests.py) and transformers' `tojson`
+// (Python `json.dumps`, see JSON.swift). Unknown names are errors, never a silent pass-through.
+
+/// The supported filters.
+enum Filters {
+    static func apply(_ name: String, _ v: Value, _ args: [Value], _ kwargs: [(String, Value)],
+                      evaluator: Renderer, at p: SourcePosition) throws -> Value {
+        func arg(_ k: Int, _ key: String) -> Value? {
+            k < args.count ? args[k] : kwargs.first { $0.0 == key }?.1
+        }
+        switch name {
+        case "trim":
+            let chars: String? = if case .string(let c)? = arg(0, "chars") { c } else { nil }
+            return .string(Methods.strip(Array(v.rendered.unicodeScalars), chars: chars))
+        case "length", "count":
+            return .int(try length(v))
+        case "tojson":
+            if case .bool(true)? = arg(3, "sort_keys") {
+                throw ValueError("tojson(sort_keys=true) is not supported")
+            }
+            return .string(try JSON.dumps(v, indent: JSON.indent(arg(0, "indent"))))
+        case "join":
+            guard let items = v.iterated() else { throw ValueError("can only join an iterable") }
+            let sep = arg(0, "d")?.rendered ?? ""
+            let attribute = arg(1, "attribute")
+            return .string(try items.map { item in try attribute.map { try evaluator.attribute(item, $0.rendered) } ?? item }
+                .map(\.rendered).joined(separator: sep))
+        case "default", "d":
+            let fallback = arg(0, "default_value") ?? .string("")
+            let boolean = arg(1, "boolean")?.truthy ?? false
+            return v.isUndefined || (boolean && !v.truthy) ? fallback : v
+        case "first", "last":
+            guard let items = v.iterated() else { throw ValueError("'\(v.typeName)' object is not iterable") }
+            let item = name == "first" ? items.first : items.last
+            return item ?? .undefined("No \(name) item, sequence was empty.")
+        case "items":
+            switch v {
+            case .undefined: return .list([])
+            case .dict(let d): return .list(d.pairs.map { .list([.string($0.0), $0.1]) })
+            default: throw ValueError("Can only get item pairs from a mapping.")
+            }
+        case "list":
+            guard let items = v.iterated() else { throw ValueError("'\(v.typeName)' object is not iterable") }
+            return .list(items)
+        case "string": return .string(v.rendered)
+        case "safe": return v
+        case "upper": return .string(v.rendered.uppercased())
+        case "lower": return .string(v.rendered.lowercased())
+        case "capitalize":
+            let s = v.rendered
+            return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
+        case "title": return .string(jinjaTitle(v.rendered))
+        case "replace":
+            guard let old = arg(0, "old"), let new = arg(1, "new") else { throw ValueError("replace needs old and new") }
+            let method = try evaluator.attribute(.string(v.rendered), "replace")
+            guard case .callable(let c) = method else { throw ValueError("replace") }
+            return try c.call([old, new] + (arg(2, "count").map { [$0] } ?? []), [])
+        case "reverse":
+            if case .string(let s) = v { return .string(String(String.UnicodeScalarView(s.unicodeScalars.reversed()))) }
+            guard let items = v.iterated() else { throw ValueError("argument must be iterable") }
+            return .list(items.reversed())
+        case "int":
+            if let i = v.integer { return .int(i) }
+            if case .double(let d) = v { return .int(Int(d)) }
+            if case .string(let s) = v, let i = Int(Methods.strip(Array(s.unicodeScalars), chars: nil)) { return .int(i) }
+            return arg(0, "default") ?? .int(0)
+        case "float":
+            if let d = v.number { return .double(d) }
+            if case .string(let s) = v, let d = Double(Methods.strip(Array(s.unicodeScalars), chars: nil)) { return .double(d) }
+            return arg(0, "default") ?? .double(0)
+        case "abs":
+            if case .int(let i) = v { return .int(abs(i)) }
+            if case .double(let d) = v { return .double(abs(d)) }
+            throw ValueError("bad operand type for abs(): '\(v.typeName)'")
+        case "map":
+            guard let items = v.iterated() else { throw ValueError("'\(v.typeName)' object is not iterable") }
+            if let a = kwargs.first(where: { $0.0 == "attribute" })?.1 {
+                let dflt = kwargs.first { $0.0 == "default" }?.1
+                return .list(try items.map { item in
+                    let r = try evaluator.attribute(item, a.rendered)
+                    return r.isUndefined ? dflt ?? r : r
+                })
+            }
+            guard case .string(let f)? = args.first else { throw ValueError("map needs a filter name or attribute=") }
+            return .list(try items.map { try apply(f, $0, Array(args.dropFirst()), [], evaluator: evaluator, at: p) })
+        case "select", "reject", "selectattr", "rejectattr":
+            guard let items = v.iterated() else { throw ValueError("'\(v.typeName)' object is not iterable") }
+            let byAttribute = name.hasSuffix("attr")
+            let rest = byAttribute ? Array(args.dropFirst()) : args
+            let keep = name.hasPrefix("select")
+            return .list(try items.filter { item in
+                let subject = byAttribute ? try evaluator.attribute(item, args.first?.rendered ?? "") : item
+                guard case .string(let test)? = rest.first else { return subject.truthy == keep }
+                return try Tests.apply(test, subject, Array(rest.dropFirst())) == keep
+            })
+        default:
+            throw ValueError("unsupported filter '\(name)'")
+        }
+    }
+
+    /// Python `len(x)`; undefined has length 0.
+    static func length(_ v: Value) throws -> Int {
+        switch v {
+        case .undefined: return 0
+        case .string(let s): return s.unicodeScalars.count
+        case .list(let l): return l.count
+        case .dict(let d): return d.count
+        default: throw ValueError("object of type '\(v.typeName)' has no len()")
+        }
+    }
+
+    /// jinja2's `title` filter: upper-case the first letter of every word, where words begin after
+    /// whitespace or one of `-({[<`.
+    static func jinjaTitle(_ s: String) -> String {
+        var out = ""
+        var atStart = true
+        for c in s.unicodeScalars {
+            let separator = isPythonSpace(c) || "-({[<".unicodeScalars.contains(c)
+            out += atStart && !separator ? String(c).uppercased() : String(c).lowercased()
+            atStart = separator
+        }
+        return out
+    }
+}
+
+/// The supported tests.
+enum Tests {
+    static func apply(_ name: String, _ v: Value, _ args: [Value]) throws -> Bool {
+        func other() throws -> Value {
+            guard let a = args.first else { throw ValueError("test '\(name)' needs an argument") }
+            return a
+        }
+        switch name {
+        case "defined": return !v.isUndefined
+        case "undefined": return v.isUndefined
+        case "none": return v.isNone
+        case "string": if case .string = v { return true }; return false
+        case "number": return v.number != nil
+        case "integer": if case .int = v { return true }; return false
+        case "float": if case .double = v { return true }; return false
+        case "boolean": if case .bool = v { return true }; return false
+        case "true": if case .bool(true) = v { return true }; return false
+        case "false": if case .bool(false) = v { return true }; return false
+        case "mapping": if case .dict = v { return true }; return false
+        case "iterable": return v.iterated() != nil
+        case "sequence":
+            switch v {
+            case .string, .list, .dict, .undefined: return true
+            default: return false
+            }
+        case "callable": if case .callable = v { return true }; return false
+        case "even", "odd":
+            guard let i = v.integer else { throw ValueError("test '\(name)' needs an integer") }
+            return (i % 2 == 0) == (name == "even")
+        case "divisibleby":
+            guard let i = v.integer, let d = try other().integer, d != 0 else { throw ValueError("divisibleby needs integers") }
+            return i % d == 0
+        case "eq", "equalto", "==": return valuesEqual(v, try other())
+        case "ne", "!=": return !valuesEqual(v, try other())
+        case "lt", "<": return try Operators.compare("<", v, other())
+        case "le", "<=": return try Operators.compare("<=", v, other())
+        case "gt", ">": return try Operators.compare(">", v, other())
+        case "ge", ">=": return try Operators.compare(">=", v, other())
+        case "in": return try Operators.contains(other(), v)
+        case "sameas": return valuesEqual(v, try other())
+        case "lower": return v.rendered == v.rendered.lowercased()
+        case "upper": return v.rendered == v.rendered.uppercased()
+        default: throw ValueError("unsupported test '\(name)'")
+        }
+    }
+}

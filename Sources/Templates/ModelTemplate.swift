@@ -1,0 +1,91 @@
+// A model directory's chat template and special tokens, as transformers finds them:
+// `chat_template.jinja` if present, else `tokenizer_config.json`'s "chat_template" (a string, or
+// the named-list form [{"name": ..., "template": ...}] of which "default" is used); the special
+// tokens (`bos_token`, `eos_token`, `unk_token`, `pad_token`) from `tokenizer_config.json`, each a
+// string or an AddedToken object {"content": ...}. transformers passes them to every render.
+
+import Foundation
+
+/// The chat template of a model directory, with the variables transformers adds to each render.
+public struct ModelTemplate: Sendable {
+    public let template: ChatTemplate
+    /// `bos_token`, `eos_token`, ... as the tokenizer has them.
+    public let specialTokens: [String: String]
+
+    public init(template: ChatTemplate, specialTokens: [String: String] = [:]) {
+        self.template = template
+        self.specialTokens = specialTokens
+    }
+
+    /// The directory's template, or nil when it has none. Malformed files are errors naming them.
+    public static func load(directory dir: URL) throws -> ModelTemplate? {
+        let fm = FileManager.default
+        let configURL = dir.appendingPathComponent("tokenizer_config.json")
+        var config = OrderedDict()
+        if fm.fileExists(atPath: configURL.path) {
+            guard case .dict(let d) = try JSON.parse(try read(configURL), source: configURL.path) else {
+                throw TemplateError(.loading, "expected a JSON object", template: configURL.path)
+            }
+            config = d
+        }
+        var tokens: [String: String] = [:]
+        for key in ["bos_token", "eos_token", "unk_token", "pad_token"] {
+            switch config[key] {
+            case .string(let s)?: tokens[key] = s
+            case .dict(let t)?:
+                guard case .string(let s)? = t["content"] else {
+                    throw TemplateError(.loading, "\"\(key)\" is an object without a string \"content\"", template: configURL.path)
+                }
+                tokens[key] = s
+            default: break
+            }
+        }
+        let jinja = dir.appendingPathComponent("chat_template.jinja")
+        if fm.fileExists(atPath: jinja.path) {
+            let source = String(decoding: try read(jinja), as: UTF8.self)
+            return ModelTemplate(template: try ChatTemplate(source, name: jinja.path), specialTokens: tokens)
+        }
+        let name = configURL.path + " chat_template"
+        switch config["chat_template"] {
+        case nil, .none?: return nil
+        case .string(let s)?: return ModelTemplate(template: try ChatTemplate(s, name: name), specialTokens: tokens)
+        case .list(let named)?:
+            for item in named {
+                guard case .dict(let d) = item, case .string(let n)? = d["name"], case .string(let s)? = d["template"] else {
+                    throw TemplateError(.loading, "\"chat_template\" list items need \"name\" and \"template\" strings",
+                                        template: configURL.path)
+                }
+                if n == "default" {
+                    return ModelTemplate(template: try ChatTemplate(s, name: name + "[default]"), specialTokens: tokens)
+                }
+            }
+            throw TemplateError(.loading, "\"chat_template\" lists named templates but none is named \"default\"",
+                                template: configURL.path)
+        default:
+            throw TemplateError(.loading, "\"chat_template\" must be a string or a list of {\"name\", \"template\"}",
+                                template: configURL.path)
+        }
+    }
+
+    private static func read(_ url: URL) throws -> Data {
+        do { return try Data(contentsOf: url) } catch {
+            throw TemplateError(.loading, "cannot read (\(error.localizedDescription))", template: url.path)
+        }
+    }
+
+    /// The variables of a render: the special tokens, `tools: none`, `documents: none`,
+    /// `add_generation_prompt`, then `variables` (which override all of these).
+    public func variables(messages: Value, addGenerationPrompt: Bool, _ variables: [String: Value] = [:]) -> [String: Value] {
+        var v: [String: Value] = ["messages": messages, "tools": .none, "documents": .none,
+                                  "add_generation_prompt": .bool(addGenerationPrompt)]
+        for (k, s) in specialTokens { v[k] = .string(s) }
+        for (k, x) in variables { v[k] = x }
+        return v
+    }
+
+    /// `apply_chat_template(messages, tokenize=False, add_generation_prompt=...)`.
+    public func render(messages: Value, addGenerationPrompt: Bool, _ extra: [String: Value] = [:],
+                       now: Date? = nil) throws -> String {
+        try template.render(variables(messages: messages, addGenerationPrompt: addGenerationPrompt, extra), now: now)
+    }
+}

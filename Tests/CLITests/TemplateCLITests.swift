@@ -1,0 +1,79 @@
+// `rondo template` end to end: the oracle policy directory with each fixture chat template added
+// renders every fixture case exactly as transformers does (acceptance 2 of issue 13).
+
+import Foundation
+import Templates
+import Testing
+import TestSupport
+
+/// The fixture templates and cases (Tests/Fixtures/chat-templates/cases.json), as ordered JSON.
+func chatTemplateFixture() throws -> [OrderedDict] {
+    let file = Fixtures.oracle.deletingLastPathComponent().appendingPathComponent("chat-templates/cases.json")
+    guard case .dict(let root) = try JSON.parse(Data(contentsOf: file), source: file.path),
+          case .list(let templates)? = root["templates"] else { throw CocoaError(.fileReadCorruptFile) }
+    return templates.compactMap { if case .dict(let d) = $0 { return d } else { return nil } }
+}
+
+extension Value {
+    var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+}
+
+@Suite struct TemplateCLITests {
+    @Test func rendersEveryFixtureCaseThroughTheCLI() throws {
+        var checked = 0
+        for t in try chatTemplateFixture() {
+            guard let source = t["template"]?.stringValue, case .list(let cases)? = t["cases"] else { continue }
+            try withTemporaryDirectory { dir in
+                let model = dir.appendingPathComponent("policy")
+                try copyDirectory(Fixtures.policy, to: model)
+                try source.write(to: model.appendingPathComponent("chat_template.jinja"), atomically: true, encoding: .utf8)
+                var lines: [String] = [], wanted: [(String, String)] = []
+                for case .dict(let c) in cases where c["strftime_now_datetime"] == nil {  // "now" is not pinned here
+                    var line = OrderedDict()
+                    line["messages"] = c["messages"]
+                    line["tools"] = c["tools"] ?? Value.none
+                    line["add_generation_prompt"] = c["add_generation_prompt"]
+                    if case .dict(let extra)? = c["extra"] { for (k, v) in extra.pairs { line[k] = v } }
+                    lines.append(try JSON.text(.dict(line)))
+                    if let e = c["expected"]?.stringValue { wanted.append(("text", e)) } else { wanted.append(("error", c["error"]?.stringValue ?? "")) }
+                }
+                let input = dir.appendingPathComponent("messages.jsonl")
+                try (lines.joined(separator: "\n") + "\n").write(to: input, atomically: true, encoding: .utf8)
+                let r = try runRondo(["template", "--model", model.path, "--messages", input.path])
+                let anyError = wanted.contains { $0.0 == "error" }
+                #expect(r.status == (anyError ? 1 : 0), "stderr: \(r.stderr)")
+                let out = r.stdout.split(separator: "\n")
+                #expect(out.count == wanted.count)
+                for (line, (key, value)) in zip(out, wanted) {
+                    guard case .dict(let o) = try JSON.parse(Data(line.utf8), source: "stdout") else { continue }
+                    #expect(o.keys == [key] && o[key]?.stringValue == value, "\(t["name"]?.stringValue ?? ""): \(line)")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked == 57)  // 58 cases less the one that formats the current date
+    }
+
+    @Test func readsStandardInputAndNeedsATemplate() throws {
+        try withTemporaryDirectory { dir in
+            let model = dir.appendingPathComponent("policy")
+            try copyDirectory(Fixtures.policy, to: model)
+            let none = try runRondo(["template", "--model", model.path], stdin: "{\"messages\": []}\n")
+            #expect(none.status != 0 && none.stderr.contains("no chat template"), "stderr: \(none.stderr)")
+
+            try "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
+                .write(to: model.appendingPathComponent("chat_template.jinja"), atomically: true, encoding: .utf8)
+            let stdin = """
+                {"messages": [{"role": "user", "content": "hi"}]}
+
+                {"messages": [{"role": "user", "content": "hi"}], "add_generation_prompt": false, "bos_token": "[B]"}
+                """
+            let r = try runRondo(["template", "--model", model.path], stdin: stdin)
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+            #expect(r.stdout == "{\"text\": \"<|bos|><user>hi<assistant>\"}\n{\"text\": \"[B]<user>hi\"}\n")
+
+            let bad = try runRondo(["template", "--model", model.path], stdin: "{\"messages\": []}\n{\"text\": 1}\n")
+            #expect(bad.status != 0 && bad.stderr.contains("stdin:2") && bad.stderr.contains("\"messages\""), "stderr: \(bad.stderr)")
+        }
+    }
+}

@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "Tokenizers", swiftSettings: optimize),
         // Chat templates: a Jinja interpreter for the subset HF chat templates use. Depends on nothing of ours.
         .target(name: "Templates"),
-        .target(name: "Training", dependencies: ["Model", "Kernels", "Tokenizers"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["Model", "Kernels", "Tokenizers", "Templates"], swiftSettings: optimize),
         .target(
             name: "Rollouts",
             dependencies: ["CZstd", "Model", "Kernels", .product(name: "Crypto", package: "swift-crypto")],
@@ -51,7 +51,7 @@ let package = Package(
         .target(
             name: "Campaign",
             dependencies: [
-                "Labeling", "Rollouts", "Training", "Sampling", "Tokenizers", "Model", "Kernels",
+                "Labeling", "Rollouts", "Training", "Sampling", "Tokenizers", "Templates", "Model", "Kernels",
                 .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: optimize),
@@ -70,7 +70,9 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling", "Model", "Tokenizers", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Kernels", "TestSupport"]),
-        .testTarget(name: "CampaignTests", dependencies: ["Campaign", "Labeling", "Rollouts", "Model", "TestSupport"]),
+        .testTarget(
+            name: "CampaignTests",
+            dependencies: ["Campaign", "Labeling", "Rollouts", "Model", "Templates", "Tokenizers", "TestSupport"]),
         .testTarget(name: "LabelingTests", dependencies: ["Labeling", "Model", "TestSupport"]),
         .testTarget(name: "RolloutsTests", dependencies: ["Rollouts", "Model", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["RondoCLI", "Model", "Rollouts", "Templates", "TestSupport"]),

@@ -9,6 +9,7 @@ import Labeling
 import Model
 import Rollouts
 import Sampling
+import Templates
 import Tokenizers
 import Training
 
@@ -66,8 +67,11 @@ public final class Campaign {
         initial = LlamaModel(config: loaded.config, parameters: loaded.parameters)
         let tok = policyDir.appendingPathComponent("tokenizer.json")
         tokenizer = FileManager.default.fileExists(atPath: tok.path) ? try Tokenizer(url: tok) : nil
-        train = try PromptSet.load(URL(fileURLWithPath: config.prompts.train), tokenizer: tokenizer, config: loaded.config)
-        var ev = try PromptSet.load(URL(fileURLWithPath: config.prompts.eval), tokenizer: tokenizer, config: loaded.config)
+        let template = try ModelTemplate.load(directory: policyDir)
+        train = try PromptSet.load(URL(fileURLWithPath: config.prompts.train), tokenizer: tokenizer, config: loaded.config,
+                                   template: template)
+        var ev = try PromptSet.load(URL(fileURLWithPath: config.prompts.eval), tokenizer: tokenizer, config: loaded.config,
+                                    template: template)
         if let limit = config.prompts.evalLimit { ev = Array(ev.prefix(limit)) }
         eval = ev
         labeller = try Self.makeLabeller(config)

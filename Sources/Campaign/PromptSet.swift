@@ -1,10 +1,13 @@
 // Campaign prompt files: JSON lines with "prompt" (text) or "prompt_ids", an optional "answer"
 // (for verifiers) and an optional "id". Text prompts are tokenized as `rondo sft` and `rondo generate`
 // tokenize them (no special tokens added), so a policy sees the format it was trained on.
+// "prompt" may also be TRL's conversational form, a list of chat messages: it is rendered with the
+// policy's chat template and add_generation_prompt (plus the line's "tools"), then tokenized.
 
 import Foundation
 import Kernels
 import Model
+import Templates
 import Tokenizers
 
 public struct CampaignPrompt: Sendable, Equatable {
@@ -17,13 +20,14 @@ public struct CampaignPrompt: Sendable, Equatable {
 public enum PromptSet {
     struct Line: Decodable {
         let id: JSONValue?
-        let prompt: String?
+        let prompt: JSONValue?
         let prompt_ids: [Int]?
         let answer: JSONValue?
     }
 
-    /// Reads every line; errors name the file and line.
-    public static func load(_ url: URL, tokenizer: Tokenizer?, config: LlamaConfig) throws -> [CampaignPrompt] {
+    /// Reads every line; errors name the file and line. `template` renders conversational prompts.
+    public static func load(_ url: URL, tokenizer: Tokenizer?, config: LlamaConfig,
+                            template: ModelTemplate? = nil) throws -> [CampaignPrompt] {
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw CampaignError("\(url.path): cannot read the prompt file (\(error.localizedDescription))")
@@ -41,15 +45,21 @@ public enum PromptSet {
             var shown: String
             if let p = l.prompt_ids {
                 ids = p.map { Int32(truncatingIfNeeded: $0) }
-                shown = l.prompt ?? tokenizer?.decode(ids) ?? ""
-            } else if let p = l.prompt {
+                shown = l.prompt?.string ?? tokenizer?.decode(ids) ?? ""
+            } else if l.prompt?.array != nil {
+                guard let tokenizer else {
+                    throw CampaignError("\(at): a conversational prompt needs tokenizer.json in the policy directory")
+                }
+                shown = try render(line, template: template, at: at)
+                ids = tokenizer.encode(shown)
+            } else if let p = l.prompt?.string {
                 guard let tokenizer else {
                     throw CampaignError("\(at): a text prompt needs tokenizer.json in the policy directory; or give \"prompt_ids\"")
                 }
                 ids = tokenizer.encode(p)
                 shown = p
             } else {
-                throw CampaignError("\(at): needs \"prompt\" (text) or \"prompt_ids\"")
+                throw CampaignError("\(at): needs \"prompt\" (text or a list of chat messages) or \"prompt_ids\"")
             }
             guard !ids.isEmpty else { throw CampaignError("\(at): empty prompt") }
             for t in ids where t < 0 || Int(t) >= config.vocabSize {
@@ -61,6 +71,23 @@ public enum PromptSet {
         }
         guard !out.isEmpty else { throw CampaignError("\(url.path): no prompts") }
         return out
+    }
+
+    /// A conversational prompt line rendered with the chat template and the generation prompt.
+    static func render(_ line: String, template: ModelTemplate?, at: String) throws -> String {
+        guard let template else {
+            throw CampaignError("\(at): \"prompt\" is a list of chat messages but the policy directory has no chat template (chat_template.jinja or \"chat_template\" in tokenizer_config.json)")
+        }
+        do {
+            guard case .dict(let obj) = try JSON.parse(Data(line.utf8), source: at), case .list(let messages)? = obj["prompt"],
+                  !messages.isEmpty else {
+                throw CampaignError("\(at): \"prompt\" must be a non-empty list of chat messages")
+            }
+            return try template.render(messages: .list(messages), addGenerationPrompt: true,
+                                       obj["tools"].map { ["tools": $0] } ?? [:])
+        } catch let e as TemplateError {
+            throw CampaignError("\(at): chat template: \(e)")
+        }
     }
 
     /// The prompts of a round: positions cursor ..< cursor + count of the seeded order, where the

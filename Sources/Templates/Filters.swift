@@ -15,11 +15,18 @@ enum Filters {
             return .string(Methods.strip(Array(v.rendered.unicodeScalars), chars: chars))
         case "length", "count":
             return .int(try length(v))
-        case "tojson":
-            if case .bool(true)? = arg(3, "sort_keys") {
-                throw ValueError("tojson(sort_keys=true) is not supported")
+        case "tojson":  // transformers: tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
+            var o = JSON.DumpOptions(indent: try JSON.indent(arg(1, "indent")))
+            o.ensureASCII = arg(0, "ensure_ascii")?.truthy ?? false
+            o.sortKeys = arg(3, "sort_keys")?.truthy ?? false
+            switch arg(2, "separators") {
+            case nil, .none?: break
+            case .list(let l)? where l.count == 2:
+                guard case .string(let item) = l[0], case .string(let key) = l[1] else { fallthrough }
+                o.separators = (item, key)
+            default: throw ValueError("tojson separators must be a pair of strings")
             }
-            return .string(try JSON.dumps(v, indent: JSON.indent(arg(0, "indent"))))
+            return .string(try JSON.dumps(v, o))
         case "join":
             guard let items = v.iterated() else { throw ValueError("can only join an iterable") }
             let sep = arg(0, "d")?.rendered ?? ""

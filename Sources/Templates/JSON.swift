@@ -1,7 +1,7 @@
 // JSON in and out of template values. Reading keeps object key order (Foundation's
 // JSONSerialization does not), because `tojson` must print keys in the order the messages and
 // tools were given; integers stay integers. Writing is Python's
-// `json.dumps(x, ensure_ascii=False, indent=indent)`, which transformers' `tojson` filter calls.
+// `json.dumps(x, ensure_ascii=False, indent=indent, ...)`, which transformers' `tojson` filter calls.
 
 import Foundation
 
@@ -19,14 +19,24 @@ public enum JSON {
 
     /// `v` as JSON text, as Python's `json.dumps(v, ensure_ascii=False)` writes it.
     public static func text(_ v: Value) throws -> String {
-        do { return try dumps(v, indent: nil) } catch let e as ValueError {
+        do { return try dumps(v, DumpOptions()) } catch let e as ValueError {
             throw TemplateError(.runtime, e.message, template: "JSON")
         }
     }
 
-    /// Python `json.dumps(v, ensure_ascii=False, indent=indent)`: `", "` and `": "` separators
-    /// without indent; with one, items on their own lines and `","` at line ends.
-    static func dumps(_ v: Value, indent: String?, level: Int = 0) throws -> String {
+    /// The arguments of Python's `json.dumps` that transformers' `tojson` passes on.
+    struct DumpOptions {
+        var indent: String?
+        var ensureASCII = false
+        /// Between items and between a key and its value; Python's defaults depend on `indent`.
+        var separators: (item: String, key: String)?
+        var sortKeys = false
+    }
+
+    /// Python `json.dumps(v, ...)`: `", "` and `": "` separators without indent; with one, items
+    /// on their own lines and `","` at line ends.
+    static func dumps(_ v: Value, _ o: DumpOptions, level: Int = 0) throws -> String {
+        let (itemSep, keySep) = o.separators ?? (o.indent == nil ? ", " : ",", ": ")
         switch v {
         case .none: return "null"
         case .bool(let b): return b ? "true" : "false"
@@ -35,24 +45,26 @@ public enum JSON {
             if d.isNaN { return "NaN" }
             if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
             return pythonFloat(d)
-        case .string(let s): return quote(s)
+        case .string(let s): return quote(s, ensureASCII: o.ensureASCII)
         case .list(let l):
-            return try container("[", "]", l.map { try dumps($0, indent: indent, level: level + 1) }, indent, level)
+            return container("[", "]", try l.map { try dumps($0, o, level: level + 1) }, o.indent, itemSep, level)
         case .dict(let d):
-            let items = try d.pairs.map { quote($0.0) + ": " + (try dumps($0.1, indent: indent, level: level + 1)) }
-            return try container("{", "}", items, indent, level)
-        case .namespace(let n): return try dumps(.dict(n.attributes), indent: indent, level: level)
+            var pairs = d.pairs
+            if o.sortKeys { pairs.sort { $0.0.unicodeScalars.lexicographicallyPrecedes($1.0.unicodeScalars) } }
+            let items = try pairs.map { quote($0.0, ensureASCII: o.ensureASCII) + keySep + (try dumps($0.1, o, level: level + 1)) }
+            return container("{", "}", items, o.indent, itemSep, level)
+        case .namespace(let n): return try dumps(.dict(n.attributes), o, level: level)
         case .undefined, .callable:
             throw ValueError("Object of type \(v.typeName) is not JSON serializable")
         }
     }
 
     private static func container(_ open: String, _ close: String, _ items: [String], _ indent: String?,
-                                  _ level: Int) throws -> String {
+                                  _ separator: String, _ level: Int) -> String {
         guard !items.isEmpty else { return open + close }
-        guard let indent else { return open + items.joined(separator: ", ") + close }
+        guard let indent else { return open + items.joined(separator: separator) + close }
         let inner = "\n" + String(repeating: indent, count: level + 1)
-        return open + inner + items.joined(separator: "," + inner) + "\n" + String(repeating: indent, count: level) + close
+        return open + inner + items.joined(separator: separator + inner) + "\n" + String(repeating: indent, count: level) + close
     }
 
     /// `indent` as Python's json takes it: None, a number of spaces, or a string.
@@ -65,8 +77,9 @@ public enum JSON {
         }
     }
 
-    /// A JSON string literal as Python's json writes it with ensure_ascii=False.
-    static func quote(_ s: String) -> String {
+    /// A JSON string literal as Python's json writes it (ensure_ascii: every non-ASCII code point
+    /// as `\\uXXXX`, UTF-16 surrogate pairs above U+FFFF).
+    static func quote(_ s: String, ensureASCII: Bool = false) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
@@ -77,9 +90,11 @@ public enum JSON {
             case "\t": out += "\\t"
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
-            case _ where u.value < 0x20:
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            case _ where u.value < 0x20 || (ensureASCII && u.value > 0x7E):
+                for unit in String(u).utf16 {
+                    let hex = String(unit, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                }
             default: out.unicodeScalars.append(u)
             }
         }

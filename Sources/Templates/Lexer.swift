@@ -28,6 +28,8 @@ struct Token {
 struct Lexer {
     let name: String
     private let src: [Unicode.Scalar]
+    /// Index in `src` where each line starts (for positions).
+    private let lineStarts: [Int]
     private var pos = 0
     private var tokens: [Token] = []
     /// True when the previous tag's match ended with a newline (or at the start): lstrip_blocks
@@ -38,7 +40,9 @@ struct Lexer {
         self.name = name
         var normalized = source.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
         if normalized.hasSuffix("\n") { normalized.removeLast() }
-        src = Array(normalized.unicodeScalars)
+        let scalars = Array(normalized.unicodeScalars)
+        src = scalars
+        lineStarts = [0] + scalars.indices.filter { scalars[$0] == "\n" }.map { $0 + 1 }
     }
 
     /// All tokens, ending with `.eof`.
@@ -49,11 +53,13 @@ struct Lexer {
     }
 
     private func position(_ index: Int) -> (line: Int, column: Int) {
-        var line = 1, column = 1
-        for i in 0..<min(index, src.count) {
-            if src[i] == "\n" { line += 1; column = 1 } else { column += 1 }
+        // The last line start ≤ index (binary search).
+        var lo = 0, hi = lineStarts.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if lineStarts[mid] <= index { lo = mid } else { hi = mid - 1 }
         }
-        return (line, column)
+        return (lo + 1, index - lineStarts[lo] + 1)
     }
 
     private func error(_ message: String, at index: Int) -> TemplateError {

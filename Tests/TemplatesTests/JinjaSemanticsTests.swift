@@ -96,6 +96,9 @@ import Testing
         ("{{ '%d %b %Y' }}|{{ x.strip() }}|{{ x.lstrip('\\n') }}|{{ x.rstrip() }}|{{ ' \\u00a0a\\u3000 '.strip() }}|{{ 'a\\u2028b'.split() }}",
          "{\"x\": \"\\n\\n a \\n\"}",
          "%d %b %Y|a| a \n|\n\n a|a|['a', 'b']"),
+        ("{{ x | tojson(ensure_ascii=true) }}|{{ x | tojson(sort_keys=true) }}|{{ x | tojson(separators=(\",\", \":\")) }}|{{ x | tojson(indent=\"\t\") }}|{{ [1, [2, {}]] | tojson(indent=0) }}",
+         "{\"x\": {\"z\": \"é😀\\u0001\", \"a\": [1, 2.5e-07]}}",
+         "{\"z\": \"\\u00e9\\ud83d\\ude00\\u0001\", \"a\": [1, 2.5e-07]}|{\"a\": [1, 2.5e-07], \"z\": \"é😀\\u0001\"}|{\"z\":\"é😀\\u0001\",\"a\":[1,2.5e-07]}|{\n\t\"z\": \"é😀\\u0001\",\n\t\"a\": [\n\t\t1,\n\t\t2.5e-07\n\t]\n}|[\n1,\n[\n2,\n{}\n]\n]"),
     ]
 
     @Test func rendersAsJinja2() throws {

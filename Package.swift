@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // Rondo: online DPO and iterative RLHF campaigns on a CPU.
 // Targets point one way: rondo (CLI) → Campaign → (Labeling, Rollouts, Training, Sampling) → (Model,
-// Tokenizers); Model → Kernels → system libraries (OpenBLAS, libzstd).
+// Tokenizers, Templates); Model → Kernels → system libraries (OpenBLAS, libzstd). Templates depends on nothing.
 import PackageDescription
 
 // -fno-math-errno lets sqrt vectorise (Float.squareRoot() otherwise calls sqrtf for errno).

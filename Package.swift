@@ -56,7 +56,7 @@ let package = Package(
             ],
             swiftSettings: optimize),
         .target(name: "Labeling", dependencies: ["Model", "Kernels"], swiftSettings: optimize),
-        .target(name: "Sampling", dependencies: ["Model", "Kernels", "Tokenizers"], swiftSettings: optimize),
+        .target(name: "Sampling", dependencies: ["Model", "Kernels", "Tokenizers", "Templates"], swiftSettings: optimize),
         .executableTarget(
             name: "RondoCLI",
             dependencies: [

@@ -78,14 +78,7 @@ public enum PromptSet {
         guard let template else {
             throw CampaignError("\(at): \"prompt\" is a list of chat messages but the policy directory has no chat template (chat_template.jinja or \"chat_template\" in tokenizer_config.json)")
         }
-        do {
-            guard case .dict(let obj) = try JSON.parse(Data(line.utf8), source: at), case .list(let messages)? = obj["prompt"],
-                  !messages.isEmpty else {
-                throw CampaignError("\(at): \"prompt\" must be a non-empty list of chat messages")
-            }
-            return try template.render(messages: .list(messages), addGenerationPrompt: true,
-                                       obj["tools"].map { ["tools": $0] } ?? [:])
-        } catch let e as TemplateError {
+        do { return try template.renderPrompt(line: Data(line.utf8), source: at) } catch let e as TemplateError {
             throw CampaignError("\(at): chat template: \(e)")
         }
     }

@@ -88,4 +88,14 @@ public struct ModelTemplate: Sendable {
                        now: Date? = nil) throws -> String {
         try template.render(variables(messages: messages, addGenerationPrompt: addGenerationPrompt, extra), now: now)
     }
+
+    /// A JSON line's conversational `"prompt"` (TRL's prompt-only form, a list of messages)
+    /// rendered with the generation prompt and the line's `"tools"`; `source` names the line.
+    public func renderPrompt(line: Data, source: String) throws -> String {
+        guard case .dict(let obj) = try JSON.parse(line, source: source), case .list(let messages)? = obj["prompt"],
+              !messages.isEmpty else {
+            throw TemplateError(.loading, "\"prompt\" must be a non-empty list of chat messages", template: source)
+        }
+        return try render(messages: .list(messages), addGenerationPrompt: true, obj["tools"].map { ["tools": $0] } ?? [:])
+    }
 }

@@ -76,4 +76,24 @@ extension Value {
             #expect(bad.status != 0 && bad.stderr.contains("stdin:2") && bad.stderr.contains("\"messages\""), "stderr: \(bad.stderr)")
         }
     }
+
+    @Test func generateRendersConversationalPrompts() throws {
+        try withTemporaryDirectory { dir in
+            let model = dir.appendingPathComponent("policy")
+            try copyDirectory(Fixtures.policy, to: model)
+            let conv = dir.appendingPathComponent("conv.jsonl"), ids = dir.appendingPathComponent("ids.jsonl")
+            try "{\"prompt\": [{\"role\": \"user\", \"content\": \"what is 7*8?\"}]}\n".write(to: conv, atomically: true, encoding: .utf8)
+            let args = ["generate", "--model", model.path, "--temperature", "0", "--max-new-tokens", "5"]
+            let none = try runRondo(args + ["--prompts", conv.path])
+            #expect(none.status != 0 && none.stderr.contains("conv.jsonl:1") && none.stderr.contains("chat template"), "stderr: \(none.stderr)")
+
+            try "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
+                .write(to: model.appendingPathComponent("chat_template.jinja"), atomically: true, encoding: .utf8)
+            let tokens = try runRondo(["tokenize", "--tokenizer", model.path], stdin: "{\"text\": \"<|bos|><user>what is 7*8?<assistant>\"}\n")
+            try tokens.stdout.replacingOccurrences(of: "\"ids\"", with: "\"prompt_ids\"").write(to: ids, atomically: true, encoding: .utf8)
+            let a = try runRondo(args + ["--prompts", conv.path]), b = try runRondo(args + ["--prompts", ids.path])
+            #expect(a.status == 0 && b.status == 0, "stderr: \(a.stderr) \(b.stderr)")
+            #expect(a.stdout == b.stdout && !a.stdout.isEmpty, "\(a.stdout) vs \(b.stdout)")
+        }
+    }
 }

@@ -190,19 +190,11 @@ final class Renderer {
             let bounds = try [a, b, c].map { try $0.map(eval) }
             return try at(p) { try slice(object, bounds[0], bounds[1], bounds[2]) }
         case .call(let callee, let args, let kwargs, let p):
-            let f = try eval(callee)
-            let a = try args.map(eval), k = try kwargs.map { ($0.0, try eval($0.1)) }
-            return try at(p) {
-                guard case .callable(let c) = f else {
-                    if case .undefined(let why) = f { throw ValueError(why) }
-                    throw ValueError("'\(f.typeName)' object is not callable")
-                }
-                return try c.call(a, k)
-            }
+            return try call(try eval(callee), args, kwargs, at: p)
         case .filter(let o, let n, let args, let kwargs, let p):
             let v = try eval(o)
             let a = try args.map(eval), k = try kwargs.map { ($0.0, try eval($0.1)) }
-            return try at(p) { try Filters.apply(n, v, a, k, evaluator: self, at: p) }
+            return try at(p) { try Filters.apply(n, v, a, k, evaluator: self) }
         case .test(let o, let n, let args, let negated, let p):
             let v = try eval(o)
             let a = try args.map(eval)
@@ -215,13 +207,7 @@ final class Renderer {
             let a = try eval(l), b = try eval(r)
             return try at(p) { try Operators.binary(op, a, b) }
         case .compare(let first, let ops, let p):
-            var left = try eval(first)
-            for (op, re) in ops {
-                let right = try eval(re)
-                guard try at(p, { try Operators.compare(op, left, right) }) else { return .bool(false) }
-                left = right
-            }
-            return .bool(true)
+            return .bool(try compareChain(first, ops, at: p))
         case .and(let l, let r):
             let a = try eval(l)
             return a.truthy ? try eval(r) : a
@@ -233,6 +219,28 @@ final class Renderer {
             if try eval(cond).truthy { return try eval(then) }
             return try otherwise.map(eval) ?? .undefined("the inline if expression evaluated to false and no else section was defined")
         }
+    }
+
+    private func call(_ f: Value, _ args: [Expr], _ kwargs: [(String, Expr)], at p: SourcePosition) throws -> Value {
+        let a = try args.map(eval), k = try kwargs.map { ($0.0, try eval($0.1)) }
+        return try at(p) {
+            guard case .callable(let c) = f else {
+                if case .undefined(let why) = f { throw ValueError(why) }
+                throw ValueError("'\(f.typeName)' object is not callable")
+            }
+            return try c.call(a, k)
+        }
+    }
+
+    /// Python's chained comparison: `a < b < c` is `a < b and b < c`, each operand evaluated once.
+    private func compareChain(_ first: Expr, _ ops: [(String, Expr)], at p: SourcePosition) throws -> Bool {
+        var left = try eval(first)
+        for (op, re) in ops {
+            let right = try eval(re)
+            guard try at(p, { try Operators.compare(op, left, right) }) else { return false }
+            left = right
+        }
+        return true
     }
 
     /// `object.name`: a method of a str or dict, else (as jinja2's getattr) the dict key or

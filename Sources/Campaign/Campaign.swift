@@ -67,11 +67,15 @@ public final class Campaign {
         initial = LlamaModel(config: loaded.config, parameters: loaded.parameters)
         let tok = policyDir.appendingPathComponent("tokenizer.json")
         tokenizer = FileManager.default.fileExists(atPath: tok.path) ? try Tokenizer(url: tok) : nil
-        let template = try ModelTemplate.load(directory: policyDir)
+        var template: ModelTemplate??  // loaded at the first conversational prompt
+        let chatTemplate: () throws -> ModelTemplate? = {
+            if template == nil { template = .some(try ModelTemplate.load(directory: policyDir)) }
+            return template ?? nil
+        }
         train = try PromptSet.load(URL(fileURLWithPath: config.prompts.train), tokenizer: tokenizer, config: loaded.config,
-                                   template: template)
+                                   template: chatTemplate)
         var ev = try PromptSet.load(URL(fileURLWithPath: config.prompts.eval), tokenizer: tokenizer, config: loaded.config,
-                                    template: template)
+                                    template: chatTemplate)
         if let limit = config.prompts.evalLimit { ev = Array(ev.prefix(limit)) }
         eval = ev
         labeller = try Self.makeLabeller(config)

@@ -25,9 +25,10 @@ public enum PromptSet {
         let answer: JSONValue?
     }
 
-    /// Reads every line; errors name the file and line. `template` renders conversational prompts.
+    /// Reads every line; errors name the file and line. `template` gives the chat template that
+    /// renders conversational prompts (asked for only when a line is conversational).
     public static func load(_ url: URL, tokenizer: Tokenizer?, config: LlamaConfig,
-                            template: ModelTemplate? = nil) throws -> [CampaignPrompt] {
+                            template: () throws -> ModelTemplate? = { nil }) throws -> [CampaignPrompt] {
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw CampaignError("\(url.path): cannot read the prompt file (\(error.localizedDescription))")
@@ -74,11 +75,13 @@ public enum PromptSet {
     }
 
     /// A conversational prompt line rendered with the chat template and the generation prompt.
-    static func render(_ line: String, template: ModelTemplate?, at: String) throws -> String {
-        guard let template else {
-            throw CampaignError("\(at): \"prompt\" is a list of chat messages but the policy directory has no chat template (chat_template.jinja or \"chat_template\" in tokenizer_config.json)")
-        }
-        do { return try template.renderPrompt(line: Data(line.utf8), source: at) } catch let e as TemplateError {
+    static func render(_ line: String, template: () throws -> ModelTemplate?, at: String) throws -> String {
+        do {
+            guard let t = try template() else {
+                throw CampaignError("\(at): \"prompt\" is a list of chat messages but the policy directory has no chat template (chat_template.jinja or \"chat_template\" in tokenizer_config.json)")
+            }
+            return try t.renderPrompt(line: Data(line.utf8), source: at)
+        } catch let e as TemplateError {
             throw CampaignError("\(at): chat template: \(e)")
         }
     }

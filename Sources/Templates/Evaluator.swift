@@ -170,6 +170,7 @@ final class Renderer {
         case .literal(let v): return v
         case .name(let n, _): return lookup(n)
         case .list(let items): return .list(try items.map(eval))
+        case .tuple(let items): return .tuple(try items.map(eval))
         case .dict(let pairs):
             var d = OrderedDict()
             for (k, v) in pairs {
@@ -263,8 +264,8 @@ final class Renderer {
     func item(_ object: Value, _ key: Value) throws -> Value {
         switch (object, key) {
         case (.undefined(let why), _): throw ValueError(why)
-        case (.list(let l), _):
-            guard let k = key.integer else { throw ValueError("list indices must be integers, not \(key.typeName)") }
+        case (.list(let l), _), (.tuple(let l), _):
+            guard let k = key.integer else { throw ValueError("\(object.typeName) indices must be integers, not \(key.typeName)") }
             let j = k < 0 ? k + l.count : k
             return l.indices.contains(j) ? l[j] : .undefined("list object has no element \(k)")
         case (.string(let s), _):
@@ -306,6 +307,7 @@ final class Renderer {
         }
         switch object {
         case .list(let l): return .list(indices(l.count).map { l[$0] })
+        case .tuple(let l): return .tuple(indices(l.count).map { l[$0] })
         case .string(let s):
             let u = Array(s.unicodeScalars)
             var out = String.UnicodeScalarView()

@@ -65,7 +65,7 @@ enum Filters {
         o.sortKeys = c.arg(3, "sort_keys")?.truthy ?? false
         switch c.arg(2, "separators") {
         case nil, .none?: break
-        case .list(let l)? where l.count == 2:
+        case .list(let l)? where l.count == 2, .tuple(let l)? where l.count == 2:
             guard case .string(let item) = l[0], case .string(let key) = l[1] else { fallthrough }
             o.separators = (item, key)
         default: throw ValueError("tojson separators must be a pair of strings")
@@ -108,7 +108,7 @@ enum Filters {
         case "items":
             switch c.value {
             case .undefined: return .list([])
-            case .dict(let d): return .list(d.pairs.map { .list([.string($0.0), $0.1]) })
+            case .dict(let d): return .list(d.pairs.map { .tuple([.string($0.0), $0.1]) })
             default: throw ValueError("Can only get item pairs from a mapping.")
             }
         case "list": return .list(try c.items())
@@ -147,7 +147,7 @@ enum Filters {
         switch v {
         case .undefined: return 0
         case .string(let s): return s.unicodeScalars.count
-        case .list(let l): return l.count
+        case .list(let l), .tuple(let l): return l.count
         case .dict(let d): return d.count
         default: throw ValueError("object of type '\(v.typeName)' has no len()")
         }
@@ -189,7 +189,7 @@ enum Tests {
         case "iterable": return v.iterated() != nil
         case "sequence":
             switch v {
-            case .string, .list, .dict, .undefined: return true
+            case .string, .list, .tuple, .dict, .undefined: return true
             default: return false
             }
         case "callable": if case .callable = v { return true }; return false

@@ -46,7 +46,7 @@ public enum JSON {
             if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
             return pythonFloat(d)
         case .string(let s): return quote(s, ensureASCII: o.ensureASCII)
-        case .list(let l):
+        case .list(let l), .tuple(let l):
             return container("[", "]", try l.map { try dumps($0, o, level: level + 1) }, o.indent, itemSep, level)
         case .dict(let d):
             var pairs = d.pairs

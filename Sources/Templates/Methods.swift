@@ -24,7 +24,7 @@ enum Methods {
 
     private static func dict(_ d: OrderedDict, _ name: String, _ args: [Value]) throws -> Value {
         switch name {
-        case "items": return .list(d.pairs.map { .list([.string($0.0), $0.1]) })
+        case "items": return .list(d.pairs.map { .tuple([.string($0.0), $0.1]) })
         case "keys": return .list(d.keys.map { .string($0) })
         case "values": return .list(d.pairs.map { $0.1 })
         default:
@@ -60,7 +60,7 @@ enum Methods {
         case "startswith", "endswith":
             guard let p = args.first else { throw ValueError("\(name) takes at least 1 argument (0 given)") }
             let candidates: [Value]
-            if case .list(let l) = p { candidates = l } else { candidates = [p] }
+            if case .tuple(let l) = p { candidates = l } else { candidates = [p] }
             for c in candidates {
                 guard case .string(let x) = c else {
                     throw ValueError("\(name) first arg must be str or a tuple of str, not \(c.typeName)")

@@ -24,6 +24,7 @@ enum Operators {
         switch (op, a, b) {
         case ("+", .string(let x), .string(let y)): return .string(x + y)
         case ("+", .list(let x), .list(let y)): return .list(x + y)
+        case ("+", .tuple(let x), .tuple(let y)): return .tuple(x + y)
         case ("*", .string(let s), _), ("*", _, .string(let s)):
             guard let n = (a.integer != nil ? a : b).integer else { break }
             return .string(String(repeating: s, count: max(n, 0)))
@@ -115,7 +116,7 @@ enum Operators {
                 throw ValueError("'in <string>' requires string as left operand, not \(item.typeName)")
             }
             return findScalars(Array(s.unicodeScalars), Array(sub.unicodeScalars), from: 0) != nil
-        case .list(let l): return l.contains { valuesEqual($0, item) }
+        case .list(let l), .tuple(let l): return l.contains { valuesEqual($0, item) }
         case .dict(let d):
             guard case .string(let k) = item else { return false }
             return d[k] != nil

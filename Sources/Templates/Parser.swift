@@ -213,16 +213,16 @@ struct Parser {
 
     // MARK: Expressions
 
-    /// An expression, or a bare tuple `a, b` (a list value).
+    /// An expression, or a bare tuple `a, b`.
     private mutating func tupleOrExpression(withConditional: Bool) throws -> Expr {
         let first = withConditional ? try expression() : try orExpr()
         guard isOp(",") else { return first }
         var items = [first]
         while skipOp(",") {
-            if current.kind == .blockEnd || isName("if") { break }
+            if current.kind == .blockEnd || current.kind == .variableEnd || isOp(")") || isName("if") { break }
             items.append(withConditional ? try expression() : try orExpr())
         }
-        return .list(items)
+        return .tuple(items)
     }
 
     mutating func expression() throws -> Expr {
@@ -314,7 +314,7 @@ struct Parser {
         case .int(let v): return .literal(.int(v))
         case .float(let v): return .literal(.double(v))
         case .op("("):
-            if skipOp(")") { return .list([]) }
+            if skipOp(")") { return .tuple([]) }
             let e = try tupleOrExpression(withConditional: true)
             try expect(.op(")"))
             return e

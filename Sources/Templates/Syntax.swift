@@ -13,6 +13,7 @@ indirect enum Expr {
     case literal(Value)
     case name(String, SourcePosition)
     case list([Expr])
+    case tuple([Expr])
     case dict([(Expr, Expr)])
     /// `a.b`
     case attribute(Expr, String, SourcePosition)

@@ -13,8 +13,9 @@ public enum Value: Sendable {
     case int(Int)
     case double(Double)
     case string(String)
-    /// Lists and tuples (a tuple prints as a list).
     case list([Value])
+    /// A tuple: `(a, b)`, the pairs of `dict.items()`; prints as Python prints a tuple.
+    case tuple([Value])
     /// A dictionary that keeps insertion order (Python 3.7+ `dict`).
     case dict(OrderedDict)
     /// `namespace(...)`: a mutable object whose attributes `set ns.x = ...` may change.
@@ -71,7 +72,7 @@ extension Value {
         case .int(let i): return i != 0
         case .double(let d): return d != 0
         case .string(let s): return !s.isEmpty
-        case .list(let l): return !l.isEmpty
+        case .list(let l), .tuple(let l): return !l.isEmpty
         case .dict(let d): return d.count > 0
         case .namespace, .callable: return true
         }
@@ -89,6 +90,7 @@ extension Value {
         case .double: return "float"
         case .string: return "str"
         case .list: return "list"
+        case .tuple: return "tuple"
         case .dict: return "dict"
         case .namespace: return "Namespace"
         case .callable: return "function"
@@ -133,6 +135,7 @@ extension Value {
         case .double(let d): return pythonFloat(d)
         case .string(let s): return pythonStringRepr(s)
         case .list(let l): return "[" + l.map(\.repr).joined(separator: ", ") + "]"
+        case .tuple(let l): return "(" + l.map(\.repr).joined(separator: ", ") + (l.count == 1 ? ",)" : ")")
         case .dict(let d):
             return "{" + d.pairs.map { pythonStringRepr($0.0) + ": " + $0.1.repr }.joined(separator: ", ") + "}"
         case .namespace(let n): return "<Namespace " + Value.dict(n.attributes).repr + ">"
@@ -144,7 +147,7 @@ extension Value {
     func iterated() -> [Value]? {
         switch self {
         case .undefined: return []
-        case .list(let l): return l
+        case .list(let l), .tuple(let l): return l
         case .dict(let d): return d.keys.map { .string($0) }
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
         default: return nil
@@ -186,7 +189,8 @@ func valuesEqual(_ a: Value, _ b: Value) -> Bool {
     switch (a, b) {
     case (.undefined, .undefined), (.none, .none): return true
     case (.string(let x), .string(let y)): return x.unicodeScalars.elementsEqual(y.unicodeScalars)  // Python: code points
-    case (.list(let x), .list(let y)): return x.count == y.count && zip(x, y).allSatisfy(valuesEqual)
+    case (.list(let x), .list(let y)), (.tuple(let x), .tuple(let y)):
+        return x.count == y.count && zip(x, y).allSatisfy(valuesEqual)
     case (.dict(let x), .dict(let y)):
         return x.count == y.count && x.pairs.allSatisfy { k, v in y[k].map { valuesEqual(v, $0) } ?? false }
     case (.namespace(let x), .namespace(let y)): return x === y

@@ -78,8 +78,9 @@ public enum JSON {
     }
 
     /// A JSON string literal as Python's json writes it (ensure_ascii: every non-ASCII code point
-    /// as `\\uXXXX`, UTF-16 surrogate pairs above U+FFFF).
-    static func quote(_ s: String, ensureASCII: Bool = false) -> String {
+    /// as `\uXXXX`, UTF-16 surrogate pairs above U+FFFF). `lineSafe` also escapes U+2028 and
+    /// U+2029, which some JSON-lines readers split on (for Rondo's own output lines).
+    static func quote(_ s: String, ensureASCII: Bool = false, lineSafe: Bool = false) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
@@ -90,7 +91,8 @@ public enum JSON {
             case "\t": out += "\\t"
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
-            case _ where u.value < 0x20 || (ensureASCII && u.value > 0x7E):
+            case _ where u.value < 0x20 || (ensureASCII && u.value > 0x7E)
+                || (lineSafe && (u.value == 0x2028 || u.value == 0x2029)):
                 for unit in String(u).utf16 {
                     let hex = String(unit, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex

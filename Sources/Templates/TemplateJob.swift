@@ -53,10 +53,10 @@ public enum TemplateJob {
             do {
                 let text = try model.render(messages: obj["messages"] ?? .list([]), addGenerationPrompt: addGenerationPrompt,
                                             variables)
-                out += "{\"text\": \(JSON.quote(text))}\n"
+                out += "{\"text\": \(JSON.quote(text, lineSafe: true))}\n"
                 summary.rendered += 1
             } catch let e as TemplateError {
-                out += "{\"error\": \(JSON.quote(e.description))}\n"
+                out += "{\"error\": \(JSON.quote(e.description, lineSafe: true))}\n"
                 summary.failed += 1
             }
         }

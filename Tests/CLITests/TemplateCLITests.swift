@@ -72,6 +72,10 @@ extension Value {
             #expect(r.status == 0, "stderr: \(r.stderr)")
             #expect(r.stdout == "{\"text\": \"<|bos|><user>hi<assistant>\"}\n{\"text\": \"[B]<user>hi\"}\n")
 
+            // U+2028 in a message is escaped in the output line (JSON-lines readers may split on it).
+            let sep = try runRondo(["template", "--model", model.path], stdin: "{\"messages\": [{\"role\": \"user\", \"content\": \"a\u{2028}b\"}]}\n")
+            #expect(sep.stdout == "{\"text\": \"<|bos|><user>a\\u2028b<assistant>\"}\n", "\(sep.stdout)")
+
             let bad = try runRondo(["template", "--model", model.path], stdin: "{\"messages\": []}\n{\"text\": 1}\n")
             #expect(bad.status != 0 && bad.stderr.contains("stdin:2") && bad.stderr.contains("\"messages\""), "stderr: \(bad.stderr)")
         }

@@ -94,6 +94,24 @@ import TestSupport
         }
     }
 
+    /// Reward-model pairs with an implicit prompt: each side is the whole conversation rendered.
+    @Test func rewardPairsRenderEachConversation() throws {
+        try withTemporaryDirectory { dir in
+            let model = dir.appendingPathComponent("reward")
+            try copyDirectory(Fixtures.reward, to: model)
+            try "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+                .write(to: model.appendingPathComponent("chat_template.jinja"), atomically: true, encoding: .utf8)
+            let ids = try Self.tokenize(["<user>7*8?<assistant>56", "<user>7*8?<assistant>54"], model: model)
+            let conv = dir.appendingPathComponent("conv.jsonl"), idFile = dir.appendingPathComponent("ids.jsonl")
+            try Self.write([#"{"chosen": [\#(Self.user), \#(Self.chosen)], "rejected": [\#(Self.user), \#(Self.rejected)]}"#], conv)
+            try Self.write(["{\"chosen_ids\": \(ids[0] + [1]), \"rejected_ids\": \(ids[1] + [1])}"], idFile)
+            let a = try runRondo(["rm", "train", "--eval-only", "--model", model.path, "--data", conv.path])
+            let b = try runRondo(["rm", "train", "--eval-only", "--model", model.path, "--data", idFile.path])
+            #expect(a.status == 0 && b.status == 0, "stderr: \(a.stderr) \(b.stderr)")
+            #expect(a.stdout == b.stdout && !a.stdout.isEmpty, "\(a.stdout) vs \(b.stdout)")
+        }
+    }
+
     @Test func conversationalDataNeedsATemplateAndAnAssistantEnd() throws {
         try withTemporaryDirectory { dir in
             let conv = dir.appendingPathComponent("conv.jsonl")

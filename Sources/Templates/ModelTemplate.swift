@@ -83,19 +83,70 @@ public struct ModelTemplate: Sendable {
         return v
     }
 
-    /// `apply_chat_template(messages, tokenize=False, add_generation_prompt=...)`.
-    public func render(messages: Value, addGenerationPrompt: Bool, _ extra: [String: Value] = [:],
-                       now: Date? = nil) throws -> String {
-        try template.render(variables(messages: messages, addGenerationPrompt: addGenerationPrompt, extra), now: now)
+    /// `apply_chat_template(messages, tokenize=False, add_generation_prompt=...,
+    /// continue_final_message=...)`.
+    public func render(messages: Value, addGenerationPrompt: Bool, continueFinalMessage: Bool = false,
+                       _ extra: [String: Value] = [:], now: Date? = nil) throws -> String {
+        if continueFinalMessage && addGenerationPrompt {
+            throw TemplateError(.runtime, "continue_final_message and add_generation_prompt are not compatible", template: template.name)
+        }
+        let text = try template.render(variables(messages: messages, addGenerationPrompt: addGenerationPrompt, extra), now: now)
+        return continueFinalMessage ? try cutAfterFinalMessage(text, messages) : text
+    }
+
+    /// transformers' continue_final_message: the rendering cut right after the final message's
+    /// text (its last text block), so that generation continues it.
+    private func cutAfterFinalMessage(_ rendered: String, _ messages: Value) throws -> String {
+        func fail(_ m: String) -> TemplateError { TemplateError(.runtime, "continue_final_message is set but \(m)", template: template.name) }
+        guard case .list(let list) = messages, case .dict(let last)? = list.last else { throw fail("there is no final message") }
+        var final: String?
+        switch last["content"] {
+        case .string(let s)?: final = s
+        case .list(let blocks)?:
+            for case .dict(let b) in blocks.reversed() { if case .string(let t)? = b["text"] { final = t; break } }
+        default: break
+        }
+        guard let final else { throw fail("we could not find any text to continue in the final message!") }
+        let r = Array(rendered.unicodeScalars), f = Array(final.unicodeScalars)
+        let stripped = Array(Methods.strip(f, chars: nil).unicodeScalars)
+        let lstripped = Methods.strip(f, chars: nil, right: false).unicodeScalars.count
+        // The last occurrence of the stripped text (Python `rindex`).
+        var at = -1, from = 0
+        while let i = findScalars(r, stripped, from: from) { at = i; from = i + 1 }
+        guard at >= 0 else {
+            throw fail("the final message does not appear in the chat after applying the chat template!")
+        }
+        let end = at + lstripped <= r.count && r[at..<(at + lstripped)].elementsEqual(f) ? at + lstripped : at + stripped.count
+        var out = String.UnicodeScalarView()
+        out.append(contentsOf: r[..<end])
+        return String(out)
     }
 
     /// A JSON line's conversational `"prompt"` (TRL's prompt-only form, a list of messages)
-    /// rendered with the generation prompt and the line's `"tools"`; `source` names the line.
+    /// rendered as TRL does — with the generation prompt after a user message, continuing a final
+    /// assistant message — with the line's `"tools"`; `source` names the line.
     public func renderPrompt(line: Data, source: String) throws -> String {
         guard case .dict(let obj) = try JSON.parse(line, source: source), case .list(let messages)? = obj["prompt"],
               !messages.isEmpty else {
             throw TemplateError(.loading, "\"prompt\" must be a non-empty list of chat messages", template: source)
         }
-        return try render(messages: .list(messages), addGenerationPrompt: true, obj["tools"].map { ["tools": $0] } ?? [:])
+        let continueFinal = try ModelTemplate.continuesFinalMessage(messages, source: source)
+        return try render(messages: .list(messages), addGenerationPrompt: !continueFinal, continueFinalMessage: continueFinal,
+                          obj["tools"].map { ["tools": $0] } ?? [:])
+    }
+
+    /// TRL's rule for a prompt: a final `user` message gets the generation prompt, a final
+    /// `assistant` message is continued; any other final role is an error.
+    public static func continuesFinalMessage(_ prompt: [Value], source: String) throws -> Bool {
+        guard case .dict(let d)? = prompt.last, case .string(let role)? = d["role"] else {
+            throw TemplateError(.loading, "the last prompt message needs a string \"role\"", template: source)
+        }
+        switch role {
+        case "user": return false
+        case "assistant": return true
+        default:
+            throw TemplateError(.loading, "invalid role \"\(role)\" in the last prompt message; TRL needs \"user\" (or \"assistant\", which is continued)",
+                                template: source)
+        }
     }
 }

@@ -1,7 +1,8 @@
 // `rondo template`: renders conversations with a model directory's chat template, so users can
 // see exactly what the model will see. Each input line {"messages": [...], "tools": ..., ...}
 // becomes {"text": "..."}; every key but "messages" is a template variable (`add_generation_prompt`
-// defaults to true; `bos_token`/`eos_token` override the directory's). A line whose template
+// defaults to true, `continue_final_message` to false, as in transformers; `bos_token`/`eos_token`
+// override the directory's). A line whose template
 // raises becomes {"error": "<message>"} and rendering goes on; malformed input lines stop the run
 // with an error naming the file and line.
 
@@ -49,10 +50,11 @@ public enum TemplateJob {
             }
             var variables: [String: Value] = [:]
             for (k, v) in obj.pairs where k != "messages" { variables[k] = v }
-            let addGenerationPrompt = variables.removeValue(forKey: "add_generation_prompt")?.truthy ?? true
+            let continueFinal = variables.removeValue(forKey: "continue_final_message")?.truthy ?? false
+            let addGenerationPrompt = variables.removeValue(forKey: "add_generation_prompt")?.truthy ?? !continueFinal
             do {
                 let text = try model.render(messages: obj["messages"] ?? .list([]), addGenerationPrompt: addGenerationPrompt,
-                                            variables)
+                                            continueFinalMessage: continueFinal, variables)
                 out += "{\"text\": \(JSON.quote(text, lineSafe: true))}\n"
                 summary.rendered += 1
             } catch let e as TemplateError {

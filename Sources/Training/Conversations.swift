@@ -3,7 +3,8 @@
 //   {"messages": [...]}                         SFT: the last message must be the assistant's;
 //                                               prompt = messages[:-1] with the generation prompt,
 //                                               completion = the rest of the whole conversation
-//   {"prompt": [...]}                           rendered with add_generation_prompt (last role user)
+//   {"prompt": [...]}                           rendered with add_generation_prompt after a final user
+//                                               message; a final assistant message is continued
 //   {"prompt": [...], "completion": [...]}      completion = render(prompt + completion) minus the
 //   {"prompt": [...], "chosen": [...], ...}     rendered prompt (which must be its prefix)
 //   {"chosen": [...], "rejected": [...]}        each rendered whole (implicit prompt)
@@ -40,8 +41,11 @@ enum Conversation {
             }
             return l
         }
-        func text(_ m: [Value], generationPrompt: Bool) throws -> String {
-            do { return try template.render(messages: .list(m), addGenerationPrompt: generationPrompt, extra) } catch {
+        func text(_ m: [Value], generationPrompt: Bool, continueFinal: Bool = false) throws -> String {
+            do {
+                return try template.render(messages: .list(m), addGenerationPrompt: generationPrompt,
+                                           continueFinalMessage: continueFinal, extra)
+            } catch {
                 throw ctx.fail("chat template: \(error)")
             }
         }
@@ -57,10 +61,11 @@ enum Conversation {
             return out
         }
         if let prompt = try messages("prompt") {
-            guard role(prompt[prompt.count - 1]) == "user" else {
-                throw ctx.fail("the last \"prompt\" message has role \"\(role(prompt[prompt.count - 1]))\"; TRL's rule needs \"user\" (continuing an assistant message is not supported)")
+            let continueFinal: Bool
+            do { continueFinal = try ModelTemplate.continuesFinalMessage(prompt, source: ctx.location) } catch {
+                throw ctx.fail("\"prompt\": \((error as? TemplateError)?.message ?? "\(error)")")
             }
-            let p = try text(prompt, generationPrompt: true)
+            let p = try text(prompt, generationPrompt: !continueFinal, continueFinal: continueFinal)
             out["prompt"] = p
             for key in ["completion", "chosen", "rejected"] {
                 guard let m = try messages(key) else { continue }

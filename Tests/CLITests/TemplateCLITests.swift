@@ -72,6 +72,12 @@ extension Value {
             #expect(r.status == 0, "stderr: \(r.stderr)")
             #expect(r.stdout == "{\"text\": \"<|bos|><user>hi<assistant>\"}\n{\"text\": \"[B]<user>hi\"}\n")
 
+            // continue_final_message (no generation prompt by default then) cuts after the final text.
+            let cont = try runRondo(["template", "--model", model.path], stdin: """
+                {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "The"}], "continue_final_message": true}
+                """)
+            #expect(cont.status == 0 && cont.stdout == "{\"text\": \"<|bos|><user>hi<assistant>The\"}\n", "\(cont.stdout) \(cont.stderr)")
+
             // U+2028 in a message is escaped in the output line (JSON-lines readers may split on it).
             let sep = try runRondo(["template", "--model", model.path], stdin: "{\"messages\": [{\"role\": \"user\", \"content\": \"a\u{2028}b\"}]}\n")
             #expect(sep.stdout == "{\"text\": \"<|bos|><user>a\\u2028b<assistant>\"}\n", "\(sep.stdout)")

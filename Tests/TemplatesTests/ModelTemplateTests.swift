@@ -63,4 +63,37 @@ import Testing
             }
         }
     }
+
+    /// transformers' continue_final_message (expected strings from its algorithm run on jinja2 3.1.6).
+    @Test func continueFinalMessageCutsAfterTheFinalText() throws {
+        func message(_ role: String, _ content: Value) -> Value {
+            .dict(OrderedDict([("role", .string(role)), ("content", content)]))
+        }
+        func render(_ source: String, _ final: Value) throws -> String {
+            let t = ModelTemplate(template: try ChatTemplate(source, name: "t"))
+            return try t.render(messages: .list([message("user", .string("Hi")), message("assistant", final)]),
+                                addGenerationPrompt: false, continueFinalMessage: true)
+        }
+        let plain = "{% for m in messages %}<{{ m.role }}>{{ m.content }}</s>{% endfor %}"
+        let trimmed = "{% for m in messages %}<{{ m.role }}>{{ m.content | trim }}</s>{% endfor %}"
+        let parts = "{% for m in messages %}<{{ m.role }}>{% if m.content is string %}{{ m.content }}{% else %}{% for b in m.content %}{{ b.text }}{% endfor %}{% endif %}</s>{% endfor %}"
+        #expect(try render(plain, .string("The answer is")) == "<user>Hi</s><assistant>The answer is")
+        #expect(try render(trimmed, .string("The answer is ")) == "<user>Hi</s><assistant>The answer is")
+        #expect(try render(plain, .string(" The answer ")) == "<user>Hi</s><assistant> The answer")
+        #expect(try render(plain, .string("Hi")) == "<user>Hi</s><assistant>Hi")
+        let blocks: Value = .list([.dict(OrderedDict([("type", .string("text")), ("text", .string("A"))])),
+                                   .dict(OrderedDict([("type", .string("image"))])),
+                                   .dict(OrderedDict([("type", .string("text")), ("text", .string("B "))]))])
+        #expect(try render(parts, blocks) == "<user>Hi</s><assistant>AB ")
+        #expect(throws: TemplateError.self) { try render("{% for m in messages %}{{ m.role }}{% endfor %}", .string("gone")) }
+
+        // A TRL prompt ending with the assistant's message is continued, not given a generation prompt.
+        let t = ModelTemplate(template: try ChatTemplate(plain + "{% if add_generation_prompt %}<assistant>{% endif %}", name: "t"))
+        let line = #"{"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "The"}]}"#
+        #expect(try t.renderPrompt(line: Data(line.utf8), source: "p") == "<user>Hi</s><assistant>The")
+        let userLine = #"{"prompt": [{"role": "user", "content": "Hi"}]}"#
+        #expect(try t.renderPrompt(line: Data(userLine.utf8), source: "p") == "<user>Hi</s><assistant>")
+        let toolLine = #"{"prompt": [{"role": "tool", "content": "1"}]}"#
+        #expect(throws: TemplateError.self) { try t.renderPrompt(line: Data(toolLine.utf8), source: "p") }
+    }
 }

@@ -8,10 +8,12 @@ import Foundation
 
 /// The chat template of a model directory, with the variables transformers adds to each render.
 public struct ModelTemplate: Sendable {
+    /// The parsed template.
     public let template: ChatTemplate
     /// `bos_token`, `eos_token`, ... as the tokenizer has them.
     public let specialTokens: [String: String]
 
+    /// A template with the special tokens every render receives.
     public init(template: ChatTemplate, specialTokens: [String: String] = [:]) {
         self.template = template
         self.specialTokens = specialTokens

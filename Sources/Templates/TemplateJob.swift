@@ -14,11 +14,13 @@ public struct TemplateOptions: Sendable {
     public var model: URL
     /// JSON lines to render; nil reads standard input.
     public var messages: URL?
+    /// Options for `model`, reading `messages` (nil: standard input).
     public init(model: URL, messages: URL? = nil) { self.model = model; self.messages = messages }
 }
 
 /// What a template run did.
 public struct TemplateSummary: Sendable {
+    /// Lines rendered to {"text": ...}.
     public var rendered = 0
     /// Lines whose template raised (written as {"error": ...}).
     public var failed = 0

@@ -6,13 +6,17 @@ import Foundation
 
 /// A Jinja value: JSON's kinds plus Jinja's `undefined`, namespaces and callables.
 public enum Value: Sendable {
-    /// A missing variable, key or attribute; `what` names it for error messages.
+    /// A missing variable, key or attribute; the text is the error that using it raises.
     case undefined(String)
+    /// JSON null, Python None.
     case none
     case bool(Bool)
+    /// JSON numbers without a fraction or exponent.
     case int(Int)
     case double(Double)
+    /// Text; indexed, sliced and measured in code points, as Python does.
     case string(String)
+    /// A list (JSON array).
     case list([Value])
     /// A tuple: `(a, b)`, the pairs of `dict.items()`; prints as Python prints a tuple.
     case tuple([Value])
@@ -26,12 +30,16 @@ public enum Value: Sendable {
 
 /// An insertion-ordered string-keyed dictionary.
 public struct OrderedDict: Sendable {
+    /// The keys in insertion order.
     public private(set) var keys: [String] = []
     private var storage: [String: Value] = [:]
 
+    /// An empty dictionary.
     public init() {}
+    /// The pairs in order (a repeated key keeps its first position and its last value).
     public init(_ pairs: [(String, Value)]) { for (k, v) in pairs { self[k] = v } }
 
+    /// The value of `key`; setting nil removes it.
     public subscript(key: String) -> Value? {
         get { storage[key] }
         set {
@@ -42,6 +50,7 @@ public struct OrderedDict: Sendable {
             }
         }
     }
+    /// Number of keys.
     public var count: Int { keys.count }
     /// (key, value) in insertion order.
     public var pairs: [(String, Value)] { keys.map { ($0, storage[$0]!) } }
@@ -55,6 +64,7 @@ public final class Namespace: @unchecked Sendable {
 
 /// A callable value: positional and keyword arguments in, a value out.
 public struct Callable: @unchecked Sendable {
+    /// The function's name, for messages.
     public let name: String
     let call: ([Value], [(String, Value)]) throws -> Value
     init(_ name: String, _ call: @escaping ([Value], [(String, Value)]) throws -> Value) {

@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // Rondo: online DPO and iterative RLHF campaigns on a CPU.
 // Targets point one way: rondo (CLI) → Campaign → (Labeling, Rollouts, Training, Sampling) → (Model,
-// Tokenizers); Model → Kernels → system libraries (OpenBLAS, libzstd).
+// Tokenizers, Templates); Model → Kernels → system libraries (OpenBLAS, libzstd). Templates depends on nothing.
 import PackageDescription
 
 // -fno-math-errno lets sqrt vectorise (Float.squareRoot() otherwise calls sqrtf for errno).
@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Sampling", targets: ["Sampling"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "Templates", targets: ["Templates"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -40,7 +41,9 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimize),
         .target(name: "Model", dependencies: ["Kernels"], swiftSettings: optimize),
         .target(name: "Tokenizers", swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["Model", "Kernels", "Tokenizers"], swiftSettings: optimize),
+        // Chat templates: a Jinja interpreter for the subset HF chat templates use. Depends on nothing of ours.
+        .target(name: "Templates"),
+        .target(name: "Training", dependencies: ["Model", "Kernels", "Tokenizers", "Templates"], swiftSettings: optimize),
         .target(
             name: "Rollouts",
             dependencies: ["CZstd", "Model", "Kernels", .product(name: "Crypto", package: "swift-crypto")],
@@ -48,28 +51,31 @@ let package = Package(
         .target(
             name: "Campaign",
             dependencies: [
-                "Labeling", "Rollouts", "Training", "Sampling", "Tokenizers", "Model", "Kernels",
+                "Labeling", "Rollouts", "Training", "Sampling", "Tokenizers", "Templates", "Model", "Kernels",
                 .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: optimize),
         .target(name: "Labeling", dependencies: ["Model", "Kernels"], swiftSettings: optimize),
-        .target(name: "Sampling", dependencies: ["Model", "Kernels", "Tokenizers"], swiftSettings: optimize),
+        .target(name: "Sampling", dependencies: ["Model", "Kernels", "Tokenizers", "Templates"], swiftSettings: optimize),
         .executableTarget(
             name: "RondoCLI",
             dependencies: [
-                "Campaign", "Training", "Sampling", "Rollouts", "Tokenizers", "Model",
+                "Campaign", "Training", "Sampling", "Rollouts", "Tokenizers", "Templates", "Model",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "TestSupport", dependencies: ["Model"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Training", "TestSupport"]),
+        .testTarget(name: "TemplatesTests", dependencies: ["Templates"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "TestSupport"]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling", "Model", "Tokenizers", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Kernels", "TestSupport"]),
-        .testTarget(name: "CampaignTests", dependencies: ["Campaign", "Labeling", "Rollouts", "Model", "TestSupport"]),
+        .testTarget(
+            name: "CampaignTests",
+            dependencies: ["Campaign", "Labeling", "Rollouts", "Model", "Templates", "Tokenizers", "TestSupport"]),
         .testTarget(name: "LabelingTests", dependencies: ["Labeling", "Model", "TestSupport"]),
         .testTarget(name: "RolloutsTests", dependencies: ["Rollouts", "Model", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["RondoCLI", "Model", "Rollouts", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["RondoCLI", "Model", "Rollouts", "Templates", "TestSupport"]),
     ],
     // Numeric kernels share raw buffers across Dispatch workers by design (disjoint row ranges);
     // Swift 6's Sendable checking cannot express that, so the package builds in Swift 5 mode.

@@ -9,6 +9,7 @@ import Labeling
 import Model
 import Rollouts
 import Sampling
+import Templates
 import Tokenizers
 import Training
 
@@ -99,11 +100,17 @@ public final class Campaign {
         initial = LlamaModel(config: loaded.config, parameters: loaded.parameters)
         let tok = policyDir.appendingPathComponent("tokenizer.json")
         tokenizer = FileManager.default.fileExists(atPath: tok.path) ? try Tokenizer(url: tok) : nil
+        var template: ModelTemplate??  // loaded at the first conversational prompt
+        let chatTemplate: () throws -> ModelTemplate? = {
+            if template == nil { template = .some(try ModelTemplate.load(directory: policyDir)) }
+            return template ?? nil
+        }
         let maxNew = config.sampling.maxNewTokens
         train = try PromptSet.load(URL(fileURLWithPath: config.prompts.train), key: "prompts.train", tokenizer: tokenizer,
-                                   config: loaded.config, maxNewTokens: maxNew, needsAnswer: config.labeller.type == .verifier)
+                                   config: loaded.config, maxNewTokens: maxNew, needsAnswer: config.labeller.type == .verifier,
+                                   template: chatTemplate)
         var ev = try PromptSet.load(URL(fileURLWithPath: config.prompts.eval), key: "prompts.eval", tokenizer: tokenizer,
-                                    config: loaded.config, maxNewTokens: maxNew, needsAnswer: false)
+                                    config: loaded.config, maxNewTokens: maxNew, needsAnswer: false, template: chatTemplate)
         if let limit = config.prompts.evalLimit { ev = Array(ev.prefix(limit)) }
         eval = ev
         labeller = try Self.makeLabeller(config, stop: stop)

@@ -1,11 +1,14 @@
 // Campaign prompt files: JSON lines with "prompt" (text) or "prompt_ids", an optional "answer"
 // (for verifiers) and an optional "id". Text prompts are tokenized as `rondo sft` and `rondo generate`
 // tokenize them (no special tokens added), so a policy sees the format it was trained on.
+// "prompt" may also be TRL's conversational form, a list of chat messages: it is rendered with the
+// policy's chat template and add_generation_prompt (plus the line's "tools"), then tokenized.
 
 import Foundation
 import Kernels
 import Model
 import Sampling
+import Templates
 import Tokenizers
 
 public struct CampaignPrompt: Sendable, Equatable {
@@ -20,8 +23,10 @@ public enum PromptSet {
     /// vocabulary, room for `maxNewTokens` in its positions, and an "answer" on every line when
     /// `needsAnswer` (the verifier labeller). Errors name the file and line; `key` names the config
     /// key that gave the path.
+    /// `template` gives the chat template that renders conversational prompts (asked for only when
+    /// a line is conversational).
     public static func load(_ url: URL, key: String, tokenizer: Tokenizer?, config: LlamaConfig, maxNewTokens: Int,
-                            needsAnswer: Bool) throws -> [CampaignPrompt] {
+                            needsAnswer: Bool, template: () throws -> ModelTemplate? = { nil }) throws -> [CampaignPrompt] {
         let text = try readText(url, key: key)
         var out: [CampaignPrompt] = []
         let decoder = JSONDecoder()
@@ -30,7 +35,8 @@ public enum PromptSet {
             if line.isEmpty { continue }
             let at = "\(url.path):\(i + 1)"
             do {
-                out.append(try parse(line, decoder: decoder, tokenizer: tokenizer, config: config, maxNewTokens: maxNewTokens, needsAnswer: needsAnswer))
+                out.append(try parse(line, decoder: decoder, tokenizer: tokenizer, config: config, maxNewTokens: maxNewTokens,
+                                     needsAnswer: needsAnswer, template: template))
             } catch let e as SamplingError {
                 throw CampaignError("\(at): \(e)")
             }
@@ -60,9 +66,22 @@ public enum PromptSet {
     /// diagnosed by `explain`).
     struct Line: Decodable {
         let id: Scalar?
-        let prompt: String?
+        let prompt: PromptField?
         let prompt_ids: [Int]?
         let answer: Scalar?
+    }
+
+    /// "prompt": text, or a list of chat messages (TRL's conversational form; the whole line is
+    /// rendered by the chat template, so the messages themselves are not decoded here).
+    enum PromptField: Decodable {
+        case text(String), messages
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .text(s); return }
+            _ = try c.decode([JSONValue].self)
+            self = .messages
+        }
+        var text: String? { if case .text(let s) = self { return s } else { return nil } }
     }
 
     /// A string or a number (`answer`, `id`), decoded trying the string first: a failed attempt
@@ -84,24 +103,24 @@ public enum PromptSet {
 
     /// One line; errors say what is wrong (the caller adds file:line).
     static func parse(_ line: String, decoder: JSONDecoder, tokenizer: Tokenizer?, config: LlamaConfig, maxNewTokens: Int,
-                      needsAnswer: Bool) throws -> CampaignPrompt {
+                      needsAnswer: Bool, template: () throws -> ModelTemplate?) throws -> CampaignPrompt {
         let object: Line
         do { object = try decoder.decode(Line.self, from: Data(line.utf8)) } catch { throw explain(line, config: config) }
         let ids: [Int32], shown: String
         if let p = object.prompt_ids {
             ids = try PromptTokens.ids(p, vocabSize: config.vocabSize)
-            shown = object.prompt ?? tokenizer?.decode(ids) ?? ""
-        } else if let text = object.prompt {
+            shown = object.prompt?.text ?? tokenizer?.decode(ids) ?? ""
+        } else if let prompt = object.prompt {
             guard let tokenizer else {
-                throw SamplingError("a text prompt needs tokenizer.json in the policy directory; or give \"prompt_ids\"")
+                throw SamplingError("a text or conversational prompt needs tokenizer.json in the policy directory; or give \"prompt_ids\"")
             }
-            ids = tokenizer.encode(text)
-            shown = text
+            shown = try prompt.text ?? render(line, template: template)
+            ids = tokenizer.encode(shown)
             for t in ids where Int(t) >= config.vocabSize {
                 throw SamplingError("token id \(t) is outside the policy's vocabulary (0..<\(config.vocabSize))")
             }
         } else {
-            throw SamplingError("needs \"prompt\" (text) or \"prompt_ids\"")
+            throw SamplingError("needs \"prompt\" (text or a list of chat messages) or \"prompt_ids\"")
         }
         try PromptTokens.checkLength(ids.count, maxNewTokens: maxNewTokens, positions: max(1, config.maxPositionEmbeddings),
                                      setting: "sampling.max_new_tokens")
@@ -118,7 +137,9 @@ public enum PromptSet {
         guard let object = (try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)))?.object else {
             return SamplingError("not a JSON object; expected {\"prompt\": \"…\"} or {\"prompt_ids\": […]}, with optional \"answer\" and \"id\"")
         }
-        if let p = object["prompt"], p.string == nil, p != .null { return SamplingError("\"prompt\" must be a string") }
+        if let p = object["prompt"], p.string == nil, p.array == nil, p != .null {
+            return SamplingError("\"prompt\" must be a string or a list of chat messages")
+        }
         if let p = object["prompt_ids"] {
             do { _ = try PromptTokens.ids(p, vocabSize: config.vocabSize) } catch let e as SamplingError { return e } catch {}
         }
@@ -126,6 +147,18 @@ public enum PromptSet {
             if let v = object[key], v != .null, v.string == nil, v.double == nil { return SamplingError("\"\(key)\" is \(v); give a string or a number") }
         }
         return SamplingError("does not fit {\"prompt\": \"…\"} or {\"prompt_ids\": […]}, with optional \"answer\" and \"id\"")
+    }
+
+    /// A conversational prompt line rendered with the chat template and the generation prompt.
+    static func render(_ line: String, template: () throws -> ModelTemplate?) throws -> String {
+        do {
+            guard let t = try template() else {
+                throw SamplingError("\"prompt\" is a list of chat messages but the policy directory has no chat template (chat_template.jinja or \"chat_template\" in tokenizer_config.json)")
+            }
+            return try t.renderPrompt(line: Data(line.utf8), source: "the prompt line")
+        } catch let e as TemplateError {
+            throw SamplingError("chat template: \(e)")
+        }
     }
 
     /// The prompts of a round: positions cursor ..< cursor + count of the seeded order, where the

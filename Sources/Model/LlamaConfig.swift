@@ -39,6 +39,9 @@ public struct LlamaConfig: Sendable, Equatable {
     public var slidingWindow: Int?
     public var bosTokenID: Int?
     public var eosTokenIDs: [Int]
+    /// Ids that end a sample: `eosTokenIDs`, then `generation_config.json`'s `eos_token_id`s not
+    /// among them (e.g. Llama-3's `<|eot_id|>`), as transformers' `generate` stops on both.
+    public var stopTokenIDs: [Int]
     public var padTokenID: Int?
     public var head: ModelHead
     /// The config.json as read, re-written on save with Rondo's fields updated.
@@ -166,10 +169,26 @@ extension LlamaConfig {
         } else {
             head = .causalLM
         }
+        stopTokenIDs = eosTokenIDs
         for id in [bosTokenID, padTokenID].compactMap({ $0 }) + eosTokenIDs where id >= vocabSize {
             throw fail("special token id \(id) is outside the vocabulary (vocab_size \(vocabSize))")
         }
         raw = o
+    }
+
+    /// Adds the `eos_token_id` (an int or a list) of the `generation_config.json` object `o` to
+    /// `stopTokenIDs`; `source` names the file in errors.
+    public mutating func addGenerationEOS(_ o: [String: JSONValue], source: String) throws {
+        guard let e = o["eos_token_id"], e != .null else { return }
+        guard let ids = e.int.map({ [$0] }) ?? e.array?.compactMap(\.int), ids.count == (e.array?.count ?? 1) else {
+            throw ModelError("\(source): 'eos_token_id' must be an integer or a list of integers, found \(e)")
+        }
+        for id in ids where !stopTokenIDs.contains(id) {
+            guard id >= 0 && id < vocabSize else {
+                throw ModelError("\(source): eos_token_id \(id) is outside the vocabulary (vocab_size \(vocabSize))")
+            }
+            stopTokenIDs.append(id)
+        }
     }
 
     /// The config.json object to write: the original keys, with Rondo's view of the model applied.

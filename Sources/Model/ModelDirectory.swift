@@ -44,12 +44,25 @@ public enum ModelDirectory {
         guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
             throw ModelError("\(dir.path): no such directory; pass an HF model directory holding config.json and model.safetensors")
         }
-        let config = try LlamaConfig.load(dir.appendingPathComponent(configFile))
+        var config = try LlamaConfig.load(dir.appendingPathComponent(configFile))
+        try readGenerationConfig(dir, into: &config)
         var tensors = try openWeights(dir)
         try sanitize(&tensors, config: config)
         let parameters = ParameterBuffer(layout: ParameterLayout(config: config))
         try fill(parameters, from: tensors, dir: dir)
         return LoadedModel(config: config, parameters: parameters, directory: dir)
+    }
+
+    /// Joins `generation_config.json`'s end-of-turn ids (if the file exists) to the config's stop ids.
+    static func readGenerationConfig(_ dir: URL, into config: inout LlamaConfig) throws {
+        let url = dir.appendingPathComponent("generation_config.json")
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        let value: JSONValue
+        do { value = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: url)) } catch {
+            throw ModelError("\(url.path): cannot read as JSON (\(error.localizedDescription))")
+        }
+        guard let o = value.object else { throw ModelError("\(url.path): expected a JSON object") }
+        try config.addGenerationEOS(o, source: url.path)
     }
 
     /// Opens `model.safetensors`, or the shards named by `model.safetensors.index.json`.

@@ -10,7 +10,9 @@ struct Generate: ParsableCommand {
         abstract: "Sample responses to prompts (batched, KV cache, reproducible seeds).",
         discussion: """
             Prompt lines: {"prompt": "text"} (encoded with the model's tokenizer.json; special tokens \
-            such as <|bos|> written in the text are recognised, nothing is added) or {"prompt_ids": [...]}.
+            such as <|bos|> written in the text are recognised, nothing is added), {"prompt_ids": [...]}, \
+            or {"prompt": [chat messages]} (rendered with the model's chat template and the generation prompt).
+            Sampling stops at config.json's and generation_config.json's eos_token_id.
             Output: one line per sample, ordered by prompt then sample:
             {"prompt_index", "sample_index", "response_ids", "response" (text, when the model has a \
             tokenizer), "logprobs" (per token, at temperature 1), "finish_reason": "eos" | "stop" | "length"}.

@@ -2,7 +2,8 @@
 //
 // Input lines: {"prompt": "text"} — encoded with the model directory's tokenizer.json as HF
 // `encode(text, add_special_tokens=False)` (special tokens written in the text, e.g. "<|bos|>",
-// are recognised; nothing is added) — or {"prompt_ids": [...]}. Every line is read and checked
+// are recognised; nothing is added) — or {"prompt_ids": [...]}, or TRL's conversational
+// {"prompt": [messages]}, rendered with the model's chat template and the generation prompt. Every line is read and checked
 // before any sampling starts; errors name file:line.
 // Output: one line per sample, ordered by (prompt, sample):
 //   {"prompt_index": i, "sample_index": j, "response_ids": [...], "response": "text",
@@ -13,6 +14,7 @@
 import Foundation
 import Kernels
 import Model
+import Templates
 import Tokenizers
 
 /// Options of a generate run.
@@ -60,7 +62,11 @@ public enum GenerateJob {
         if !o.sampling.stopStrings.isEmpty && tokenizer == nil {
             throw SamplingError("--stop needs the tokenizer, and \(o.model.path) has no tokenizer.json")
         }
-        let prompts = try readPrompts(o.prompts, tokenizer: tokenizer, config: loaded.config, sampling: o.sampling)
+        var template: ModelTemplate??  // loaded on the first conversational line
+        let prompts = try readPrompts(o.prompts, tokenizer: tokenizer, config: loaded.config, sampling: o.sampling) {
+            if template == nil { template = .some(try ModelTemplate.load(directory: o.model)) }
+            return template ?? nil
+        }
         let model = LlamaModel(config: loaded.config, parameters: loaded.parameters)
         let sampler = try Sampler(model: model, config: o.sampling, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
         let started = Date()
@@ -103,10 +109,21 @@ public enum GenerateJob {
         return "generated \(samples.count) samples (\(tokens) tokens) for \(prompts.count) prompts in \(String(format: "%.2f", secs)) s (\(String(format: "%.0f", Double(tokens) / max(secs, 1e-9))) tokens/s)"
     }
 
+    /// A conversational prompt line rendered with the model's chat template.
+    static func conversation(_ line: Data, template: () throws -> ModelTemplate?, at: String) throws -> String {
+        do {
+            guard let t = try template() else {
+                throw SamplingError("\(at): \"prompt\" is a list of chat messages but the model directory has no chat template (chat_template.jinja or \"chat_template\" in tokenizer_config.json)")
+            }
+            return try t.renderPrompt(line: line, source: at)
+        } catch let e as TemplateError {
+            throw SamplingError("\(at): chat template: \(e)")
+        }
+    }
+
     /// Reads and checks every prompt line before any work starts; errors name file and line.
-    static func readPrompts(_ url: URL, tokenizer: Tokenizer?, config: LlamaConfig, sampling: SamplingConfig) throws
-        -> [[Int32]]
-    {
+    static func readPrompts(_ url: URL, tokenizer: Tokenizer?, config: LlamaConfig, sampling: SamplingConfig,
+                            template: () throws -> ModelTemplate? = { nil }) throws -> [[Int32]] {
         let data: Data
         do {
             data = url.path == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: url)
@@ -130,11 +147,13 @@ public enum GenerateJob {
             case (.some, .some):
                 throw SamplingError("\(at): has both \"prompt\" and \"prompt_ids\"; give one")
             case (.some(let p), nil):
-                guard let s = p.string else { throw SamplingError("\(at): \"prompt\" must be a string") }
+                guard p.string != nil || p.array != nil else {
+                    throw SamplingError("\(at): \"prompt\" must be a string or a list of chat messages")
+                }
                 guard let tokenizer else {
                     throw SamplingError("\(at): \"prompt\" is text but the model directory has no tokenizer.json; give \"prompt_ids\" instead")
                 }
-                ids = tokenizer.encode(s)
+                ids = tokenizer.encode(try p.string ?? conversation(Data(raw.utf8), template: template, at: at))
             case (nil, .some(let p)):
                 do { ids = try PromptTokens.ids(p, vocabSize: V) } catch let e as SamplingError { throw SamplingError("\(at): \(e)") }
             case (nil, nil):

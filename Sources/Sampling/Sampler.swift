@@ -75,7 +75,7 @@ public final class Sampler {
             throw SamplingError("sampling needs a causal LM; this model has a score head")
         }
         let V = model.config.vocabSize
-        let stops = config.stopTokenIDs ?? model.config.eosTokenIDs.map { Int32($0) }
+        let stops = config.stopTokenIDs ?? model.config.stopTokenIDs.map { Int32($0) }
         var isStop = [Bool](repeating: false, count: V)
         for id in stops {
             guard Int(id) < V else { throw SamplingError("stop token id \(id) is outside the vocabulary (0..<\(V))") }

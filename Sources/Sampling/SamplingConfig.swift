@@ -15,7 +15,7 @@ public struct SamplingError: Error, CustomStringConvertible, Sendable {
 
 /// Why a sample stopped.
 public enum FinishReason: String, Codable, Sendable, Equatable {
-    /// A stop token id (by default the model's `eos_token_id`) was generated; it is the last token.
+    /// A stop token id (by default the model's `eos_token_id`s: config.json's and generation_config.json's) was generated; it is the last token.
     case eos
     /// A stop string appeared in the response's bytes; the response ends with the token that completed it.
     case stop
@@ -35,7 +35,7 @@ public struct SamplingConfig: Codable, Sendable, Equatable {
     public var topP: Float = 1
     /// Most tokens generated per sample.
     public var maxNewTokens: Int = 64
-    /// Token ids that end a sample and stay as its last token; nil = the model's `eos_token_id`s, [] = none.
+    /// Token ids that end a sample and stay as its last token; nil = the model's `stopTokenIDs` (config.json's and generation_config.json's `eos_token_id`s), [] = none.
     public var stopTokenIDs: [Int32]? = nil
     /// Strings that end a sample when they appear in its response bytes (needs a tokenizer).
     public var stopStrings: [String] = []

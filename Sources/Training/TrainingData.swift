@@ -13,18 +13,26 @@
 // special tokens written in the text (a BOS at the start of the prompt) are recognised, none are
 // added. Token-id fields are used exactly as given (no EOS is added: a sampled response cut at a
 // length limit must stay unterminated).
+// Any of these fields (and SFT's {"messages"}) may instead hold TRL's conversational form, a list
+// of chat messages; the line is then rendered with the model's chat template first
+// (Conversations.swift).
 
 import Foundation
 import Model
+import Templates
 
-/// Turns text into token ids (the model's tokenizer) and knows its EOS id.
+/// Turns text into token ids (the model's tokenizer) and knows its EOS id and chat template.
 public struct TextEncoder {
     public let encode: (String) throws -> [Int32]
     public let eos: Int32?
+    /// The model's chat template, for conversational data (nil: the model has none).
+    public let chatTemplate: () throws -> ModelTemplate?
 
-    public init(eos: Int32?, encode: @escaping (String) throws -> [Int32]) {
+    public init(eos: Int32?, chatTemplate: @escaping () throws -> ModelTemplate? = { nil },
+                encode: @escaping (String) throws -> [Int32]) {
         self.encode = encode
         self.eos = eos
+        self.chatTemplate = chatTemplate
     }
 }
 
@@ -67,7 +75,7 @@ public struct PairExample: Sendable, Equatable {
 public enum TrainingData {
     /// Reads `{"prompt", "chosen", "rejected"}` lines (or their `_ids` forms).
     public static func readPreferences(_ url: URL, vocab: Int, encoder: TextEncoder?) throws -> [PreferenceExample] {
-        try readLines(url) { obj, fields in
+        try readLines(url, encoder: encoder) { obj, fields in
             let prompt = try fields.ids("prompt", obj, encoder: encoder, completion: false)
             let chosen = try fields.ids("chosen", obj, encoder: encoder, completion: true)
             let rejected = try fields.ids("rejected", obj, encoder: encoder, completion: true)
@@ -80,7 +88,7 @@ public enum TrainingData {
 
     /// Reads `{"prompt", "completion"}` lines (or their `_ids` forms).
     public static func readCompletions(_ url: URL, vocab: Int, encoder: TextEncoder?) throws -> [CompletionExample] {
-        try readLines(url) { obj, fields in
+        try readLines(url, encoder: encoder) { obj, fields in
             let prompt = try fields.ids("prompt", obj, encoder: encoder, completion: false)
             let completion = try fields.ids("completion", obj, encoder: encoder, completion: true)
             try fields.check(prompt: prompt, "prompt")
@@ -92,7 +100,7 @@ public enum TrainingData {
 
     /// Reads `{"prompt"}` lines (or `prompt_ids`).
     public static func readPrompts(_ url: URL, vocab: Int, encoder: TextEncoder?) throws -> [PromptExample] {
-        try readLines(url) { obj, fields in
+        try readLines(url, encoder: encoder) { obj, fields in
             let prompt = try fields.ids("prompt", obj, encoder: encoder, completion: false)
             try fields.check(prompt: prompt, "prompt")
             try fields.check(vocab: vocab, prompt)
@@ -102,7 +110,7 @@ public enum TrainingData {
 
     /// Reads `{"chosen", "rejected"}` lines, optionally with a shared `prompt` (or `_ids` forms).
     public static func readPairs(_ url: URL, vocab: Int, encoder: TextEncoder?) throws -> [PairExample] {
-        try readLines(url) { obj, fields in
+        try readLines(url, encoder: encoder) { obj, fields in
             let hasPrompt = obj["prompt"] != nil || obj["prompt_ids"] != nil
             let prompt = hasPrompt ? try fields.ids("prompt", obj, encoder: encoder, completion: false) : []
             let chosen = prompt + (try fields.ids("chosen", obj, encoder: encoder, completion: true))
@@ -117,7 +125,14 @@ public enum TrainingData {
     struct LineContext {
         let path: String
         let line: Int
+        /// The texts of a conversational line's fields, rendered with the chat template.
+        var rendered: [String: String] = [:]
         var location: String { "\(path):\(line)" }
+
+        init(path: String, line: Int) {
+            self.path = path
+            self.line = line
+        }
 
         func fail(_ what: String) -> JobError { JobError("\(location): \(what)") }
 
@@ -125,6 +140,13 @@ public enum TrainingData {
         /// to completions that lack it).
         func ids(_ key: String, _ obj: [String: JSONValue], encoder: TextEncoder?, completion: Bool) throws -> [Int32] {
             let idKey = key + "_ids"
+            if let text = rendered[key], let encoder {
+                // A rendered conversation: the template ends each turn; SFT completions (TRL's
+                // conversational SFT) get no EOS, preference sides follow the text rule as TRL's DPO.
+                var ids = try encoder.encode(text)
+                if completion, key != "completion", let eos = encoder.eos, ids.last != eos { ids.append(eos) }
+                return ids
+            }
             switch (obj[key], obj[idKey]) {
             case (.some, .some):
                 throw fail("has both \"\(key)\" and \"\(idKey)\"; give one of them")
@@ -143,9 +165,6 @@ public enum TrainingData {
                 return out
             case (.some(let v), nil):
                 guard let text = v.string else {
-                    if v.array != nil {
-                        throw fail("\"\(key)\" is a list; conversational (chat-message) data is not supported, apply the chat template first and pass text or \"\(idKey)\"")
-                    }
                     throw fail("\"\(key)\" must be a string (or give \"\(idKey)\")")
                 }
                 guard let encoder else {
@@ -175,7 +194,7 @@ public enum TrainingData {
     }
 
     /// Parses every non-blank line of `url` as a JSON object and hands it to `parse`.
-    static func readLines<T>(_ url: URL, _ parse: ([String: JSONValue], LineContext) throws -> T) throws -> [T] {
+    static func readLines<T>(_ url: URL, encoder: TextEncoder?, _ parse: ([String: JSONValue], LineContext) throws -> T) throws -> [T] {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw JobError("\(url.path): cannot read (\(error.localizedDescription))")
@@ -187,10 +206,21 @@ public enum TrainingData {
         let decoder = JSONDecoder()
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             if raw.allSatisfy(\.isWhitespace) { continue }
-            let ctx = LineContext(path: url.path, line: i + 1)
+            var ctx = LineContext(path: url.path, line: i + 1)
             let obj: [String: JSONValue]
             do { obj = try decoder.decode([String: JSONValue].self, from: Data(raw.utf8)) } catch {
                 throw ctx.fail("expected one JSON object per line (\(describe(error)))")
+            }
+            if Conversation.isConversational(obj) {
+                guard let encoder else {
+                    throw ctx.fail("conversational data (lists of chat messages) needs tokenizer.json and a chat template in the model directory")
+                }
+                let template: ModelTemplate?
+                do { template = try encoder.chatTemplate() } catch { throw ctx.fail("\(error)") }
+                guard let template else {
+                    throw ctx.fail("conversational data (lists of chat messages) needs a chat template: the model directory has no chat_template.jinja and no \"chat_template\" in tokenizer_config.json; add one or apply the template first")
+                }
+                ctx.rendered = try Conversation.render(Data(raw.utf8), template: template, at: ctx)
             }
             out.append(try parse(obj, ctx))
         }

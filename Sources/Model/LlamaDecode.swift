@@ -28,9 +28,10 @@
 //   The weights are read from a copy made when the decoder is created (`DecodeWeights`), each
 // matrix cut into 64-column tiles stored transposed and contiguous, Wᵀ[K, 64]. A product's tiles
 // are split among the members of the decoder's team, each always getting the same tiles of a
-// product, and a member runs ALL the call's rows through the kernel with its tile hot in cache
+// product, and a member runs the call's rows through the kernel with its tile hot in cache
 // (register blocks of up to 6 rows × 64 columns with AVX-512, 6 × 16 with AVX2): a decode step
-// streams every weight once, prefill reuses each tile over all prompt rows. Elementwise work that
+// streams every weight once, prefill reuses each tile over all prompt rows (cut into chunks of 96
+// rows, so that the work splits evenly when a matrix has few tiles). Elementwise work that
 // needs only a tile's own columns runs in the product's region, by the worker that computed the
 // tile: the residual add after o_proj and down_proj (the kernel adds into the residual stream,
 // the same single rounding as adding a stored product) and SwiGLU (the gate and up halves of a
@@ -51,6 +52,8 @@ import Kernels
 
 /// Output columns of a weight tile (`DecodeWeights`): the unit of work of a decode product.
 public let decodeTileColumns = 64
+/// Most rows of a product's work unit (a prefill's rows are cut into chunks of this many).
+private let unitRows = 96
 
 /// Prefill and decode for one causal LM over a `KVCache`, with all scratch preallocated.
 ///
@@ -346,12 +349,11 @@ public final class LlamaDecoder: @unchecked Sendable {
         parallel(.linear(y: y, x: x, w: w, rows: m, accumulate: accumulate))
     }
 
-    /// Column tiles of task t of `jobTasks`; each worker runs all the rows through its tiles with
-    /// the tile in cache, and always gets the same tiles of a product.
+    /// Units of task t of `jobTasks`; each worker runs all its rows through a tile with the tile in
+    /// cache, and always gets the same units of a product.
     private func linearTask(_ t: Int, y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool) {
-        let tiles = w.tiles, tasks = jobTasks
-        for tile in (tiles * t / tasks)..<(tiles * (t + 1) / tasks) {
-            productTile(y: y + tile * decodeTileColumns, ldy: w.rows, x: x, w: w, tile: tile, rows: m,
+        forEachUnit(t, tiles: w.tiles, rows: m) { tile, rows in
+            productTile(y: y + tile * decodeTileColumns, ldy: w.rows, x: x, w: w, tile: tile, rows: rows,
                         accumulate: accumulate)
         }
     }
@@ -366,22 +368,34 @@ public final class LlamaDecoder: @unchecked Sendable {
     private func gateUpTask(_ t: Int, layer l: Int, rows m: Int) {
         let F = model.config.intermediateSize
         let gate = weights.gate[l], up = weights.up[l]
-        let tiles = gate.tiles, tasks = jobTasks
-        for tile in (tiles * t / tasks)..<(tiles * (t + 1) / tasks) {
+        forEachUnit(t, tiles: gate.tiles, rows: m) { tile, rows in
             let f0 = tile * decodeTileColumns
-            productTile(y: gu + f0, ldy: 2 * F, x: h, w: gate, tile: tile, rows: m)
-            productTile(y: gu + F + f0, ldy: 2 * F, x: h, w: up, tile: tile, rows: m)
+            productTile(y: gu + f0, ldy: 2 * F, x: h, w: gate, tile: tile, rows: rows)
+            productTile(y: gu + F + f0, ldy: 2 * F, x: h, w: up, tile: tile, rows: rows)
             let width = gate.tile(tile).width
-            for i in 0..<m { swigluRow(h: act + i * F, gu: gu + i * 2 * F, hidden: F, columns: f0..<(f0 + width)) }
+            for i in rows { swigluRow(h: act + i * F, gu: gu + i * 2 * F, hidden: F, columns: f0..<(f0 + width)) }
         }
     }
 
-    /// y[i, 0..<width] (row stride ldy; with `accumulate`, +=) = x[i, K] · tile for rows 0..<m.
+    /// Calls `body(tile, rows)` for the work units of task t of `jobTasks`. A unit is a column tile
+    /// and a chunk of at most `unitRows` rows; units are numbered tile-major and split into contiguous
+    /// ranges, so a worker's chunks of one tile are consecutive (the tile stays in its cache) and a
+    /// prefill's rows spread evenly over the workers even when a matrix has few tiles (C = 576: 9).
+    /// Which worker computes a unit never changes its bits.
+    @inline(__always) private func forEachUnit(_ t: Int, tiles: Int, rows m: Int, _ body: (Int, Range<Int>) -> Void) {
+        let chunks = max(1, (m + unitRows - 1) / unitRows), units = tiles * chunks, tasks = jobTasks
+        for u in (units * t / tasks)..<(units * (t + 1) / tasks) {
+            let tile = u / chunks, c = u % chunks
+            body(tile, (c * unitRows)..<min(m, (c + 1) * unitRows))
+        }
+    }
+
+    /// y[i, 0..<width] (row stride ldy; with `accumulate`, +=) = x[i, K] · tile for i in `rows`.
     @inline(__always) private func productTile(y: FloatPtr, ldy: Int, x: ConstFloatPtr, w: TiledMatrix, tile: Int,
-                                               rows m: Int, accumulate: Bool = false) {
+                                               rows: Range<Int>, accumulate: Bool = false) {
         let k = w.cols, (b, width) = w.tile(tile)
-        kernel.tileProduct(rows: m, k: k, width: width, x: x, ldx: k, w: b, ldw: width, y: y, ldy: ldy,
-                           accumulate: accumulate)
+        kernel.tileProduct(rows: rows.count, k: k, width: width, x: x + rows.lowerBound * k, ldx: k, w: b, ldw: width,
+                           y: y + rows.lowerBound * ldy, ldy: ldy, accumulate: accumulate)
     }
 
     /// Runs `j` on every team member (the calling thread is member 0).

@@ -94,6 +94,9 @@ public final class Sampler {
     /// Bytes of the decoder's tiled weights, cache and scratch (the weights alone before a `generate` call).
     public var decoderBytes: Int { decoder?.byteCount ?? weights.byteCount }
 
+    /// The decoder's tiled weight matrices: the bytes a decode step streams from memory.
+    public var weightMatrices: UnsafeBufferPointer<Float> { weights.matrices }
+
     /// Generates `config.n` samples for every prompt; returns them ordered by (prompt, sample).
     public func generate(_ prompts: [[Int32]], observer: (SamplerEvent) -> Void = { _ in }) throws -> [Sample] {
         let cfg = config, V = model.config.vocabSize, n = cfg.n

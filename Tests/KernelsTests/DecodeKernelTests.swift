@@ -103,4 +103,14 @@ private let availableKernels = DecodeKernel.allCases.filter(\.isAvailable)
             #expect("\(error)".contains("portable"))
         }
     }
+
+    /// The measured rates the benches divide by are finite and positive.
+    @Test func machineRatesAreMeasured() {
+        let buffer = [Float](repeating: 1, count: 1 << 21)
+        let stream = buffer.withUnsafeBufferPointer { MachineRates.streamGBps($0, threads: 2, passes: 2) }
+        #expect(stream.isFinite && stream > 0.1, "stream \(stream) GB/s")
+        let sgemm = MachineRates.sgemmGFLOPS(shapes: [(m: 32, n: 64, k: 96), (m: 32, n: 96, k: 64)], threads: 1, repeats: 2)
+        #expect(sgemm.isFinite && sgemm > 0.1, "sgemm \(sgemm) GFLOP/s")
+        #expect(MachineRates.sgemmGFLOPS(shapes: [(m: 0, n: 4, k: 4)], threads: 1).isNaN)
+    }
 }

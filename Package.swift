@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 // Rondo: online DPO and iterative RLHF campaigns on a CPU.
 // Targets point one way: rondo (CLI) → Campaign → (Labeling, Rollouts, Training, Sampling) → (Model,
-// Tokenizers, Templates); Model → Kernels → system libraries (OpenBLAS, libzstd). Templates depends on nothing.
+// Tokenizers, Templates); Model → Kernels → (CKernels, system libraries OpenBLAS, libzstd). Templates depends
+// on nothing.
 import PackageDescription
 
 // -fno-math-errno lets sqrt vectorise (Float.squareRoot() otherwise calls sqrtf for errno).
@@ -38,7 +39,10 @@ let package = Package(
         .systemLibrary(
             name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]),
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimize),
+        // Decode micro-kernels (C): -O3 in every configuration, so debug test runs are not slowed
+        // by unoptimised intrinsics; no fast-math (each output is one fixed FMA chain).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimize),
         .target(name: "Model", dependencies: ["Kernels"], swiftSettings: optimize),
         .target(name: "Tokenizers", swiftSettings: optimize),
         // Chat templates: a Jinja interpreter for the subset HF chat templates use. Depends on nothing of ours.

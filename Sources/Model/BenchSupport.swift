@@ -64,3 +64,30 @@ public func peakRSSMiB() -> Double {
     getrusage(RUSAGE_SELF.rawValue, &u)
     return Double(u.ru_maxrss) / 1024
 }
+
+extension LlamaConfig {
+    /// (N, K) of one layer's weight products y = x · Wᵀ: qkv, o, gate and up together, down.
+    public var layerProductShapes: [(n: Int, k: Int)] {
+        [(qkvWidth, hiddenSize), (hiddenSize, attentionWidth), (2 * intermediateSize, hiddenSize),
+         (hiddenSize, intermediateSize)]
+    }
+
+    /// Forward FLOPs of one token row attending to `context` positions: every layer's weight
+    /// products, attention's two products (2 · 2 · NH · D · context per layer) and the LM head.
+    public func forwardFLOPsPerRow(context: Int) -> Double {
+        let products = layerProductShapes.reduce(0) { $0 + $1.n * $1.k }
+        let attention = 4 * numHeads * headDim * context
+        let head = head == .causalLM ? vocabSize * hiddenSize : hiddenSize
+        return 2 * Double(numLayers * products + head) + Double(numLayers * attention)
+    }
+}
+
+/// Most token rows `measuredSgemmGFLOPS` multiplies at once (its operands stay a few MB).
+public let sgemmRateMaxRows = 512
+
+/// OpenBLAS's rate on `threads` threads at one layer's product shapes of `config` with
+/// min(rows, `sgemmRateMaxRows`) token rows: the arithmetic ceiling a bench compares itself with.
+public func measuredSgemmGFLOPS(config: LlamaConfig, rows: Int, threads: Int) -> Double {
+    let m = max(1, min(rows, sgemmRateMaxRows))
+    return MachineRates.sgemmGFLOPS(shapes: config.layerProductShapes.map { (m, $0.n, $0.k) }, threads: threads)
+}

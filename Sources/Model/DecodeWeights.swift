@@ -2,15 +2,14 @@
 //
 // A decode step multiplies a handful of token rows by every weight matrix once, so it is bound
 // by reading the weights from memory (M model: 118 MB per step). The decoder computes
-// y[4, 64] = x[4, K] · W[n0..<n0+64, K]ᵀ one column tile at a time (see LlamaDecode.swift), and
-// what matters is how the product's kernel walks the tile. Over W in its HF layout [N, K] (the
-// "NT" form), OpenBLAS's small kernel reads four weight rows at a time with stride K, which the
-// hardware prefetcher follows poorly: ~6 GB/s per core, so the decoder had to read each tile once
-// sequentially before multiplying (memory time plus compute time). Here each tile is stored
-// transposed and contiguous, Wᵀ[K, width] (the "NN" form, ldb = width): the kernel's pass over k
-// then reads the tile front to back, the hardware prefetcher streams it ahead of the arithmetic,
-// and memory and compute overlap. Measured on this machine (C harness, 134 MB of [4, 64, 512]
-// tiles, 2 threads): 13.7 ms with the sequential pre-read over the HF layout, 7.8 ms tiled.
+// y[rows, 64] = x[rows, K] · W[n0..<n0+64, K]ᵀ one column tile at a time with its own
+// micro-kernels (see LlamaDecode.swift and Sources/CKernels), and what matters is how the kernel
+// walks the tile. Each tile is stored transposed and contiguous, Wᵀ[K, width]: the kernel's pass
+// over k reads the tile front to back (a 64-column tile row is 256 bytes, four cache lines), the
+// hardware prefetcher streams it ahead of the arithmetic, and memory and compute overlap.
+// Measured with the earlier OpenBLAS-based decoder (C harness, 134 MB of [4, 64, 512] tiles, 2
+// threads): 13.7 ms over the HF layout [N, K] (strided rows, read once sequentially first), 7.8 ms
+// tiled.
 //
 // Layout of a matrix W[N, K]: tile j (rows 64j..<64j + width_j of W, width_j = min(64, N − 64j))
 // is Wᵀ restricted to those rows, [K, width_j] row-major, starting at float offset 64j·K.
@@ -99,16 +98,21 @@ public final class DecodeWeights: @unchecked Sendable {
         }
         embed = copies[0]; inputNorm = Array(copies[1...L]); postNorm = Array(copies[(L + 1)...(2 * L)])
         finalNorm = copies[2 * L + 1]
-        let matrices = zip(shapes, memory.blocks).map { shape, base in
+        let tiled = zip(shapes, memory.blocks).map { shape, base in
             let m = TiledMatrix(base: base, rows: shape.0, cols: shape.1)
             m.fill(from: w + shape.2)
             return m
         }
-        qkv = Array(matrices[0..<L]); o = Array(matrices[L..<2 * L])
-        gate = Array(matrices[2 * L..<3 * L]); up = Array(matrices[3 * L..<4 * L])
-        down = Array(matrices[4 * L..<5 * L]); head = matrices[5 * L]
+        self.matrices = UnsafeBufferPointer(start: memory.blocks[0], count: memory.blocks[shapes.count] - memory.blocks[0])
+        qkv = Array(tiled[0..<L]); o = Array(tiled[L..<2 * L])
+        gate = Array(tiled[2 * L..<3 * L]); up = Array(tiled[3 * L..<4 * L])
+        down = Array(tiled[4 * L..<5 * L]); head = tiled[5 * L]
     }
 
     /// Bytes held by the copy.
     public var byteCount: Int { arena.count * 4 }
+
+    /// The tiled matrices, contiguous: what a decode step reads from memory (apart from one
+    /// embedding row and the norm vectors per token).
+    public let matrices: UnsafeBufferPointer<Float>
 }

@@ -3,139 +3,57 @@
 // Port of the cached path of transformers' `LlamaForCausalLM.forward` (modeling_llama.py with
 // a `DynamicCache`, cache_utils.py): each new token is embedded, runs through every layer with
 // its query attending to the cached (post-RoPE) keys and values of its own sequence, and the
-// LM head gives the logits of the next token. Prefill and decode are the same code path: a call
-// appends tokens to cache slots, prefill appends a whole prompt, a decode step one token per slot.
+// LM head gives the logits of the next token.
 //
 // Dimension letters as in Workspace.swift, plus S cache slots (sequences in flight), Lmax
 // positions per slot, R token rows in one call (the packed tokens of all slots, no padding).
-// Cache layout per layer: keys K [S, NKV, Lmax, D] and values V [S, NKV, Lmax, D], so that the
-// keys and values a row attends to are two contiguous blocks, read front to back by its products
-// Q·Kᵀ and P·V.
+// The cache (KVCache.swift) holds keys and values [S, NKV, Lmax, D] per layer.
+//
+// One path for prefill and decode. A call appends token rows to cache slots: prefill a whole
+// prompt per slot (all its rows in one pass through the layers, chunks of `maxTokensPerCall`),
+// a decode step one row per slot. Both run through `run` and the same kernels, and a row's bits
+// depend only on its own values (below), so a prompt prefilled at once gives the same bits as
+// the same tokens decoded one at a time (SamplingTests' ReproducibilityTests check it).
 //
 // Batch-size and thread-count independence. A token row's result must not depend on which other
 // rows share the call (batch size, refill order) nor on the thread count, so that a sample is a
-// function of (model, prompt, seed) only. OpenBLAS does not give that for free: a row of a
-// product can change in the last bits with M (its small-matrix kernels are chosen by M·N·K and
-// differ from the blocked path; measured on 0.3.21) and with the thread count (its threaded driver
-// splits K in (384, 768) differently, e.g. K = 688). So every product here is a sequence of sgemm
-// calls of one fixed shape [4, 64, K] (`decodeTileRows` token rows × `decodeTileColumns` weight
-// rows; the last column tile of a product is narrower, but the same for every call), each
-// single-threaded, with the rows padded with zero rows to a multiple of 4 (`tiledLinear`). A
-// row's bits then depend only on its own values: the call shape never changes, and a BLAS
-// computes each row of a product independently of the other rows and of its position (checked:
-// 22,100 rows × positions × shapes, no difference). The weights are read from a copy made when the
-// decoder is created (`DecodeWeights`), each 64-row tile stored transposed and contiguous, so
-// the calls are the [4, 64, K] "NN" product and the kernel reads a tile front to back: the hardware
-// prefetcher streams it while the arithmetic runs. Each worker of the decoder's team takes the same
-// contiguous column tiles at every call and loops over the row groups with its tile in cache.
-// Measured, `bench sample` decode ms per step, M model, 2 threads: batch 1 5.3 (the HF layout with
-// a sequential read of each tile before its calls) → 2.9 (tiled copy); batch 16 13.1 → 10.7.
-// Elementwise work that only needs a tile's own columns runs in the product's region, by the
-// worker that computed the tile: the residual add after o_proj and down_proj, and SwiGLU (the
-// gate and up halves of a tile pair go to the same worker), instead of on the calling thread
-// while the other workers wait.
-//   Cost, measured (products only, per decode step, 2 threads, before the streaming read): this
-// tiling vs one padded blocked sgemm per product (the other deterministic option) — S model: batch 1 0.2–0.8 vs
-// 1.6 ms, batch 16 0.8–1.2 vs 2.0 ms, batch 64 3.5 vs 4.2 ms; M model: batch 1 7.3 vs 11.3 ms,
-// batch 16 10.5 vs 15.2 ms, batch 64 25.8 vs 29.1 ms. The blocked path repacks every weight
-// on every call, which dominates at small M; the [4, 64, K] calls use OpenBLAS's unpacked small
-// kernel. One call per row (R = 1) streams the weights at memory speed at batch 1 (M: 5.3 ms)
-// but is slower from 16 rows on (M: 13.9 ms at 16, 43 ms at 64).
+// function of (model, prompt, seed) only. OpenBLAS does not give that (a row of a product changes
+// in the last bits with M, whose value picks its kernels, and with the thread count, which splits
+// K differently). So every product with a weight matrix (qkv, o, gate/up, down, LM head) runs
+// through our own micro-kernels (Sources/CKernels, Kernels' `DecodeKernel`): each output is one
+// fixed chain of fused multiply-adds over k from 0, acc = fma(x[r, k], w[k, n], acc), whatever the
+// number of rows, their register blocking, the SIMD width, the thread or the instruction-set
+// variant (AVX-512, AVX2+FMA, portable fmaf: an FMA is exactly rounded, so all give the same bits;
+// KernelsTests check each against a plain loop and each other). No padding rows are needed.
+//   The weights are read from a copy made when the decoder is created (`DecodeWeights`), each
+// matrix cut into 64-column tiles stored transposed and contiguous, Wᵀ[K, 64]. A product's tiles
+// are split among the members of the decoder's team, each always getting the same tiles of a
+// product, and a member runs the call's rows through the kernel with its tile hot in cache
+// (register blocks of up to 6 rows × 64 columns with AVX-512, 6 × 16 with AVX2): a decode step
+// streams every weight once, prefill reuses each tile over all prompt rows (cut into chunks of 96
+// rows, so that the work splits evenly when a matrix has few tiles). Elementwise work that
+// needs only a tile's own columns runs in the product's region, by the worker that computed the
+// tile: the residual add after o_proj and down_proj (the kernel adds into the residual stream,
+// the same single rounding as adding a stored product) and SwiGLU (the gate and up halves of a
+// tile pair go to the same worker).
+//   History: the previous design chained single-threaded OpenBLAS sgemm calls of one fixed shape
+// [4, 64, K] (rows zero-padded to a multiple of 4) — about 8,000 small calls per step at
+// SmolLM2-135M's shape, dominated by call overhead at batch 16 and in prefill.
 //   Threads: a step has ~5 parallel regions per layer of tens of microseconds, so the decoder
 // runs them on its own persistent team (`DecodeTeam`, spinning between regions) instead of
-// Dispatch, which costs ~35–40 µs per region here and moves tasks between cores (S model, batch
-// 1: 0.43 vs ~1.5–2 ms per step).
+// Dispatch, which costs ~35–40 µs per region here and moves tasks between cores.
 //   Attention runs per (row, kv head) as two small sgemm calls whose shapes depend only on the
-// row's own position (measured ~25% faster than SIMD loops over the cache on this CPU, which Swift
-// compiles for SSE only); RMSNorm, RoPE and SwiGLU are per row with fixed summation orders.
-// Keys are cached untransposed, like values, so a unit reads two contiguous blocks (transposed
-// keys, one strided stream per head dimension, cost M batch 16 3.0 ms per step in attention and
-// 0.75 ms in the single-threaded store; now 2.1 and 0.14 ms, RoPE and the store running on the team).
-// Prefill runs through the same routine, so a prompt prefilled at once and the same tokens fed
-// one step at a time give the same bits. The sampler's tests check the result literally:
-// identical samples at batch size 1 and 64 and with 1 and 2 threads.
+// row's own position (OpenBLAS single-threaded during the pass); RMSNorm, RoPE and SwiGLU are per
+// row with fixed summation orders. Keys are cached untransposed, like values, so a unit reads two
+// contiguous blocks; RoPE and the cache store run on the team.
 
 import Kernels
 
-/// Keys (after RoPE) and values of every layer for up to `slots` sequences of `maxLen` positions.
-public final class KVCache: @unchecked Sendable {
-    /// Sequences the cache holds at once.
-    public let slots: Int
-    /// Positions per sequence.
-    public let maxLen: Int
-    /// Transformer layers (L).
-    public let layers: Int
-    /// Key/value heads per layer (NKV).
-    public let kvHeads: Int
-    /// Head dimension (D).
-    public let headDim: Int
-    /// Positions stored per slot; the next token of slot s goes to position `lengths[s]`.
-    public internal(set) var lengths: [Int]
 
-    let keys: [FloatPtr]    // per layer K [S, NKV, Lmax, D]
-    let values: [FloatPtr]  // per layer V [S, NKV, Lmax, D]
-    private let storage: FloatArena
-
-    /// Allocates (and zero-fills, so that no page is first touched during decoding) the cache.
-    public init(config c: LlamaConfig, slots: Int, maxLen: Int) {
-        require(slots >= 1 && maxLen >= 1, "a KV cache needs at least one slot and one position")
-        self.slots = slots
-        self.maxLen = maxLen
-        layers = c.numLayers
-        kvHeads = c.numKVHeads
-        headDim = c.headDim
-        lengths = Array(repeating: 0, count: slots)
-        let per = slots * kvHeads * maxLen * headDim
-        storage = FloatArena(sizes: [2 * layers * per])
-        let base = storage.blocks[0]
-        keys = (0..<layers).map { base + 2 * $0 * per }
-        values = (0..<layers).map { base + (2 * $0 + 1) * per }
-    }
-
-    /// Bytes held by the cache.
-    public var byteCount: Int { storage.count * 4 }
-
-    /// Keys [Lmax, D] of kv head g of slot s in layer l.
-    @inline(__always) func keyBase(_ l: Int, _ s: Int, _ g: Int) -> FloatPtr {
-        keys[l] + (s * kvHeads + g) * maxLen * headDim
-    }
-
-    /// Values [Lmax, D] of kv head g of slot s in layer l.
-    @inline(__always) func valueBase(_ l: Int, _ s: Int, _ g: Int) -> FloatPtr {
-        values[l] + (s * kvHeads + g) * maxLen * headDim
-    }
-
-    /// Empties slot `s`.
-    public func reset(slot s: Int) {
-        require(s >= 0 && s < slots, "slot \(s) outside 0..<\(slots)")
-        lengths[s] = 0
-    }
-
-    /// Drops the positions of slot `s` from `length` on.
-    public func trim(slot s: Int, to length: Int) {
-        require(s >= 0 && s < slots && length >= 0 && length <= lengths[s], "invalid trim")
-        lengths[s] = length
-    }
-
-    /// Makes slot `to` a copy of slot `from` (e.g. n samples sharing one prefilled prompt).
-    public func copy(slot from: Int, to: Int) {
-        require(from >= 0 && from < slots && to >= 0 && to < slots, "slot outside 0..<\(slots)")
-        guard from != to else { return }
-        let len = lengths[from]
-        for l in 0..<layers {
-            for g in 0..<kvHeads {
-                keyBase(l, to, g).update(from: keyBase(l, from, g), count: len * headDim)
-                valueBase(l, to, g).update(from: valueBase(l, from, g), count: len * headDim)
-            }
-        }
-        lengths[to] = lengths[from]
-    }
-}
-
-/// Rows of every decode product call (see the file header). Changing it changes the bits.
-public let decodeTileRows = 4
-/// Weight rows (output columns) of every decode product call.
+/// Output columns of a weight tile (`DecodeWeights`): the unit of work of a decode product.
 public let decodeTileColumns = 64
+/// Most rows of a product's work unit (a prefill's rows are cut into chunks of this many).
+private let unitRows = 96
 
 /// Prefill and decode for one causal LM over a `KVCache`, with all scratch preallocated.
 ///
@@ -148,25 +66,25 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// The model decoded. Its parameters are read from `weights`, a copy made before the first call.
     public let model: LlamaModel
     private let weights: DecodeWeights
+    /// The micro-kernel variant of the products (all variants give the same bits).
+    public let kernel: DecodeKernel
     /// Keys and values of the sequences in flight.
     public let cache: KVCache
     /// Most token rows one forward pass processes (prefill runs in chunks of this many).
     public let maxTokensPerCall: Int
 
-    private let capacity: Int       // R: rows of every per-token scratch buffer (a multiple of the tile)
-    private let headCapacity: Int   // rows of the LM-head buffers: S + tile padding
+    private let capacity: Int       // R: rows of every per-token scratch buffer
     private let arena: FloatArena
     private let x: FloatPtr         // [R, C] residual stream
     private let h: FloatPtr         // [R, C] normed input of a projection
     private let qkv: FloatPtr       // [R, QKV]
     private let att: FloatPtr       // [R, A]
-    private let proj: FloatPtr      // [R, C] o_proj / down_proj output
     private let gu: FloatPtr        // [R, 2F]
     private let act: FloatPtr       // [R, F]
     private let rstd: FloatPtr      // [R]
-    private let headIn: FloatPtr    // [S + tile, C] last-token rows
-    private let headNorm: FloatPtr  // [S + tile, C] their final norm
-    private let logits: FloatPtr    // [S + tile, V]
+    private let headIn: FloatPtr    // [S, C] last-token rows
+    private let headNorm: FloatPtr  // [S, C] their final norm
+    private let logits: FloatPtr    // [S, V]
     private var scores: FloatPtr    // [scoreTasks, NH/NKV, Lmax] attention scores, one block per worker
     private var scoreTasks: Int
     private let scoreRows: Int      // NH/NKV · Lmax
@@ -177,14 +95,15 @@ public final class LlamaDecoder: @unchecked Sendable {
     private let seen: UnsafeMutablePointer<Int>       // [S] duplicate-slot check stamps
     private var stamp = 0
     private var team: DecodeTeam?   // created at the first call, rebuilt if Threads.count changes
-    private var job = Job.none      // the parallel region being run (read by the team's workers)
+    private var job = DecodeJob.none      // the parallel region being run (read by the team's workers)
     private var jobTasks = 1
 
     /// Allocates a cache of `slots` sequences × `maxLen` positions and the scratch for calls of up
     /// to `maxTokensPerCall` tokens (default max(slots, 512)). `weights` is the model's tiled copy;
-    /// by default the decoder makes its own, of the parameters as they are now.
+    /// by default the decoder makes its own, of the parameters as they are now. `kernel` is the
+    /// products' instruction-set variant (default: RONDO_KERNEL's or the best this CPU runs).
     public init(model: LlamaModel, slots: Int, maxLen: Int, maxTokensPerCall: Int? = nil,
-                weights: DecodeWeights? = nil) throws {
+                weights: DecodeWeights? = nil, kernel: DecodeKernel = .selected) throws {
         let c = model.config
         guard c.head == .causalLM else { throw ModelError("decoding needs a causal LM; this model has a score head") }
         guard slots >= 1, maxLen >= 1 else { throw ModelError("a decoder needs at least one slot and one position") }
@@ -197,20 +116,19 @@ public final class LlamaDecoder: @unchecked Sendable {
         if let weights, weights.model !== model { throw ModelError("decoder: the tiled weights were made from another model") }
         let C = c.hiddenSize, A = c.attentionWidth, F = c.intermediateSize, QKV = c.qkvWidth, V = c.vocabSize
         let tokens = max(slots, maxTokensPerCall ?? 512)
-        let tile = decodeTileRows
         self.model = model
+        self.kernel = kernel
         self.weights = weights ?? DecodeWeights(model: model)
         self.cache = KVCache(config: c, slots: slots, maxLen: maxLen)
         self.maxTokensPerCall = tokens
-        capacity = (tokens + tile - 1) / tile * tile
-        headCapacity = slots + tile
-        let R = capacity, H = headCapacity
-        let sizes = [R * C, R * C, R * QKV, R * A, R * C, R * 2 * F, R * F, R, H * C, H * C, H * V]
+        capacity = tokens
+        let R = capacity, S = slots
+        let sizes = [R * C, R * C, R * QKV, R * A, R * 2 * F, R * F, R, S * C, S * C, S * V]
         let memory = FloatArena(sizes: sizes)
         arena = memory
         var k = 0
         func take() -> FloatPtr { defer { k += 1 }; return memory.blocks[k] }
-        x = take(); h = take(); qkv = take(); att = take(); proj = take(); gu = take(); act = take()
+        x = take(); h = take(); qkv = take(); att = take(); gu = take(); act = take()
         rstd = take(); headIn = take(); headNorm = take(); logits = take()
         scoreTasks = max(1, Threads.count)
         scoreRows = c.numHeads / c.numKVHeads * maxLen
@@ -342,20 +260,20 @@ public final class LlamaDecoder: @unchecked Sendable {
             for i in 0..<n { (x + i * C).update(from: emb + Int(tokID[i]) * C, count: C) }
             for l in 0..<c.numLayers {
                 parallel(.norm(y: h, x: x, w: w.inputNorm[l], rows: n))
-                tiledLinear(y: qkv, x: h, w: weights.qkv[l], rows: n)
+                linear(y: qkv, x: h, w: weights.qkv[l], rows: n)
                 parallel(.ropeStore(layer: l, rows: n))
                 attend(layer: l, rows: n)
-                tiledLinear(y: proj, x: att, w: weights.o[l], rows: n, then: .addTo(x, rows: n))
+                linear(y: x, x: att, w: weights.o[l], rows: n, accumulate: true)
                 parallel(.norm(y: h, x: x, w: w.postNorm[l], rows: n))
                 gateUp(layer: l, rows: n)
-                tiledLinear(y: proj, x: act, w: weights.down[l], rows: n, then: .addTo(x, rows: n))
+                linear(y: x, x: act, w: weights.down[l], rows: n, accumulate: true)
             }
             for i in 0..<n { cache.lengths[tokSlot[i]] = max(cache.lengths[tokSlot[i]], tokPos[i] + 1) }
             guard heads > 0 else { return }
             for r in 0..<heads { (headIn + r * C).update(from: x + headRow[r] * C, count: C) }
             rmsnormForward(y: headNorm, rstd: rstd, x: headIn, w: w.finalNorm, rows: heads, channels: C,
                            eps: c.rmsNormEps)
-            tiledLinear(y: logits + logitsRow * V, x: headNorm, w: weights.head, rows: heads)
+            linear(y: logits + logitsRow * V, x: headNorm, w: weights.head, rows: heads)
         }
     }
 
@@ -424,71 +342,64 @@ public final class LlamaDecoder: @unchecked Sendable {
         }
     }
 
-    /// y[M, N] = x[M, K] · W[N, K]ᵀ as sgemm calls of the fixed shape [R, 64, K]
-    /// (R = decodeTileRows) over W's transposed tiles, so a row's bits depend on its own values only.
-    /// `x` and `y` hold M rounded up to a multiple of R rows; the padding rows of x are zeroed, those
-    /// of y overwritten. `then` runs on each column tile right after it is computed, by the same worker.
-    private func tiledLinear(y: FloatPtr, x: FloatPtr, w: TiledMatrix, rows m: Int, then: Epilogue = .none) {
+    /// y[M, N] = x[M, K] · W[N, K]ᵀ (with `accumulate`, y += it: the residual connection) over W's
+    /// transposed column tiles, each output one fixed FMA chain (see the file header).
+    private func linear(y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool = false) {
         guard m > 0 else { return }
-        let R = decodeTileRows
-        let mp = (m + R - 1) / R * R
-        if mp > m { (x + m * w.cols).update(repeating: 0, count: (mp - m) * w.cols) }
-        parallel(.linear(y: y, x: x, w: w, rows: mp, then: then))
+        parallel(.linear(y: y, x: x, w: w, rows: m, accumulate: accumulate))
+    }
+
+    /// Units of task t of `jobTasks`; each worker runs all its rows through a tile with the tile in
+    /// cache, and always gets the same units of a product.
+    private func linearTask(_ t: Int, y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool) {
+        forEachUnit(t, tiles: w.tiles, rows: m) { tile, rows in
+            productTile(y: y + tile * decodeTileColumns, ldy: w.rows, x: x, w: w, tile: tile, rows: rows,
+                        accumulate: accumulate)
+        }
     }
 
     /// act = SwiGLU(h · W_gate,upᵀ) for rows 0..<m: column tile j of the gate matrix and the same
     /// tile of the up matrix are computed by one worker, which then applies SwiGLU to those columns.
     private func gateUp(layer l: Int, rows m: Int) {
-        let C = model.config.hiddenSize, R = decodeTileRows
-        let mp = (m + R - 1) / R * R
-        if mp > m { (h + m * C).update(repeating: 0, count: (mp - m) * C) }
         parallel(.gateUp(layer: l, rows: m))
     }
 
     /// Gate/up tile pairs of task t of `jobTasks` (see `gateUp`).
     private func gateUpTask(_ t: Int, layer l: Int, rows m: Int) {
-        let F = model.config.intermediateSize, R = decodeTileRows, mp = (m + R - 1) / R * R
+        let F = model.config.intermediateSize
         let gate = weights.gate[l], up = weights.up[l]
-        let tiles = gate.tiles, tasks = jobTasks
-        for tile in (tiles * t / tasks)..<(tiles * (t + 1) / tasks) {
+        forEachUnit(t, tiles: gate.tiles, rows: m) { tile, rows in
             let f0 = tile * decodeTileColumns
-            productTile(y: gu + f0, ldy: 2 * F, x: h, w: gate, tile: tile, rows: mp)
-            productTile(y: gu + F + f0, ldy: 2 * F, x: h, w: up, tile: tile, rows: mp)
+            productTile(y: gu + f0, ldy: 2 * F, x: h, w: gate, tile: tile, rows: rows)
+            productTile(y: gu + F + f0, ldy: 2 * F, x: h, w: up, tile: tile, rows: rows)
             let width = gate.tile(tile).width
-            for i in 0..<m { swigluRow(h: act + i * F, gu: gu + i * 2 * F, hidden: F, columns: f0..<(f0 + width)) }
+            for i in rows { swigluRow(h: act + i * F, gu: gu + i * 2 * F, hidden: F, columns: f0..<(f0 + width)) }
         }
     }
 
-    /// Column tiles of task t of `jobTasks`; each worker loops over the row groups with its weight
-    /// tile in cache, and always gets the same tiles of a product.
-    private func linearTask(_ t: Int, y: FloatPtr, x: FloatPtr, w: TiledMatrix, rows mp: Int, then: Epilogue) {
-        let n = w.rows, tiles = w.tiles, tasks = jobTasks
-        for tile in (tiles * t / tasks)..<(tiles * (t + 1) / tasks) {
-            let n0 = tile * decodeTileColumns
-            productTile(y: y + n0, ldy: n, x: x, w: w, tile: tile, rows: mp)
-            switch then {
-            case .none: break
-            case let .addTo(res, rows):
-                let width = w.tile(tile).width
-                for i in 0..<rows { vadd(res + i * n + n0, y + i * n + n0, width) }
-            }
+    /// Calls `body(tile, rows)` for the work units of task t of `jobTasks`. A unit is a column tile
+    /// and a chunk of at most `unitRows` rows; units are numbered tile-major and split into contiguous
+    /// ranges, so a worker's chunks of one tile are consecutive (the tile stays in its cache) and a
+    /// prefill's rows spread evenly over the workers even when a matrix has few tiles (C = 576: 9).
+    /// Which worker computes a unit never changes its bits.
+    @inline(__always) private func forEachUnit(_ t: Int, tiles: Int, rows m: Int, _ body: (Int, Range<Int>) -> Void) {
+        let chunks = max(1, (m + unitRows - 1) / unitRows), units = tiles * chunks, tasks = jobTasks
+        for u in (units * t / tasks)..<(units * (t + 1) / tasks) {
+            let tile = u / chunks, c = u % chunks
+            body(tile, (c * unitRows)..<min(m, (c + 1) * unitRows))
         }
     }
 
-    /// y[i, 0..<width] (row stride ldy) = x[i, K] · tile for rows 0..<mp, one [R, width, K] call per
-    /// group of R rows. The first call streams the tile from memory, the others read it from cache.
-    @inline(__always) private func productTile(y: FloatPtr, ldy: Int, x: FloatPtr, w: TiledMatrix, tile: Int,
-                                               rows mp: Int) {
-        let R = decodeTileRows, k = w.cols, (b, width) = w.tile(tile)
-        var r = 0
-        while r < mp {
-            sgemm(.none, .none, m: R, n: width, k: k, a: x + r * k, lda: k, b: b, ldb: width, c: y + r * ldy, ldc: ldy)
-            r += R
-        }
+    /// y[i, 0..<width] (row stride ldy; with `accumulate`, +=) = x[i, K] · tile for i in `rows`.
+    @inline(__always) private func productTile(y: FloatPtr, ldy: Int, x: ConstFloatPtr, w: TiledMatrix, tile: Int,
+                                               rows: Range<Int>, accumulate: Bool = false) {
+        let k = w.cols, (b, width) = w.tile(tile)
+        kernel.tileProduct(rows: rows.count, k: k, width: width, x: x + rows.lowerBound * k, ldx: k, w: b, ldw: width,
+                           y: y + rows.lowerBound * ldy, ldy: ldy, accumulate: accumulate)
     }
 
     /// Runs `j` on every team member (the calling thread is member 0).
-    private func parallel(_ j: Job) {
+    private func parallel(_ j: DecodeJob) {
         let size = max(1, min(Threads.count, scoreTasks))
         if team?.size != size {
             team = nil
@@ -504,8 +415,8 @@ public final class LlamaDecoder: @unchecked Sendable {
     private func perform(_ t: Int) {
         switch job {
         case .none: break
-        case let .linear(y, x, w, rows, then):
-            linearTask(t, y: y, x: x, w: w, rows: rows, then: then)
+        case let .linear(y, x, w, rows, accumulate):
+            linearTask(t, y: y, x: x, w: w, rows: rows, accumulate: accumulate)
         case let .gateUp(layer, rows):
             gateUpTask(t, layer: layer, rows: rows)
         case let .attend(layer, rows):
@@ -518,126 +429,3 @@ public final class LlamaDecoder: @unchecked Sendable {
         }
     }
 }
-
-/// A parallel region of the decoder: plain values, so workers read it without reference counting.
-private enum Job {
-    case none
-    case linear(y: FloatPtr, x: FloatPtr, w: TiledMatrix, rows: Int, then: Epilogue)
-    case gateUp(layer: Int, rows: Int)
-    case attend(layer: Int, rows: Int)
-    case ropeStore(layer: Int, rows: Int)
-    /// y = RMSNorm(x) · w for rows 0..<rows.
-    case norm(y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows: Int)
-}
-
-/// Work a worker does on a column tile of a product right after computing it (rows 0..<rows).
-private enum Epilogue {
-    case none
-    /// res[i, tile] += y[i, tile] (the residual connection).
-    case addTo(FloatPtr, rows: Int)
-}
-
-// MARK: - Worker team
-
-#if canImport(Synchronization) && os(Linux)
-import Foundation
-import Synchronization
-
-/// Persistent workers for the decoder's parallel regions. A decode step runs about five regions
-/// per layer of a few tens of microseconds each. Dispatch's `concurrentPerform` wakes a worker for
-/// every region (~35–40 µs measured here) and runs task i on whichever thread comes first, so a
-/// core does not keep the same weight tiles in cache from step to step. Team workers spin between
-/// regions (yielding the CPU; they park after 1 ms without work) and member t always runs task t.
-/// How the work is split never changes a row's bits (see the file header).
-final class DecodeTeam: @unchecked Sendable {
-    /// Members, the calling thread included.
-    let size: Int
-    private let core: TeamCore
-
-    /// Starts `size − 1` workers; `perform(t)` is member t's part of the current region.
-    init(size: Int, perform: @escaping (Int) -> Void) {
-        self.size = max(1, size)
-        core = TeamCore(perform: perform)
-        for t in 1..<self.size {
-            let core = core
-            let thread = Thread { core.work(t) }
-            thread.name = "rondo-decode-\(t)"
-            thread.start()
-        }
-    }
-
-    deinit { core.stop(workers: size - 1) }
-
-    /// Runs perform(t) for every member t (0 on the caller); returns when all are done.
-    func run() {
-        guard size > 1 else { return core.perform(0) }
-        core.run(workers: size - 1)
-    }
-}
-
-/// What the workers share with the caller (apart from the team, so workers do not retain it).
-private final class TeamCore: @unchecked Sendable {
-    let perform: (Int) -> Void
-    private let epoch = Atomic<Int>(0)     // bumped once per region, and on stop
-    private let finished = Atomic<Int>(0)  // workers done with the current region
-    private let parked = Atomic<Int>(0)    // workers blocked on `wake`
-    private let stopping = Atomic<Bool>(false)
-    private let wake = DispatchSemaphore(value: 0)
-
-    init(perform: @escaping (Int) -> Void) { self.perform = perform }
-
-    func run(workers: Int) {
-        finished.store(0, ordering: .relaxed)
-        epoch.wrappingAdd(1, ordering: .sequentiallyConsistent)  // publishes the caller's job
-        let sleeping = parked.load(ordering: .sequentiallyConsistent)
-        for _ in 0..<sleeping { wake.signal() }
-        perform(0)
-        var spins = 0
-        while finished.load(ordering: .acquiring) < workers {
-            spins += 1
-            if spins > 64 { sched_yield() }
-        }
-    }
-
-    func stop(workers: Int) {
-        stopping.store(true, ordering: .sequentiallyConsistent)
-        epoch.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        for _ in 0..<workers { wake.signal() }
-    }
-
-    /// Member t's loop. It starts from epoch 0, the value before any region: a worker that starts
-    /// late must still take part in the regions already published.
-    func work(_ t: Int) {
-        var seen = 0
-        while true {
-            var spins = 0
-            var idleSince = DispatchTime.now().uptimeNanoseconds
-            while epoch.load(ordering: .acquiring) == seen {
-                spins += 1
-                if spins < 256 { continue }
-                sched_yield()
-                if spins & 255 == 0, DispatchTime.now().uptimeNanoseconds - idleSince > 1_000_000 {
-                    // Park until the next region; the caller signals once per parked worker (a stale
-                    // signal only makes a later wait return early, and the loop re-checks).
-                    parked.wrappingAdd(1, ordering: .sequentiallyConsistent)
-                    if epoch.load(ordering: .sequentiallyConsistent) == seen { wake.wait() }
-                    parked.wrappingSubtract(1, ordering: .sequentiallyConsistent)
-                    idleSince = DispatchTime.now().uptimeNanoseconds
-                }
-            }
-            seen += 1  // regions run one at a time: the caller waits for every worker before the next
-            if stopping.load(ordering: .acquiring) { return }
-            perform(t)
-            finished.wrappingAdd(1, ordering: .releasing)
-        }
-    }
-}
-#else
-/// Where the Synchronization module is unavailable: one Dispatch region per call.
-final class DecodeTeam: @unchecked Sendable {
-    let size: Int
-    private let perform: (Int) -> Void
-    init(size: Int, perform: @escaping (Int) -> Void) { self.size = max(1, size); self.perform = perform }
-    func run() { parallelFor(size, perform) }
-}
-#endif

@@ -55,8 +55,8 @@ struct BenchTrain: ParsableCommand {
         abstract: "SFT forward + backward on random tokens (medians after warm-up).",
         discussion: """
             Keys as ../shared/bench/peers/train_step.py names them: tokens_per_s, ms_per_step (medians),
-            peak_rss_mib; plus phase times, FLOPs (TRL's 6N + 12·L·T·d formula) and MFU against the
-            machine's 191.7 GFLOP/s sgemm ceiling.
+            peak_rss_mib; plus phase times, FLOPs (TRL's 6N + 12·L·T·d formula) and MFU against the \
+            sgemm rate measured at start-up (sgemm_gflop_per_s: OpenBLAS at one layer's shapes).
             """)
 
     @OptionGroup var source: BenchModelSource

@@ -12,7 +12,8 @@ struct BenchDPO: ParsableCommand {
             As ../shared/bench/peers/dpo_step.py: rows [chosen_0..P−1, rejected_0..P−1], pair i shares its \
             prompt; reference forward, policy forward + backward, sigmoid loss β = 0.1 on summed response \
             log-probs, clip 1.0, AdamW lr 1e-6 betas (0.9, 0.999) weight decay 0. Keys: pairs_per_s, \
-            ms_per_step (medians), peak_rss_mib, phase times, FLOPs and MFU.
+            ms_per_step (medians), peak_rss_mib, phase times, FLOPs and MFU against the sgemm rate \
+            measured at start-up (sgemm_gflop_per_s).
             """)
 
     @OptionGroup var source: BenchModelSource

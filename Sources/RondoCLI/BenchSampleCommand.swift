@@ -11,7 +11,10 @@ struct BenchSample: ParsableCommand {
         discussion: """
             As ../shared/bench/peers/generate.py measures HF generate: random prompt tokens, temperature 1, \
             no top-k/top-p, EOS ignored so every row generates all tokens. Keys: new_tokens_per_s \
-            (batch · new tokens / whole call), prefill_ms, decode_ms_per_token_step (medians), peak_rss_mib.
+            (batch · new tokens / whole call), prefill_ms, decode_ms_per_token_step (medians), peak_rss_mib; \
+            then the machine's limits measured in the same run: stream_gb_per_s (a read of the decoder's \
+            weights), sgemm_gflop_per_s (OpenBLAS at one layer's shapes), bound_ms_per_step, \
+            fraction_of_bound, prefill_gflop_per_s and prefill_fraction_of_sgemm.
             """)
 
     @OptionGroup var source: BenchModelSource

@@ -6,6 +6,14 @@
 //   prefill_ms = call start → first logits;  decode_ms_per_token_step = (last − first logits) / (new − 1)
 //   sampler_setup_ms = making the sampler, i.e. the decoder's copy of the weights (once per model,
 //   outside the timed calls, like the peer's model load)
+// The machine's limits, measured in the same run after the timed calls (`MachineRates`):
+//   stream_gb_per_s = a read of the decoder's weight matrices on `threads` threads (best of 5)
+//   sgemm_gflop_per_s = OpenBLAS on `threads` threads at one layer's product shapes with
+//     min(batch · prompt_len, 512) rows (sgemm_rows), with the kernel set OpenBLAS picked (sgemm_core)
+//   bound_ms_per_step = max(weight bytes / stream rate, step FLOPs / sgemm rate), the step's FLOPs
+//     counted at the mean context (prompt_len + new_tokens / 2);  fraction_of_bound = bound / decode
+//   prefill_gflop_per_s = the prefill's FLOPs (LM head for the last prompt rows only) / prefill_ms;
+//     prefill_fraction_of_sgemm = that over sgemm_gflop_per_s
 
 import Foundation
 import Kernels
@@ -106,7 +114,33 @@ public enum SampleBench {
             ("n_params", "\(params.count)"), ("sampler_setup_ms", formatFixed(setupMs, 1)),
             ("decoder_mib", formatFixed(Double(sampler.decoderBytes) / 1_048_576)),
             ("peak_rss_mib", formatFixed(peakRSSMiB())),
-        ]
+        ] + limits(o, config: config, sampler: sampler, decodeMs: dec, prefillMs: median(prefill))
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+    }
+
+    /// The measured limits and the run's fractions of them (see the file header), as JSON fields.
+    private static func limits(_ o: SampleBenchOptions, config: LlamaConfig, sampler: Sampler, decodeMs: Double,
+                               prefillMs: Double) -> [(String, String)] {
+        let weights = sampler.weightMatrices
+        let stream = MachineRates.streamGBps(weights, threads: o.threads)
+        let rows = o.batch * o.promptLen
+        let sgemm = measuredSgemmGFLOPS(config: config, rows: rows, threads: o.threads)
+        let stepFLOPs = Double(o.batch) * config.forwardFLOPsPerRow(context: o.promptLen + o.newTokens / 2)
+        let bytes = Double(weights.count * 4)
+        let boundMs = max(bytes / (stream * 1e9), stepFLOPs / (sgemm * 1e9)) * 1e3
+        let headFLOPs = 2 * Double(config.vocabSize * config.hiddenSize)
+        let promptFLOPs = (1...o.promptLen).reduce(0.0) { $0 + config.forwardFLOPsPerRow(context: $1) }
+            - Double(o.promptLen - 1) * headFLOPs
+        let prefillGFLOPS = Double(o.batch) * promptFLOPs / (prefillMs / 1e3) / 1e9
+        return [
+            ("decode_kernel", jsonString(DecodeKernel.selected.rawValue)),
+            ("weight_bytes", "\(weights.count * 4)"), ("stream_gb_per_s", formatFixed(stream)),
+            ("sgemm_rows", "\(min(rows, sgemmRateMaxRows))"), ("sgemm_gflop_per_s", formatFixed(sgemm)),
+            ("sgemm_core", jsonString(MachineRates.blasCoreName)),
+            ("decode_flop_per_step", formatFixed(stepFLOPs, 0)),
+            ("bound_ms_per_step", formatFixed(boundMs, 3)), ("fraction_of_bound", formatFixed(boundMs / decodeMs, 3)),
+            ("prefill_gflop_per_s", formatFixed(prefillGFLOPS)),
+            ("prefill_fraction_of_sgemm", formatFixed(prefillGFLOPS / sgemm, 3)),
+        ]
     }
 }

@@ -17,9 +17,12 @@
 // needs as the rollout policy's log-prob), computed by `logSoftmaxGatherForward`, the same kernel
 // as the training path. They differ from `LlamaModel.forward` on the same sequence only through
 // the logits' rounding (cache attention with per-row products here, blocked products there):
-// measured max|Δ|/max|logp| = 0 on the oracle policy (462 tokens: the same bits), 5.4e-7 on a
-// random one-layer S-width model (463 tokens) and 2.1e-7 on the bench's S model (2,048 tokens,
-// max |Δ| 2e-6); tested ≤ 1e-4 in SamplingTests/LogprobGapTests.
+// measured with the earlier sgemm-chain decoder max|Δ|/max|logp| = 0 on the oracle policy (462
+// tokens: the same bits), 5.4e-7 on a random one-layer S-width model (463 tokens) and 2.1e-7 on
+// the bench's S model (2,048 tokens, max |Δ| 2e-6); with the micro-kernel decoder 5.7e-7 (oracle
+// policy), 5.9e-7 (wide model) and 2.5e-7 on a random size-R model (SmolLM2-135M's shape, 768
+// tokens, max |Δ| 3e-6, `rondo generate` then `rondo logprobs`); tested ≤ 1e-4 in
+// SamplingTests/LogprobGapTests.
 
 import Foundation
 import Kernels
@@ -93,6 +96,9 @@ public final class Sampler {
 
     /// Bytes of the decoder's tiled weights, cache and scratch (the weights alone before a `generate` call).
     public var decoderBytes: Int { decoder?.byteCount ?? weights.byteCount }
+
+    /// The decoder's tiled weight matrices: the bytes a decode step streams from memory.
+    public var weightMatrices: UnsafeBufferPointer<Float> { weights.matrices }
 
     /// Generates `config.n` samples for every prompt; returns them ordered by (prompt, sample).
     public func generate(_ prompts: [[Int32]], observer: (SamplerEvent) -> Void = { _ in }) throws -> [Sample] {

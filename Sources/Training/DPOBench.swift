@@ -6,7 +6,8 @@
 // eps 1e-8 weight decay 0. Warm-up steps, then medians; one JSON line with the peer's key names.
 //
 // FLOPs per step (the peer's formula): 2·P·T · ((6 + 2)·N + (12 + 4)·L·T·A), i.e. policy forward
-// + backward plus the reference forward.
+// + backward plus the reference forward. MFU is over the sgemm rate measured at start-up, as in
+// TrainBench.swift.
 
 import Foundation
 import Kernels
@@ -28,6 +29,8 @@ public enum DPOBench {
             throw JobError("--pairs, --prompt-len and --response-len ≥ 1 are required")
         }
         let (config, params) = try o.run.start("bench dpo")
+        let sgemm = measuredSgemmGFLOPS(config: config, rows: 2 * o.pairs * (o.promptLen + o.responseLen),
+                                        threads: o.run.threads)
         let P = o.pairs, Tp = o.promptLen, Tr = o.responseLen, T = Tp + Tr
         let policy = LlamaModel(config: config, parameters: params)
         let reference = LlamaModel(config: config, parameters: params.clone())  // TRL: a frozen copy
@@ -91,7 +94,8 @@ public enum DPOBench {
             ("phase_ms_median", "{\(phaseJSON)}"),
             ("ms_per_step_min_max", "[\(formatFixed(total.min()!)), \(formatFixed(total.max()!))]"),
             ("flops_per_step", formatFixed(flops)), ("achieved_gflops_median", formatFixed(gflops)),
-            ("mfu", formatFixed(gflops / sgemmCeilingGFLOPS, 3)), ("n_params", "\(params.count)"),
+            ("mfu", formatFixed(gflops / sgemm, 3)),
+            ("sgemm_gflop_per_s", formatFixed(sgemm)), ("sgemm_core", jsonString(MachineRates.blasCoreName)), ("n_params", "\(params.count)"),
             ("loss_first_last", "[\(jsonNumber(losses.first!)), \(jsonNumber(losses.last!))]"),
             ("peak_rss_mib", formatFixed(peakRSSMiB())),
         ]

@@ -6,8 +6,9 @@
 //
 // FLOPs per token (TRL's `compute_flops_per_token`, PaLM convention): 6·N + 12·L·T·A, where N
 // counts every matmul weight including the LM head but not the input embedding.
-// MFU divides the achieved FLOP/s by the machine's measured sgemm ceiling (191.7 GFLOP/s,
-// ../shared/bench/RESULTS.md).
+// MFU divides the achieved FLOP/s by the sgemm rate measured at start-up on this machine
+// (`measuredSgemmGFLOPS`: OpenBLAS on the bench's threads at one layer's product shapes with
+// min(batch · seq, 512) rows), printed as sgemm_gflop_per_s.
 
 import Foundation
 import Kernels
@@ -21,14 +22,12 @@ public struct TrainBenchOptions: Sendable {
     public init(run: StepBenchRun) { self.run = run }
 }
 
-/// Measured ceiling used for MFU (best median torch.mm GFLOP/s on this machine kind).
-public let sgemmCeilingGFLOPS = 191.7
-
 public enum TrainBench {
     /// Runs the benchmark and returns the JSON line.
     public static func run(_ o: TrainBenchOptions, progress: (String) -> Void = { _ in }) throws -> String {
         guard o.batch >= 1, o.seqLen >= 2 else { throw JobError("--batch ≥ 1 and --seq ≥ 2 are required") }
         let (config, params) = try o.run.start("bench train")
+        let sgemm = measuredSgemmGFLOPS(config: config, rows: o.batch * o.seqLen, threads: o.run.threads)
         let model = LlamaModel(config: config, parameters: params)
         let ws = LlamaWorkspace(config: config, maxBatch: o.batch, maxSeqLen: o.seqLen)
         let optimizer = AdamW(layout: model.layout, config: AdamWConfig(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1),
@@ -77,7 +76,8 @@ public enum TrainBench {
             ("phase_ms_median", "{\"forward\": \(formatFixed(median(fwd))), \"backward\": \(formatFixed(median(bwd))), \"opt\": \(formatFixed(median(opt)))}"),
             ("ms_per_step_min_max", "[\(formatFixed(total.min()!)), \(formatFixed(total.max()!))]"),
             ("flops_per_step", formatFixed(flops)), ("achieved_gflops_median", formatFixed(gflops)),
-            ("mfu", formatFixed(gflops / sgemmCeilingGFLOPS, 3)), ("n_params", "\(params.count)"),
+            ("mfu", formatFixed(gflops / sgemm, 3)),
+            ("sgemm_gflop_per_s", formatFixed(sgemm)), ("sgemm_core", jsonString(MachineRates.blasCoreName)), ("n_params", "\(params.count)"),
             ("loss_first_last", "[\(jsonNumber(losses.first!)), \(jsonNumber(losses.last!))]"),
             ("peak_rss_mib", formatFixed(peakRSSMiB())),
         ]

@@ -94,8 +94,13 @@ import TestSupport
                                   "--steps", "2", "--warmup", "1"])
             #expect(b.status == 0, "stderr: \(b.stderr)")
             let o = try JSONDecoder().decode(JSONValue.self, from: Data(b.stdout.utf8))
-            for key in ["tokens_per_s", "ms_per_step", "peak_rss_mib", "mfu"] {
+            for key in ["tokens_per_s", "ms_per_step", "peak_rss_mib", "mfu", "sgemm_gflop_per_s"] {
                 #expect((o[key]?.double ?? 0) > 0, "\(key) in \(b.stdout)")
+            }
+            // MFU is over the sgemm rate measured in this run, not a constant.
+            if let mfu = o["mfu"]?.double, let achieved = o["achieved_gflops_median"]?.double,
+               let sgemm = o["sgemm_gflop_per_s"]?.double {
+                #expect(abs(mfu - achieved / sgemm) <= 0.0006 + 0.01 * mfu, "mfu vs achieved / sgemm in \(b.stdout)")
             }
         }
     }
@@ -110,6 +115,20 @@ import TestSupport
             #expect((o[key]?.double ?? 0) > 0, "\(key) in \(r.stdout)")
         }
         #expect((o["sampler_setup_ms"]?.double ?? -1) >= 0, "sampler_setup_ms in \(r.stdout)")
+        // The machine's limits, measured in the same run, and the run's fractions of them.
+        for key in ["stream_gb_per_s", "sgemm_gflop_per_s", "bound_ms_per_step", "fraction_of_bound",
+                    "prefill_gflop_per_s", "prefill_fraction_of_sgemm", "weight_bytes", "decode_flop_per_step"] {
+            #expect((o[key]?.double ?? 0) > 0, "\(key) in \(r.stdout)")
+        }
+        if let stream = o["stream_gb_per_s"]?.double, let sgemm = o["sgemm_gflop_per_s"]?.double,
+           let bytes = o["weight_bytes"]?.double, let flop = o["decode_flop_per_step"]?.double,
+           let bound = o["bound_ms_per_step"]?.double, let fraction = o["fraction_of_bound"]?.double,
+           let decode = o["decode_ms_per_token_step"]?.double {
+            let expected = max(bytes / (stream * 1e9), flop / (sgemm * 1e9)) * 1e3
+            #expect(abs(bound - expected) <= 0.02 * expected + 0.002, "bound_ms_per_step vs its formula in \(r.stdout)")
+            #expect(abs(fraction - bound / decode) <= 0.02 * fraction + 0.002, "fraction_of_bound in \(r.stdout)")
+        }
+        #expect(o["sgemm_rows"]?.double == 12, "sgemm at batch · prompt_len rows")
         #expect(o["batch"]?.double == 3 && o["new_tokens"]?.double == 5)
         let bad = try runRondo(["bench", "sample", "--config", config.path, "--new-tokens", "1"])
         #expect(bad.status != 0 && bad.stderr.contains("--new-tokens"), "stderr: \(bad.stderr)")

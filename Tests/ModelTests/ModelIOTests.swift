@@ -573,4 +573,14 @@ private func std(_ v: some Collection<Float>) -> Double {
         #expect(r.view("score.weight")!.allSatisfy { $0 != 0 && abs($0) < 1.5 })
         #expect(bitsEqual(r.view("model.embed_tokens.weight")!, embed))
     }
+
+    /// The benches' FLOP count of one decoded row: every weight product, attention and the LM head.
+    @Test func forwardFLOPsCountEveryProduct() throws {
+        let c = try ModelDirectory.load(Fixtures.policy).config
+        let C = c.hiddenSize, A = c.numHeads * c.headDim, KV = c.numKVHeads * c.headDim, F = c.intermediateSize
+        let perLayer = C * (A + 2 * KV) + A * C + 2 * C * F + F * C
+        let expected = 2.0 * Double(c.numLayers * perLayer + c.vocabSize * C) + 4.0 * Double(c.numLayers * A * 10)
+        #expect(c.forwardFLOPsPerRow(context: 10) == expected)
+        #expect(c.layerProductShapes.map(\.n) == [A + 2 * KV, C, 2 * F, C])
+    }
 }

@@ -119,6 +119,26 @@ extension SamplingTests {
             expectBitIdentical(stepped, wholeLogits, "token-by-token steps vs one prefill")
         }
 
+        /// The decoder's products give the same bits with every micro-kernel variant this CPU runs
+        /// (AVX-512, AVX2+FMA, portable fmaf): a sample does not depend on the machine's vector width.
+        @Test func decoderLogitsAreTheSameWithEveryKernelVariant() throws {
+            let model = Models.wide, V = model.config.vocabSize
+            let prompts = randomPrompts(5, lengths: 2...25, vocab: V, stream: 11)
+            func run(_ kernel: DecodeKernel) throws -> [Float] {
+                let dec = try LlamaDecoder(model: model, slots: 5, maxLen: 40, kernel: kernel)
+                var out = try withThreads(2) { Array(try dec.prefill(TokenBatch(rows: prompts, pad: 0), slots: [0, 1, 2, 3, 4])) }
+                for t in 0..<4 {
+                    let tokens = (0..<5).map { Int32((13 * t + 5 * $0) % V) }
+                    out += try withThreads(2) { Array(try dec.step(slots: [4, 0, 3, 1, 2], tokens: tokens)) }
+                }
+                return out
+            }
+            let portable = try run(.portable)
+            for kernel in DecodeKernel.allCases where kernel.isAvailable && kernel != .portable {
+                expectBitIdentical(try run(kernel), portable, "\(kernel) vs portable decoder logits")
+            }
+        }
+
         @Test func logitsAgreeWithTheTrainingForward() throws {
             // The decoder's logits against LlamaModel.forward + headLogits on the same sequences.
             for model in [Models.policy, Models.wide] {

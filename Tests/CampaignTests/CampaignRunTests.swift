@@ -57,20 +57,26 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
     #expect(try runRondo(["start", config.path, "--dir", clean.path]).status == 0)
     let perRound = Date().timeIntervalSince(began) / Double(rounds + 1)
     let reference = try snapshot(clean)
-    // Kill delays scale with this machine's speed (a loaded machine starts the daemon and runs a
-    // round more slowly): from 20 ms up to `upper`, at first a process start plus 1.5 rounds, so
-    // kills land in every phase and about one attempt in three commits a round. The machine's
-    // load changes while the test runs, so `upper` follows it: longer after a kill during
-    // start-up, shorter after an attempt that committed more than one round.
     let launched = Date()
     _ = try runRondo(["status", clean.path])
-    var upper = max(0.25, Date().timeIntervalSince(launched) + 1.5 * perRound)
-
+    let startup = Date().timeIntervalSince(launched)
+    // Each attempt aims at one phase, in turn: it watches the new daemon's status.json and kills it a
+    // few milliseconds after that phase begins (or a start-up plus a round's time after launch if the phase never comes:
+    // `values` in a DPO campaign, or a phase too short to see). Aiming at phases rather than at
+    // times keeps the kills spread over every phase however loaded the machine is and however long
+    // each phase takes. Every fourth attempt first lets a round commit, so the campaign advances.
+    let aims = ["sample", "label", "reference", "values", "update", "eval", "buffer", "commit"]
     let run = dir.appendingPathComponent("crashy")
     var g = SystemRandomNumberGenerator()
     var kills = 0, attempts = 0
     var seen: [String: String] = [:]
     var phases: [String: Int] = [:]
+    /// The phase the daemon `pid` last wrote to status.json (nil before it wrote one).
+    func phase(of pid: Int32) -> String? {
+        guard let s = try? JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: run.appendingPathComponent("status.json"))),
+              s["pid"]?.int == Int(pid) else { return nil }
+        return s["phase"]?.string
+    }
     while kills < target && attempts < 80 {
         attempts += 1
         let before = try committed(run).count
@@ -82,16 +88,25 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
-        usleep(UInt32(1e6 * Double.random(in: 0.02...upper, using: &g)))
+        let aim = aims[attempts % aims.count], advance = attempts % 4 == 0
+        let deadline = Date().addingTimeInterval(2 * startup + perRound)
+        var waitingForCommit = advance
+        while p.isRunning && Date() < deadline {
+            if waitingForCommit {
+                if try committed(run).count > before { waitingForCommit = false }
+            } else if phase(of: p.processIdentifier) == aim {
+                break
+            }
+            usleep(2_000)
+        }
+        usleep(UInt32.random(in: 0...20_000, using: &g))
         if p.isRunning {
-            let phase = (try? JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: run.appendingPathComponent("status.json"))))?["phase"]?.string
+            let at = phase(of: p.processIdentifier)
             kill(p.processIdentifier, SIGKILL)
             kills += 1
-            phases[phase ?? "startup", default: 0] += 1
-            if phase == nil || phase == "startup" { upper *= 1.5 }
+            phases[at ?? "startup", default: 0] += 1
         }
         p.waitUntilExit()
-        if try committed(run).count > before + 1 { upper = max(0.25, upper * 0.6) }
         // Every committed round is intact and unchanged; nothing partial is visible.
         let now = try snapshot(run)
         for (path, sha) in seen { #expect(now[path] == sha, "after kill \(kills): \(path) changed or vanished") }

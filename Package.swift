@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // Rondo: online DPO and iterative RLHF campaigns on a CPU.
 // Targets point one way: rondo (CLI) → Campaign → (Labeling, Rollouts, Training, Sampling) → (Model,
 // Tokenizers, Templates); Model → Kernels → (CKernels, system libraries OpenBLAS, libzstd). RondoSupport
@@ -27,6 +27,9 @@ let package = Package(
         .library(name: "Templates", targets: ["Templates"]),
         .library(name: "RondoSupport", targets: ["RondoSupport"]),
     ],
+    // `swift build --traits MPI` adds data-parallel campaigns over Open MPI (Debian's openmpi-bin and
+    // libopenmpi-dev, pkg-config `ompi`); the default build needs no MPI.
+    traits: [.trait(name: "MPI", description: "Data-parallel campaigns over Open MPI (mpirun -np N rondo start …)")],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // SHA-256 of rollout buffers and checkpoints (manifest integrity).
@@ -45,6 +48,15 @@ let package = Package(
         // by unoptimised intrinsics; no fast-math (each output is one fixed FMA chain).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Kernels", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimize),
+        .systemLibrary(
+            name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev"])]),
+        // C calls into MPI (its handles are macros Swift cannot import); compiled only with the MPI trait's headers.
+        .target(name: "CMPIShim", dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"]))]),
+        // Ranks and their collectives: gradient sums in an order Rondo defines, reproducible in one process.
+        .target(
+            name: "Collective",
+            dependencies: ["Kernels", "RondoSupport", .target(name: "CMPIShim", condition: .when(traits: ["MPI"]))],
+            swiftSettings: optimize),
         // What every layer shares and nothing numeric: JSON values, crash-safe files, SHA-256, bench measurements.
         .target(
             name: "RondoSupport", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
@@ -70,10 +82,11 @@ let package = Package(
         .executableTarget(
             name: "RondoCLI",
             dependencies: [
-                "Campaign", "Training", "Sampling", "Rollouts", "Tokenizers", "Templates", "Model",
+                "Campaign", "Training", "Sampling", "Rollouts", "Tokenizers", "Templates", "Model", "Collective",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "TestSupport", dependencies: ["Model"], path: "Tests/TestSupport"),
+        .testTarget(name: "CollectiveTests", dependencies: ["Collective", "RondoCLI", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Training", "TestSupport"]),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates"]),

@@ -12,6 +12,9 @@ public func sha256(of url: URL) throws -> String {
 /// The SHA-256 of a text's UTF-8 bytes, lowercase hex.
 public func sha256(_ text: String) -> String { hex(SHA256.hash(data: Data(text.utf8))) }
 
+/// The SHA-256 of raw bytes, lowercase hex.
+public func sha256(bytes: UnsafeRawBufferPointer) -> String { hex(SHA256.hash(data: bytes)) }
+
 /// A digest as lowercase hex.
 public func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
     digest.map { String(format: "%02x", $0) }.joined()

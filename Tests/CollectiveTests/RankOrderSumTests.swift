@@ -40,12 +40,12 @@ import Testing
         #expect(line == CollectiveCheck.emulate(ranks: 1, elements: 1000, seed: 3))
     }
 
-    /// A build without MPI refuses a job that mpirun launched on several ranks, and says how to build one.
-    @Test func launchedOnSeveralRanksWithoutMPIIsRefused() throws {
-        #if !MPI
+    #if !MPI
+    /// A build without the trait refuses a job that mpirun launched on several ranks, and says how to build one.
+    @Test func severalRanksNeedTheTrait() throws {
         let r = try runRondo(["collective-check", "--elements", "10"], environment: ["OMPI_COMM_WORLD_SIZE": "2"])
         #expect(r.status != 0)
         #expect(r.stderr.contains("--traits MPI"))
-        #endif
     }
+    #endif
 }

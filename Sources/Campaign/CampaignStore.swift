@@ -133,9 +133,12 @@ public struct CampaignStore: Sendable {
     }
 
     /// Records what the daemon is doing (best effort; readers tolerate a stale file).
-    public func writeStatus(round: Int, phase: String) {
-        let s: [String: JSONValue] = ["round": .number(Double(round)), "phase": .string(phase),
+    public func writeStatus(round: Int, phase: String) { writeStatus(round: round, phase: phase, extra: [:]) }
+
+    func writeStatus(round: Int, phase: String, extra: [String: JSONValue]) {
+        var s: [String: JSONValue] = ["round": .number(Double(round)), "phase": .string(phase),
                                       "pid": .number(Double(getpid())), "time": .string(ISO8601DateFormatter().string(from: Date()))]
+        s.merge(extra) { _, new in new }
         try? AtomicFile.write(try encodeJSON(s), to: statusURL)
     }
 }

@@ -37,6 +37,7 @@ extension CampaignCommands {
                 "last_round": committed.last.map { .number(Double($0)) } ?? .null,
                 "running": .bool(holder != nil), "pid": holder.map { .number(Double($0)) } ?? .null,
                 "round": phase["round"] ?? .null, "phase": phase["phase"] ?? .null,
+                "progress": holder != nil ? phase["progress"] ?? .null : .null,
                 "rounds_target": target.map { .number(Double($0)) } ?? .null,
                 "rounds": .array(rows.map { .object($0) }), "retention": .array(disk.map { .object($0) }),
                 "disk_bytes": .number(Double(total)),
@@ -51,6 +52,7 @@ extension CampaignCommands {
         let ph = phase["phase"]?.string ?? "–", rd = phase["round"]?.int.map(String.init) ?? "–"
         if let holder {
             out += "running   round \(rd), phase \(ph) (pid \(holder >= 0 ? String(holder) : "?"))\n"
+            if let p = ProgressSnapshot(phase["progress"]) { out += "progress  \(p.line)\n" }
         } else {
             out += "stopped   (last phase: \(ph) of round \(rd))\n"
         }

@@ -380,6 +380,7 @@ public final class Campaign {
             inputChanges = []
         }
         try store.rebuildIndex()
+        writeReport()
     }
 
     /// Applies `retention` to the committed rounds.

@@ -9,7 +9,11 @@ import Foundation
 public struct ReportSeries: Sendable {
     public var key: String
     public var label: String
-    public init(_ key: String, _ label: String) { self.key = key; self.label = label }
+    /// The algorithm that records the key (nil: every algorithm); its absence is not noted otherwise.
+    public var algorithm: AlgorithmKind?
+    public init(_ key: String, _ label: String, only algorithm: AlgorithmKind? = nil) {
+        self.key = key; self.label = label; self.algorithm = algorithm
+    }
 }
 
 /// A line chart of per-round metrics.
@@ -28,10 +32,10 @@ public struct ReportChart: Sendable {
                         includeZero: true),
             ReportChart(title: proxy ? "Reward (proxy: the reward model)" : "Reward (\(labeller ?? "labeller"))", series: [
                 ReportSeries("eval/reward_mean", "eval reward, greedy"), ReportSeries("rollout/score_mean", "rollout mean score"),
-                ReportSeries("objective/rlhf_reward", "PPO score − KL penalty"),
+                ReportSeries("objective/rlhf_reward", "PPO score − KL penalty", only: .ppo),
             ]),
             ReportChart(title: "KL to the reference (nats per response)", series: [
-                ReportSeries("eval/kl_to_reference", "eval KL"), ReportSeries("objective/kl", "PPO rollout KL"),
+                ReportSeries("eval/kl_to_reference", "eval KL"), ReportSeries("objective/kl", "PPO rollout KL", only: .ppo),
             ], includeZero: true),
             ReportChart(title: "Mean response length (tokens)", series: [
                 ReportSeries("eval/length_mean", "eval, greedy"), ReportSeries("rollout/length_mean", "rollouts"),
@@ -40,11 +44,11 @@ public struct ReportChart: Sendable {
                 ReportSeries("eval/distinct_2", "eval, greedy"), ReportSeries("rollout/distinct_2", "rollouts"),
             ], includeZero: true),
             ReportChart(title: "Loss", series: [
-                ReportSeries("loss", "loss"), ReportSeries("nll_loss", "NLL term (RPO)"),
-                ReportSeries("loss/policy_avg", "PPO policy loss"), ReportSeries("loss/value_avg", "PPO value loss"),
+                ReportSeries("loss", "loss"), ReportSeries("nll_loss", "NLL term (RPO)", only: .dpo),
+                ReportSeries("loss/policy_avg", "PPO policy loss", only: .ppo), ReportSeries("loss/value_avg", "PPO value loss", only: .ppo),
             ]),
             ReportChart(title: "Training examples per round", series: [
-                ReportSeries("train/pairs", "DPO pairs"), ReportSeries("train/samples", "PPO samples"),
+                ReportSeries("train/pairs", "DPO pairs", only: .dpo), ReportSeries("train/samples", "PPO samples", only: .ppo),
             ], includeZero: true),
         ]
     }
@@ -90,8 +94,11 @@ public struct ReportChart: Sendable {
             }
         }
         out += svg + "</svg><div class=\"legend\">" + legend.joined() + "</div>"
-        let missing = series.filter { s in !shown.contains { $0.key == s.key } }.map(\.key)
-        if !missing.isEmpty && shown.count < series.count {
+        // Keys of an algorithm none of the runs uses are expected to be absent.
+        let algorithms = Set(runs.compactMap(\.algorithm))
+        let missing = series.filter { s in !shown.contains { $0.key == s.key } && s.algorithm.map { algorithms.contains($0.rawValue) } ?? true }
+            .map(\.key)
+        if !missing.isEmpty {
             out += "<p class=\"note\">Not recorded by these runs: \(escapeHTML(missing.joined(separator: ", "))).</p>"
         }
         return out + "</section>"

@@ -107,15 +107,15 @@ enum ReportHTML {
         h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:24px 0 8px;border-bottom:1px solid #ddd}h3{font-size:14px;margin:4px 0}
         .meta,.note{color:#555;font-size:13px}.note{font-style:italic}
         table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
-        td.num{text-align:right;font-variant-numeric:tabular-nums}
+        td.num{text-align:right;font-variant-numeric:tabular-nums}td small{white-space:nowrap}
         .swatch{display:inline-block;width:10px;height:10px;margin-right:5px;border-radius:2px}
         .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:12px}
         .chart{border:1px solid #e4e4e4;border-radius:4px;padding:6px 8px;break-inside:avoid}
-        .chart svg{width:100%;height:auto;display:block}
+        .chart>svg{width:100%;height:auto;display:block}
         .grid{stroke:#eee}.axis{stroke:#888}.tick{font-size:10px;fill:#555}.label{font-size:11px;fill:#333}
         .series{fill:none;stroke-width:2;stroke-linejoin:round}
         .alarm line{stroke-width:1.2;stroke-dasharray:3 3;opacity:.7}
-        .legend{font-size:12px;display:flex;flex-wrap:wrap;gap:4px 14px}.key svg{vertical-align:middle;margin-right:4px}
+        .legend{font-size:12px;display:flex;flex-wrap:wrap;gap:4px 14px}.key{white-space:nowrap}.key svg{vertical-align:middle;margin-right:4px}
         .samples{display:grid;grid-template-columns:1fr 1fr;gap:12px}
         table.samples pre{margin:0;white-space:pre-wrap;word-break:break-word;max-width:300px}
         pre.config{background:#f7f7f7;border:1px solid #e4e4e4;padding:8px;white-space:pre-wrap;font-size:12px}

@@ -103,6 +103,9 @@ func expectPoints(_ actual: [(Double, Double)], _ expected: [(Double, Double)], 
         // A chart none of whose keys any run has is a note, not an empty plot.
         let kl = charts.first { $0.title.hasPrefix("KL") }!.html([dpo, ppo])
         #expect(kl.contains("Not drawn: no round records eval/kl_to_reference") && !kl.contains("<svg"))
+        // One DPO run: PPO's keys are not "missing"; a DPO key it lacks is named.
+        let loss = charts.first { $0.title == "Loss" }!.html([dpo])
+        #expect(loss.contains("Not recorded by these runs: nll_loss.") && !loss.contains("loss/policy_avg"))
         // Round 0 only (no loss yet): the loss chart is skipped with a note, the page still renders.
         let zero = reportRun("zero", [["eval/accuracy": 0.245]])
         let page = ReportHTML.page([zero], samples: [nil], options: ReportOptions())

@@ -40,10 +40,12 @@ EOF
 fi
 
 fail=0
+i=0
 for page in "${pages[@]}"; do
+    i=$((i + 1))
     [ -s "$page" ] || { echo "check-report: $page is missing or empty" >&2; fail=1; continue; }
     url="file://$(realpath "$page")"
-    name=$(basename "$page" .html)
+    name="$i-$(basename "$page" .html)"
     if grep -Eq '<script|(src|href)="(https?:)?//' "$page"; then
         echo "check-report: $page has a script or loads something from the network" >&2; fail=1
     fi

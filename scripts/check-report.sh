@@ -42,22 +42,22 @@ fi
 fail=0
 i=0
 for page in "${pages[@]}"; do
-    i=$((i + 1))
+    i=$((i + 1)) bad=0
     [ -s "$page" ] || { echo "check-report: $page is missing or empty" >&2; fail=1; continue; }
     url="file://$(realpath "$page")"
     name="$i-$(basename "$page" .html)"
     if grep -Eq '<script|(src|href)="(https?:)?//' "$page"; then
-        echo "check-report: $page has a script or loads something from the network" >&2; fail=1
+        echo "check-report: $page has a script or loads something from the network" >&2; bad=1
     fi
     flags=(--headless --no-sandbox --disable-gpu --hide-scrollbars --enable-logging=stderr --v=0)
     timeout 120 "$CHROMIUM" "${flags[@]}" --dump-dom "$url" >"$WORK/$name.dom" 2>"$WORK/$name.err" || true
     if grep -q 'CONSOLE' "$WORK/$name.err"; then
-        echo "check-report: $page: console messages:" >&2; grep 'CONSOLE' "$WORK/$name.err" >&2; fail=1
+        echo "check-report: $page: console messages:" >&2; grep 'CONSOLE' "$WORK/$name.err" >&2; bad=1
     fi
     charts=$(grep -o '<svg viewBox' "$WORK/$name.dom" | wc -l)
     series=$(grep -o 'class="series"' "$WORK/$name.dom" | wc -l)
     if [ "$charts" -lt 4 ] || [ "$series" -lt 4 ] || ! grep -q '<h2>Per round</h2>' "$WORK/$name.dom"; then
-        echo "check-report: $page: the rendered DOM has $charts charts and $series curves (expected ≥ 4 of each)" >&2; fail=1
+        echo "check-report: $page: the rendered DOM has $charts charts and $series curves (expected ≥ 4 of each)" >&2; bad=1
     fi
     timeout 120 "$CHROMIUM" "${flags[@]}" --window-size=1100,2400 --screenshot="$WORK/$name.png" "$url" \
         >/dev/null 2>>"$WORK/$name.err" || true
@@ -100,7 +100,8 @@ share = inked / (h * w / 4)
 print(f"{sys.argv[1]}: {w}x{h}, {len(colours)} colours, {share:.1%} of pixels not white")
 sys.exit(0 if len(colours) >= 8 and share > 0.02 else 1)
 EOF
-    then echo "check-report: $page: the screenshot is blank" >&2; fail=1; fi
-    [ $fail = 0 ] && echo "check-report: $page renders in Chromium without console messages ($charts charts, $series curves)"
+    then echo "check-report: $page: the screenshot is blank" >&2; bad=1; fi
+    if [ $bad = 0 ]; then echo "check-report: $page renders in Chromium without console messages ($charts charts, $series curves)"
+    else fail=1; fi
 done
 exit $fail

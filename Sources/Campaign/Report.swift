@@ -59,9 +59,26 @@ public enum CampaignReport {
     }
 }
 
+extension CampaignReport {
+    /// Removes the temporary files of report writes whose process is gone (a kill -9 mid-write leaves
+    /// AtomicFile's `.report.html.tmp-PID-…`); returns their names.
+    @discardableResult
+    public static func removeStaleTemporaries(in dir: URL) -> [String] {
+        let fm = FileManager.default
+        let prefix = "." + defaultURL(dir).lastPathComponent + ".tmp-"
+        let names = ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).filter { name in
+            guard name.hasPrefix(prefix), let pid = Int32(name.dropFirst(prefix.count).prefix { $0 != "-" }) else { return false }
+            return pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH
+        }
+        for n in names { try? fm.removeItem(at: dir.appendingPathComponent(n)) }
+        return names
+    }
+}
+
 extension Campaign {
     /// Rewrites RUN/report.html after a commit. A failure is logged, never fatal: the round is committed.
     func writeReport() {
+        CampaignReport.removeStaleTemporaries(in: store.root)
         do { try CampaignReport.write(dir: store.root, options: ReportOptions(refreshSeconds: 30)) } catch {
             log("report: not written (\(error)); `rondo report \(store.root.path)` retries")
         }

@@ -175,4 +175,15 @@ func expectPoints(_ actual: [(Double, Double)], _ expected: [(Double, Double)], 
             #expect(throws: CampaignError.self) { try ReportSamples.read(dir, round: 2, k: 2) }
         }
     }
+
+    @Test func staleTemporariesOfAKilledWriteAreRemoved() throws {
+        try withTemporaryDirectory { dir in
+            // A pid above Linux's pid_max (2^22) belongs to no process; our own pid is live.
+            let stale = ".report.html.tmp-4194999-123", live = ".report.html.tmp-\(getpid())-7", other = ".state.json.tmp-4194999-1"
+            for n in [stale, live, other] { try Data().write(to: dir.appendingPathComponent(n)) }
+            #expect(CampaignReport.removeStaleTemporaries(in: dir) == [stale])
+            let left = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+            #expect(left == [live, other].sorted())
+        }
+    }
 }

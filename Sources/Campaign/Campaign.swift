@@ -379,6 +379,7 @@ public final class Campaign {
             inputChanges = []
         }
         try store.rebuildIndex()
+        writeReport()
     }
 
     /// Applies `retention` to the committed rounds.

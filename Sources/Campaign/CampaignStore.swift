@@ -8,6 +8,7 @@
 //                                rounds target of `resume --rounds` (kept when it is rebuilt)
 //   DIR/metrics.jsonl            one JSON object per committed round, round 0 included (derived)
 //   DIR/status.json              what the daemon is doing now (round, phase, pid), for `rondo status`
+//   DIR/report.html              the campaign report, rewritten (atomically) after every commit
 //   DIR/archive/                 rounds set aside by `rondo resume --from-round`, never deleted
 //   DIR/lock                     flock()ed by the running daemon; holds its pid
 //

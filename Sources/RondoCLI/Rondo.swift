@@ -16,7 +16,7 @@ struct Rondo: ParsableCommand {
             tensor when its input is wrong.
             """,
         subcommands: [
-            Start.self, Resume.self, Status.self, Replay.self, Inspect.self,
+            Start.self, Resume.self, Status.self, Replay.self, Report.self, Inspect.self,
             Generate.self, SFT.self, RM.self, DPO.self, Logprobs.self, Tokenize.self, Template.self, Init.self, Bench.self,
             ImportGGUF.self, ExportGGUF.self, CollectiveCheckCommand.self,
         ])

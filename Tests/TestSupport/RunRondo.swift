@@ -21,8 +21,13 @@ public var rondoExecutable: URL {
 
 /// Runs `rondo args…` to completion, feeding `stdin` if given.
 public func runRondo(_ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
+    try runProgram(rondoExecutable, args, stdin: stdin, environment: environment)
+}
+
+/// Runs `executable args…` to completion, feeding `stdin` if given.
+public func runProgram(_ executable: URL, _ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
     let p = Process()
-    p.executableURL = rondoExecutable
+    p.executableURL = executable
     p.arguments = args
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }

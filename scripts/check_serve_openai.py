@@ -5,7 +5,7 @@ Usage: check_serve_openai.py BASE_URL MODEL API_KEY PROMPT MAX_TOKENS EXPECTED_G
 
 Checks: /v1/models; a greedy completion equal to EXPECTED_GREEDY_TEXT (what `rondo generate
 --temperature 0` wrote); chat; streaming (completions and chat) equal to the same request unstreamed;
-n > 1 with a seed (reproducible); logprobs; /health without the key; a 400 for an oversized prompt; a 401 for a wrong key;
+n > 1 with a seed (reproducible); logprobs; /health without the key; a 400 for an oversized prompt and for a bad temperature; a 401 for a wrong key;
 32 concurrent clients all answered. Prints one JSON line with the figures; exits 1 on any failure.
 """
 import concurrent.futures
@@ -65,6 +65,12 @@ try:
     failures.append("oversized prompt accepted")
 except openai.BadRequestError as e:
     check(e.status_code == 400 and "positions" in str(e), f"oversized prompt: {e}")
+
+try:
+    client.chat.completions.create(model=model, messages=messages, max_tokens=4, temperature=5)
+    failures.append("temperature 5 accepted")
+except openai.BadRequestError as e:
+    check(e.status_code == 400 and e.body.get("param") == "temperature", f"bad temperature: {e}")
 
 try:
     openai.OpenAI(base_url=base, api_key="wrong", max_retries=0).models.list()

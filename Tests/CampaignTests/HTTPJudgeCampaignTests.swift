@@ -92,6 +92,13 @@ private func filesContaining(_ needle: String, under dir: URL) throws -> [String
             let replay = try await offPool { try runRondo(["replay", run.path, "--round", "\(r)"]) }
             #expect(replay.status == 0 && replay.stdout.contains("identical"), "round \(r): \(replay.stdout) \(replay.stderr)")
         }
+        // `rondo serve --campaign RUN --round 1` serves that round's policy.
+        let served = try await offPool { try ServedModel(["--campaign", run.path, "--round", "1", "--threads", "1"], logIn: dir.url) }
+        let models = try runProgram(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c",
+            "import json, sys, urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1] + '/models'))['data'][0]['id'])", served.baseURL])
+        #expect(models.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "run/round-1", "\(models.stderr)")
+        #expect(served.text.contains("rounds/000001/policy"), "\(served.text)")
+        #expect(served.stop() != nil)
         #expect(try filesContaining(key, under: run) == [])
         #expect(!started.stderr.contains(key) && !started.stdout.contains(key))
     }

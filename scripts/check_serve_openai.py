@@ -45,6 +45,11 @@ lp = client.completions.create(model=model, prompt=prompt, max_tokens=max_tokens
 check(len(lp.choices[0].logprobs.token_logprobs) == lp.usage.completion_tokens, "completion logprobs")
 check(all(x <= 0 for x in lp.choices[0].logprobs.token_logprobs), "logprobs > 0")
 
+streamed_lps = [x for c in client.completions.create(model=model, prompt=prompt, max_tokens=max_tokens, temperature=0,
+                                                     logprobs=0, stream=True) if c.choices[0].logprobs
+                for x in c.choices[0].logprobs.token_logprobs]
+check(streamed_lps == lp.choices[0].logprobs.token_logprobs, "streamed logprobs differ from the unstreamed ones")
+
 messages = [{"role": "user", "content": prompt}]
 chat = client.chat.completions.create(model=model, messages=messages, max_tokens=8, temperature=0.8, seed=11, logprobs=True)
 check(chat.choices[0].message.role == "assistant" and isinstance(chat.choices[0].message.content, str), "chat message")

@@ -154,11 +154,13 @@ struct StreamState {
     let reply: Reply
     var tokens: [[Int32]]
     var sent: [Int]  // UTF-8 bytes of text sent per choice
+    var pending: [(ids: [Int32], lps: [Float])]  // tokens whose text is held back (an incomplete character)
     var left: Int
 
     init(reply: Reply) {
         self.reply = reply
         tokens = Array(repeating: [], count: reply.n); sent = Array(repeating: 0, count: reply.n); left = reply.n
+        pending = Array(repeating: ([], []), count: reply.n)
     }
 
     /// Chat streams open every choice with the assistant role.
@@ -172,17 +174,20 @@ struct StreamState {
         switch e {
         case .token(let c, let id, let lp):
             tokens[c].append(id)
+            pending[c].ids.append(id); pending[c].lps.append(lp)
             let full = reply.tokenizer.decode(tokens[c], skipSpecialTokens: true)
             guard !full.hasSuffix("\u{FFFD}") else { return ([], false) }  // wait for the character's last byte
             let delta = String(decoding: Array(full.utf8.dropFirst(sent[c])), as: UTF8.self)
             sent[c] = full.utf8.count
-            return ([reply.chunk(c, text: delta, ids: [id], lps: [lp], finish: nil)], false)
+            defer { pending[c] = ([], []) }
+            return ([reply.chunk(c, text: delta, ids: pending[c].ids, lps: pending[c].lps, finish: nil)], false)
         case .finished(let c, let r):
             let full = reply.tokenizer.decode(tokens[c], skipSpecialTokens: true)
             let rest = String(decoding: Array(full.utf8.dropFirst(sent[c])), as: UTF8.self)
             sent[c] = full.utf8.count
             left -= 1
-            return ([reply.chunk(c, text: rest.isEmpty ? nil : rest, ids: [], lps: [], finish: Reply.reason(r))], left == 0)
+            defer { pending[c] = ([], []) }
+            return ([reply.chunk(c, text: rest.isEmpty ? nil : rest, ids: pending[c].ids, lps: pending[c].lps, finish: Reply.reason(r))], left == 0)
         case .failed(let m):
             throw APIError(500, m, type: "server_error")
         }

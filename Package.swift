@@ -1,9 +1,10 @@
 // swift-tools-version:6.1
 // Rondo: online DPO and iterative RLHF campaigns on a CPU.
-// Targets point one way: rondo (CLI) → Campaign → (Labeling, Rollouts, Training, Sampling) → (Model,
-// Tokenizers, Templates); Model → Kernels → (CKernels, system libraries OpenBLAS, libzstd). RondoSupport
+// Targets point one way: rondo (CLI) → (Campaign, Serving) → (Labeling, Rollouts, Training, Sampling) →
+// (Model, Tokenizers, Templates); Model → Kernels → (CKernels, system libraries OpenBLAS, libzstd). RondoSupport
 // (JSON values, atomic files, SHA-256, bench measurements) is below Model, Rollouts and Tokenizers; Model
-// re-exports it. Templates depends on nothing.
+// re-exports it. Templates depends on nothing. Labeling's HTTP judge uses AsyncHTTPClient; Serving (`rondo
+// serve`) uses Hummingbird; Collective (ranks, MPI behind the `MPI` trait) is below Campaign.
 import PackageDescription
 
 // -fno-math-errno lets sqrt vectorise (Float.squareRoot() otherwise calls sqrtf for errno).
@@ -36,6 +37,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         // Campaign configs are YAML.
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        // HTTP judges (labeller type http): a maintained client with timeouts, pooling and TLS.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // NIO's core types (ByteBuffer, HTTPHeaders, deadlines) that the HTTP client and server speak.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        // `rondo serve`: an OpenAI-compatible server with graceful shutdown.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -77,15 +84,35 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: optimize),
-        .target(name: "Labeling", dependencies: ["Model", "RondoSupport", "Kernels"], swiftSettings: optimize),
+        .target(
+            name: "Labeling",
+            dependencies: [
+                "Model", "RondoSupport", "Kernels", "Templates",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: optimize),
+        // `rondo serve`: the OpenAI-compatible HTTP server over the sampler.
+        .target(
+            name: "Serving",
+            dependencies: [
+                "Sampling", "Model", "Tokenizers", "Templates", "Kernels",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: optimize),
         .target(name: "Sampling", dependencies: ["Model", "Kernels", "Tokenizers", "Templates"], swiftSettings: optimize),
         .executableTarget(
             name: "RondoCLI",
             dependencies: [
-                "Campaign", "Training", "Sampling", "Rollouts", "Tokenizers", "Templates", "Model", "Collective",
+                "Campaign", "Training", "Sampling", "Serving", "Rollouts", "Tokenizers", "Templates", "Model", "Collective",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .target(name: "TestSupport", dependencies: ["Model"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "Model", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/TestSupport"),
         .testTarget(name: "CollectiveTests", dependencies: ["Collective", "RondoCLI", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Training", "TestSupport"]),

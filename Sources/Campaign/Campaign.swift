@@ -124,6 +124,8 @@ public final class Campaign {
                                     timeout: c.labeller.timeoutS, maxRestarts: c.labeller.maxRestarts,
                                     workingDirectory: c.labeller.workingDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) },
                                     interrupted: { stop.isSet })
+        case .http:
+            return try HTTPJudge(config: c.labeller.http!, name: c.labeller.name, interrupted: { stop.isSet })
         case .rewardModel:
             let dir = URL(fileURLWithPath: c.labeller.model!)
             let sha = try sha256(of: dir.appendingPathComponent("model.safetensors"))
@@ -237,7 +239,13 @@ public final class Campaign {
         // Label, pair, reference log-probs.
         let texts = samples.map { tokenizer?.decode($0.tokens, skipSpecialTokens: true) ?? "" }
         var scores = [Float](repeating: 0, count: samples.count)
+        var judged: [JudgeCall] = [], judgeMetrics: [(String, Double)] = []
         try phase("label", "time/label_s") {
+            if let judge = labeller as? HTTPJudge {
+                (judged, judgeMetrics) = try judgeLabels(judge, r, samples, texts, picked)
+                scores = judged.map { $0.score ?? .nan }
+                return
+            }
             var start = 0
             while start < samples.count {
                 let p = samples[start].promptIndex
@@ -268,7 +276,7 @@ public final class Campaign {
             let prompt = train[picked[s.promptIndex]]
             return SampleRecord(id: i, promptIndex: s.promptIndex, promptID: prompt.id, sampleIndex: s.sampleIndex, prompt: prompt.text,
                                 promptIDs: prompt.ids, responseIDs: s.tokens, response: texts[i], logprobs: s.logprobs,
-                                refLogprobs: refLogprobs[i], label: Label(labeller: labeller.id, score: scores[i]),
+                                refLogprobs: refLogprobs[i], label: label(i, scores, judged),
                                 finishReason: s.finishReason.rawValue,
                                 seed: SeedStream(seed: sc.seed, stream: UInt64(s.promptIndex) << 20 | UInt64(s.sampleIndex)))
         }
@@ -342,6 +350,7 @@ public final class Campaign {
         metrics += evalMetrics.map { ($0.0, json($0.1)) }
         metrics += objective.map { ($0.0, json($0.1)) }
         metrics += trainMetrics.map { ($0.0, json($0.1)) }
+        metrics += judgeMetrics.map { ($0.0, json($0.1)) }
         for k in ["score_mean", "length_mean", "length_score_corr", "pair_length_gap", "distinct_2", "duplicate_rate"] {
             metrics.append(("rollout/\(k)", json(rv[k]?.double ?? .nan)))
         }
@@ -431,7 +440,7 @@ struct PairBuilder {
             let p = samples[start].promptIndex
             var end = start
             while end < samples.count && samples[end].promptIndex == p { end += 1 }
-            let ranked = (start..<end).sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
+            let ranked = (start..<end).filter { scores[$0].isFinite }.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
             for k in 0..<min(c.maxPerPrompt, ranked.count / 2) {
                 let hi = ranked[k], lo = ranked[ranked.count - 1 - k]
                 let margin = scores[hi] - scores[lo]

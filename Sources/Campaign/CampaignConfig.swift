@@ -3,6 +3,7 @@
 // the YAML parser knows it, the line.
 
 import Foundation
+import Labeling
 import Yams
 
 /// An error in a campaign's config or state: what, where, what to do.
@@ -42,7 +43,7 @@ public struct SamplingSection: Codable, Sendable, Equatable {
     }
 }
 
-public enum LabellerKind: String, Codable, Sendable { case verifier, command, rewardModel = "reward_model" }
+public enum LabellerKind: String, Codable, Sendable { case verifier, command, rewardModel = "reward_model", http }
 
 public struct LabellerSection: Codable, Sendable, Equatable {
     public var type: LabellerKind = .verifier
@@ -61,6 +62,8 @@ public struct LabellerSection: Codable, Sendable, Equatable {
     public var model: String? = nil
     /// Also score the held-out prompts with the verifier (ground truth) when they have answers.
     public var evalVerifier: Bool = true
+    /// http: the judge's settings (Labeling's HTTPJudgeConfig; its keys sit in this mapping).
+    public var http: HTTPJudgeConfig? = nil
     enum CodingKeys: String, CodingKey, CaseIterable {
         case type, name, command, timeoutS = "timeout_s", maxRestarts = "max_restarts", workingDirectory = "working_directory"
         case model, evalVerifier = "eval_verifier"
@@ -178,8 +181,12 @@ struct AnyKey: CodingKey {
 
 /// Throws for any key of this mapping that `K` does not declare.
 func rejectUnknownKeys<K: CodingKey & CaseIterable>(_ decoder: Decoder, _ keys: K.Type) throws {
+    try rejectUnknownKeys(decoder, known: Set(K.allCases.map(\.stringValue)))
+}
+
+/// Throws for any key of this mapping not in `known`.
+func rejectUnknownKeys(_ decoder: Decoder, known: Set<String>) throws {
     let c = try decoder.container(keyedBy: AnyKey.self)
-    let known = Set(K.allCases.map(\.stringValue))
     for k in c.allKeys where !known.contains(k.stringValue) {
         throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath + [k],
             debugDescription: "unknown key '\(k.stringValue)'; expected one of \(known.sorted().joined(separator: ", "))"))
@@ -214,15 +221,36 @@ extension SamplingSection {
 }
 
 extension LabellerSection {
+    /// The keys of `type: http`: the judge's own and the common type, name and eval_verifier.
+    static let httpKeys = Set(HTTPJudgeConfig.CodingKeys.allCases.map(\.stringValue) + ["type", "name", "eval_verifier"])
+
     public init(from decoder: Decoder) throws {
-        try rejectUnknownKeys(decoder, CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = LabellerSection()
-        type = try c.value(.type, d.type); name = try c.decodeIfPresent(String.self, forKey: .name)
+        type = try c.value(.type, d.type)
+        if type == .http {
+            try rejectUnknownKeys(decoder, known: Self.httpKeys)
+            http = try HTTPJudgeConfig(from: decoder)
+            name = try c.decodeIfPresent(String.self, forKey: .name)
+            evalVerifier = try c.value(.evalVerifier, d.evalVerifier)
+            return
+        }
+        try rejectUnknownKeys(decoder, CodingKeys.self)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
         command = try c.decodeIfPresent([String].self, forKey: .command); timeoutS = try c.value(.timeoutS, d.timeoutS)
         maxRestarts = try c.value(.maxRestarts, d.maxRestarts); model = try c.decodeIfPresent(String.self, forKey: .model)
         workingDirectory = try c.decodeIfPresent(String.self, forKey: .workingDirectory)
         evalVerifier = try c.value(.evalVerifier, d.evalVerifier)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type); try c.encodeIfPresent(name, forKey: .name)
+        try c.encode(evalVerifier, forKey: .evalVerifier)
+        if let http { return try http.encode(to: encoder) }
+        try c.encodeIfPresent(command, forKey: .command); try c.encode(timeoutS, forKey: .timeoutS)
+        try c.encode(maxRestarts, forKey: .maxRestarts); try c.encodeIfPresent(workingDirectory, forKey: .workingDirectory)
+        try c.encodeIfPresent(model, forKey: .model)
     }
 }
 

@@ -45,6 +45,8 @@ extension CampaignConfig {
             if labeller.maxRestarts < 0 { throw bad("labeller.max_restarts", "must be ≥ 0") }
         case .rewardModel:
             if labeller.model == nil { throw bad("labeller.model", "is required for type reward_model (a model directory)") }
+        case .http:
+            try labeller.http?.validate { key, why in bad("labeller.\(key)", why) }
         case .verifier: break
         }
         if pairs.maxPerPrompt < 1 { throw bad("pairs.max_per_prompt", "must be ≥ 1") }

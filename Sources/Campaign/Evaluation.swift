@@ -30,12 +30,18 @@ struct Evaluator {
             let right = zip(prompts, texts).filter { Verifier.matches($1, $0.answer!) }.count
             out.append(("eval/accuracy", Double(right) / Double(prompts.count)))
         }
-        var rewardSum = 0.0
-        for (p, (s, t)) in zip(prompts, zip(g, texts)) {
-            let req = LabelRequest(prompt: p.text, promptIDs: p.ids, answer: p.answer, responses: [t], responseIDs: [s.tokens])
-            rewardSum += Double(try labeller.checkedScore(req)[0])
+        var rewards: [Float] = []
+        let requests = zip(prompts, zip(g, texts)).map { p, st in
+            LabelRequest(prompt: p.text, promptIDs: p.ids, answer: p.answer, responses: [st.1], responseIDs: [st.0.tokens])
         }
-        out.append(("eval/reward_mean", rewardSum / Double(prompts.count)))
+        if let judge = labeller as? HTTPJudge {
+            // An HTTP judge: all prompts at once; the mean is over the scored ones.
+            rewards = try judge.judge(requests).compactMap { $0[0].score }
+            out.append(("eval/judge_unscored", Double(requests.count - rewards.count)))
+        } else {
+            for req in requests { rewards.append(try labeller.checkedScore(req)[0]) }
+        }
+        out.append(("eval/reward_mean", rewards.reduce(0.0) { $0 + Double($1) } / Double(rewards.count)))
 
         var sampled = SamplingConfig()
         sampled.n = 1; sampled.temperature = 1; sampled.maxNewTokens = sampling.maxNewTokens

@@ -29,6 +29,25 @@ public struct SeedStream: Sendable, Equatable {
     public init(seed: UInt64, stream: UInt64) { self.seed = seed; self.stream = stream }
 }
 
+/// One judge exchange behind a label (HTTP judges): enough to audit the label and replay the
+/// round with no network.
+public struct JudgeExchange: Sendable, Equatable {
+    /// The rendered judge prompt.
+    public var prompt: String
+    /// The reply's text (or raw body), nil when there was none.
+    public var reply: String?
+    /// The parsed verdict, nil when the reply did not parse.
+    public var verdict: String?
+    public var latencyS: Float
+    public var retries: Int
+    /// Why the sample is unscored, when it is.
+    public var error: String?
+    public init(prompt: String, reply: String?, verdict: String?, latencyS: Float, retries: Int, error: String?) {
+        self.prompt = prompt; self.reply = reply; self.verdict = verdict; self.latencyS = latencyS; self.retries = retries
+        self.error = error
+    }
+}
+
 /// What the labeller said about one response.
 public struct Label: Sendable, Equatable {
     /// Which labeller: "verifier", "command:NAME", "reward_model:SHA…".
@@ -37,8 +56,10 @@ public struct Label: Sendable, Equatable {
     public var score: Float?
     /// Free-form verdict for pairwise or categorical judges.
     public var verdict: String?
-    public init(labeller: String, score: Float? = nil, verdict: String? = nil) {
-        self.labeller = labeller; self.score = score; self.verdict = verdict
+    /// The judge exchange that produced the score (HTTP judges).
+    public var judge: JudgeExchange?
+    public init(labeller: String, score: Float? = nil, verdict: String? = nil, judge: JudgeExchange? = nil) {
+        self.labeller = labeller; self.score = score; self.verdict = verdict; self.judge = judge
     }
 }
 
@@ -137,6 +158,7 @@ extension JSONWriter {
             key("labeller"); string(l.labeller)
             key("score"); if let s = l.score { float(s) } else { null() }
             optionalString("verdict", l.verdict)
+            if let j = l.judge { write(j) }
             endObject()
         } else { null() }
         key("finish_reason"); string(r.finishReason)
@@ -144,6 +166,18 @@ extension JSONWriter {
         if let v = r.values { key("values"); floats(v) }
         if let v = r.advantages { key("advantages"); floats(v) }
         if let v = r.returns { key("returns"); floats(v) }
+        endObject()
+    }
+
+    mutating func write(_ j: JudgeExchange) {
+        key("judge")
+        beginObject()
+        key("prompt"); string(j.prompt)
+        optionalString("reply", j.reply)
+        optionalString("verdict", j.verdict)
+        key("latency_s"); float(j.latencyS)
+        key("retries"); int(j.retries)
+        optionalString("error", j.error)
         endObject()
     }
 
@@ -256,10 +290,30 @@ extension JSONCursor {
             case "labeller": l.labeller = try string()
             case "score": l.score = isNull() ? nil : try float()
             case "verdict": l.verdict = try optionalString()
+            case "judge": l.judge = try judgeExchange()
             default: try skipValue()
             }
         }
         return l
+    }
+
+    private mutating func judgeExchange() throws -> JudgeExchange? {
+        if isNull() { return nil }
+        try beginObject()
+        var j = JudgeExchange(prompt: "", reply: nil, verdict: nil, latencyS: 0, retries: 0, error: nil)
+        var f = true
+        while let k = try nextKey(first: &f) {
+            switch k {
+            case "prompt": j.prompt = try string()
+            case "reply": j.reply = try optionalString()
+            case "verdict": j.verdict = try optionalString()
+            case "latency_s": j.latencyS = try float()
+            case "retries": j.retries = try int()
+            case "error": j.error = try optionalString()
+            default: try skipValue()
+            }
+        }
+        return j
     }
 
     private mutating func pairBody(_ first: inout Bool) throws -> PairRecord {

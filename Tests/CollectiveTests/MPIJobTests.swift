@@ -8,7 +8,7 @@ import Testing
 
 /// Runs `mpirun -np N rondo args…` (as root in CI containers, oversubscribed on small machines).
 func mpirun(_ ranks: Int, _ args: [String]) throws -> ProcessResult {
-    try runProcess(URL(fileURLWithPath: "/usr/bin/env"),
+    try runProgram(URL(fileURLWithPath: "/usr/bin/env"),
                    ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", String(ranks), rondoExecutable.path] + args)
 }
 

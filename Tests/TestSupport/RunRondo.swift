@@ -21,13 +21,11 @@ public var rondoExecutable: URL {
 
 /// Runs `rondo args…` to completion, feeding `stdin` if given.
 public func runRondo(_ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
-    try runProcess(rondoExecutable, args, stdin: stdin, environment: environment)
+    try runProgram(rondoExecutable, args, stdin: stdin, environment: environment)
 }
 
 /// Runs `executable args…` to completion, feeding `stdin` if given.
-public func runProcess(_ executable: URL, _ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws
-    -> ProcessResult
-{
+public func runProgram(_ executable: URL, _ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> ProcessResult {
     let p = Process()
     p.executableURL = executable
     p.arguments = args

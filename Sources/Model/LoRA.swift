@@ -168,6 +168,14 @@ public final class LoRAAdapter: @unchecked Sendable {
         }
     }
 
+    /// A copy of `base` with this adapter merged: the weights a sampler decodes with (the base
+    /// itself stays as it is, for training and the adapter-off reference).
+    public func mergedCopy(of base: ParameterBuffer) -> ParameterBuffer {
+        let copy = base.clone()
+        merge(into: copy)
+        return copy
+    }
+
     /// Offset of a module's base weight W [out, in] in a model buffer.
     func weightOffset(_ m: LoRAModule, _ layout: ParameterLayout) -> Int {
         let o = layout.layers[m.layer]

@@ -23,6 +23,33 @@ import TestSupport
         }
     }
 
+    /// `generate --adapter` decodes with the merged weights: the same samples as the merged directory.
+    /// `logprobs --adapter` scores base + adapter: within float rounding of the merged model's scores.
+    @Test func generateAndLogprobsTakeAnAdapter() throws {
+        try withTemporaryDirectory { dir in
+            let adapter = LoRAFixture.adapterDir("lora_r4").path, merged = dir.appendingPathComponent("merged").path
+            #expect(try runRondo(["merge", "--base", Fixtures.policy.path, "--adapter", adapter, "--out", merged]).status == 0)
+            let prompts = dir.appendingPathComponent("p.jsonl")
+            try Data("{\"prompt_ids\": [0, 313, 244, 21]}\n{\"prompt_ids\": [0, 151, 266]}\n".utf8).write(to: prompts)
+            let common = ["--prompts", prompts.path, "--n", "2", "--temperature", "0.8", "--max-new-tokens", "12", "--seed", "4", "--threads", "1"]
+            let a = try runRondo(["generate", "--model", Fixtures.policy.path, "--adapter", adapter] + common)
+            let b = try runRondo(["generate", "--model", merged] + common)
+            let plain = try runRondo(["generate", "--model", Fixtures.policy.path] + common)
+            #expect(a.status == 0 && a.stdout == b.stdout && !a.stdout.isEmpty, "stderr: \(a.stderr)")
+            #expect(a.stdout != plain.stdout)
+            let example = CLITests.example.path
+            let l1 = try runRondo(["logprobs", "--model", Fixtures.policy.path, "--adapter", adapter, "--input", example, "--threads", "1"])
+            let l2 = try runRondo(["logprobs", "--model", merged, "--input", example, "--threads", "1"])
+            #expect(l1.status == 0 && l2.status == 0, "stderr: \(l1.stderr)")
+            func sums(_ s: String) throws -> [Float] {
+                try s.split(separator: "\n").map { Float(try JSONDecoder().decode(JSONValue.self, from: Data($0.utf8))["sum"]!.double!) }
+            }
+            let x = try sums(l1.stdout), y = try sums(l2.stdout)
+            #expect(x.count == y.count && !x.isEmpty)
+            expectClose(x, y, 1e-5, "logprobs --adapter vs the merged model")
+        }
+    }
+
     @Test func badAdapterExitsNonZeroAndWritesNothing() throws {
         try withTemporaryDirectory { dir in
             let out = dir.appendingPathComponent("merged")

@@ -44,10 +44,11 @@ public func linearForward(
 }
 
 /// Linear backward. dx[N, in] (= or +=) dy[N, out] · W[out, in]; dW[out, in] += dy[N, out]ᵀ · x[N, in].
-/// `dx` may be nil when the input gradient is not needed (e.g. the embedding lookup's input).
+/// `dx` may be nil when the input gradient is not needed (e.g. the embedding lookup's input);
+/// `dw` is nil when the weight is frozen (a LoRA base), which skips that product.
 @inline(__always)
 public func linearBackward(
-    dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>, dy: UnsafePointer<Float>,
+    dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>,
     x: UnsafePointer<Float>, w: UnsafePointer<Float>, rows: Int, inDim: Int, outDim: Int,
     accumulateDx: Bool = false
 ) {
@@ -55,6 +56,7 @@ public func linearBackward(
         sgemm(.none, .none, m: rows, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim,
               beta: accumulateDx ? 1 : 0, c: dx, ldc: inDim)
     }
+    guard let dw else { return }
     sgemm(.transposed, .none, m: outDim, n: inDim, k: rows, a: dy, lda: outDim, b: x, ldb: inDim,
           beta: 1, c: dw, ldc: inDim)
 }

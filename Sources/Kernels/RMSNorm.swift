@@ -27,10 +27,11 @@ public func rmsnormRows(
     }
 }
 
-/// Backward of `rmsnormForward`: dx[N, C] = (or +=, when `accumulate`) and dw[C] +=.
+/// Backward of `rmsnormForward`: dx[N, C] = (or +=, when `accumulate`) and dw[C] += (skipped when
+/// `dw` is nil: a frozen weight).
 /// `scratch` holds `scratchParts · C` floats for the weight-gradient partial sums.
 public func rmsnormBackward(
-    dx: FloatPtr, dw: FloatPtr, dy: ConstFloatPtr, x: ConstFloatPtr, w: ConstFloatPtr, rstd: ConstFloatPtr,
+    dx: FloatPtr, dw: FloatPtr?, dy: ConstFloatPtr, x: ConstFloatPtr, w: ConstFloatPtr, rstd: ConstFloatPtr,
     rows: Int, channels c: Int, accumulate: Bool, scratch: FloatPtr, scratchParts: Int
 ) {
     // dx: rows are independent.
@@ -50,6 +51,7 @@ public func rmsnormBackward(
     }
     // dw: reduce over rows in a fixed split that depends only on `rows` (not on the thread count),
     // then fold the partials in order, so the result is the same bits for any thread count.
+    guard let dw else { return }
     let parts = max(1, min(8, rows / 16, scratchParts))
     scratch.update(repeating: 0, count: parts * c)
     parallelFor(parts) { p in

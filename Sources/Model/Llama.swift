@@ -95,11 +95,13 @@ public final class LlamaModel: @unchecked Sendable {
     /// Runs the model; returns per-position outputs [B·T] (in `ws.output`):
     /// LM head — log p(x[b, j] | x[b, <j]) at each scored j, 0 elsewhere;
     /// score head — the score at every position (a reward model reads the last non-pad one).
+    /// With `lora`, every targeted projection adds its adapter's s · B(A x); without, the base runs alone.
     @discardableResult
-    public func forward(_ batch: TokenBatch, workspace ws: LlamaWorkspace, probe: ActivationProbe? = nil) throws
-        -> UnsafeBufferPointer<Float>
+    public func forward(_ batch: TokenBatch, workspace ws: LlamaWorkspace, lora: LoRAActivations? = nil,
+                        probe: ActivationProbe? = nil) throws -> UnsafeBufferPointer<Float>
     {
         try validate(batch, ws)
+        if let lora { try lora.check(model: config, rows: batch.batch * batch.seqLen) }
         let c = config, w = parameters.base
         let B = batch.batch, T = batch.seqLen, N = B * T
         let C = c.hiddenSize, A = c.attentionWidth, F = c.intermediateSize, QKV = c.qkvWidth
@@ -118,17 +120,21 @@ public final class LlamaModel: @unchecked Sendable {
             rmsnormForward(y: ws.norm1[l], rstd: ws.rstd1[l], x: x, w: w + o.inputNorm, rows: N, channels: C, eps: c.rmsNormEps)
             show("layer\(l).input_layernorm", ws.norm1[l], C)
             linearForward(y: ws.qkv[l], x: ws.norm1[l], w: w + o.qkv, rows: N, inDim: C, outDim: QKV)
+            lora?.forward(layer: l, group: .qkv, x: ws.norm1[l], y: ws.qkv[l], rows: N, yStride: QKV)
             ropeApply(ws.qkv[l], table: rope, rows: N, seqLen: T, stride: QKV, heads: c.numHeads)
             ropeApply(ws.qkv[l] + A, table: rope, rows: N, seqLen: T, stride: QKV, heads: c.numKVHeads)
             attentionForward(out: ws.attn[l], probs: ws.probs[l], qkv: ws.qkv[l], shape: shape)
             linearForward(y: ws.dtmp, x: ws.attn[l], w: w + o.o, rows: N, inDim: A, outDim: C)
+            lora?.forward(layer: l, group: .o, x: ws.attn[l], y: ws.dtmp, rows: N, yStride: C)
             show("layer\(l).attn_out", ws.dtmp, C)
             addRows(ws.mid[l], x, ws.dtmp, N * C)
             rmsnormForward(y: ws.norm2[l], rstd: ws.rstd2[l], x: ws.mid[l], w: w + o.postNorm, rows: N, channels: C, eps: c.rmsNormEps)
             show("layer\(l).post_attention_layernorm", ws.norm2[l], C)
             linearForward(y: ws.gateUp[l], x: ws.norm2[l], w: w + o.gateUp, rows: N, inDim: C, outDim: 2 * F)
+            lora?.forward(layer: l, group: .gateUp, x: ws.norm2[l], y: ws.gateUp[l], rows: N, yStride: 2 * F)
             swigluForward(h: ws.act[l], gu: ws.gateUp[l], rows: N, hidden: F)
             linearForward(y: ws.dtmp, x: ws.act[l], w: w + o.down, rows: N, inDim: F, outDim: C)
+            lora?.forward(layer: l, group: .down, x: ws.act[l], y: ws.dtmp, rows: N, yStride: C)
             show("layer\(l).mlp_out", ws.dtmp, C)
             addRows(ws.resid[l + 1], ws.mid[l], ws.dtmp, N * C)
             show("layer\(l).out", ws.resid[l + 1], C)
@@ -178,13 +184,22 @@ public final class LlamaModel: @unchecked Sendable {
     /// Backward of the last `forward` on the same batch and workspace: given dL/d(output) [B·T]
     /// (dL/d logp at scored positions for the LM head, dL/d score per position for the score head),
     /// adds the gradient of every parameter into `gradients` (same layout; zero it first).
+    /// A nil `gradients` freezes the base (no weight-gradient product runs); `lora` (the activations
+    /// of a forward with the adapter on) adds the adapter's gradients into `loraGradients`.
     public func backward(
-        _ batch: TokenBatch, outputGradient dout: UnsafeBufferPointer<Float>, gradients: ParameterBuffer,
-        workspace ws: LlamaWorkspace
+        _ batch: TokenBatch, outputGradient dout: UnsafeBufferPointer<Float>, gradients: ParameterBuffer?,
+        lora: LoRAActivations? = nil, loraGradients: ParameterBuffer? = nil, workspace ws: LlamaWorkspace
     ) {
-        let c = config, w = parameters.base, g = gradients.base
+        let c = config, w = parameters.base, g = gradients?.base
         let B = batch.batch, T = batch.seqLen, N = B * T
-        require(dout.count >= N && gradients.count == parameters.count, "backward: output-gradient or gradient buffer does not match the model")
+        require(dout.count >= N && (gradients == nil || gradients!.count == parameters.count),
+                "backward: output-gradient or gradient buffer does not match the model")
+        require((lora == nil) == (loraGradients == nil) && (lora == nil || loraGradients!.count == lora!.adapter.weights.count),
+                "backward: LoRA activations and LoRA gradients come together, in the adapter's layout")
+        func adapt(_ l: Int, _ group: LoRAGroup, dy: FloatPtr, stride: Int, x: FloatPtr, dx: FloatPtr) {
+            guard let lora, let lg = loraGradients else { return }
+            lora.backward(layer: l, group: group, dy: dy, dyStride: stride, x: x, dx: dx, rows: N, gradients: lg.base)
+        }
         let C = c.hiddenSize, A = c.attentionWidth, F = c.intermediateSize, QKV = c.qkvWidth
         let shape = AttentionShape(batch: B, seqLen: T, heads: c.numHeads, kvHeads: c.numKVHeads, headDim: c.headDim)
 
@@ -192,50 +207,55 @@ public final class LlamaModel: @unchecked Sendable {
         switch c.head {
         case .causalLM: lmHeadBackward(dout, g, ws, rows: N)
         case .score:
-            let hw = w + layout.head, hg = g + layout.head
+            let hw = w + layout.head, hg = g.map { $0 + layout.head }
             for n in 0..<N {
                 let d = dout[n]
                 let dn = ws.dnorm + n * C
                 if d == 0 { dn.update(repeating: 0, count: C); continue }
                 for i in 0..<C { dn[i] = d * hw[i] }
-                vaxpy(hg, d, ws.normF + n * C, C)
+                if let hg { vaxpy(hg, d, ws.normF + n * C, C) }
             }
         }
-        rmsnormBackward(dx: ws.dresid, dw: g + layout.finalNorm, dy: ws.dnorm, x: ws.resid[c.numLayers],
+        rmsnormBackward(dx: ws.dresid, dw: g.map { $0 + layout.finalNorm }, dy: ws.dnorm, x: ws.resid[c.numLayers],
                         w: w + layout.finalNorm, rstd: ws.rstdF, rows: N, channels: C, accumulate: false,
                         scratch: ws.normScratch, scratchParts: ws.normScratchParts)
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
             let o = layout.layers[l]
             // MLP: resid[l+1] = mid + down(silu(gate) ⊙ up)
-            linearBackward(dx: ws.dact, dw: g + o.down, dy: ws.dresid, x: ws.act[l], w: w + o.down,
+            linearBackward(dx: ws.dact, dw: g.map { $0 + o.down }, dy: ws.dresid, x: ws.act[l], w: w + o.down,
                            rows: N, inDim: F, outDim: C)
+            adapt(l, .down, dy: ws.dresid, stride: C, x: ws.act[l], dx: ws.dact)
             swigluBackward(dgu: ws.dgateUp, dh: ws.dact, gu: ws.gateUp[l], rows: N, hidden: F)
-            linearBackward(dx: ws.dnorm, dw: g + o.gateUp, dy: ws.dgateUp, x: ws.norm2[l], w: w + o.gateUp,
+            linearBackward(dx: ws.dnorm, dw: g.map { $0 + o.gateUp }, dy: ws.dgateUp, x: ws.norm2[l], w: w + o.gateUp,
                            rows: N, inDim: C, outDim: 2 * F)
-            rmsnormBackward(dx: ws.dresid, dw: g + o.postNorm, dy: ws.dnorm, x: ws.mid[l], w: w + o.postNorm,
+            adapt(l, .gateUp, dy: ws.dgateUp, stride: 2 * F, x: ws.norm2[l], dx: ws.dnorm)
+            rmsnormBackward(dx: ws.dresid, dw: g.map { $0 + o.postNorm }, dy: ws.dnorm, x: ws.mid[l], w: w + o.postNorm,
                             rstd: ws.rstd2[l], rows: N, channels: C, accumulate: true,
                             scratch: ws.normScratch, scratchParts: ws.normScratchParts)
             // Attention: mid = resid[l] + o_proj(attn(rope(q), rope(k), v))
-            linearBackward(dx: ws.dtmp, dw: g + o.o, dy: ws.dresid, x: ws.attn[l], w: w + o.o,
+            linearBackward(dx: ws.dtmp, dw: g.map { $0 + o.o }, dy: ws.dresid, x: ws.attn[l], w: w + o.o,
                            rows: N, inDim: A, outDim: C)
+            adapt(l, .o, dy: ws.dresid, stride: C, x: ws.attn[l], dx: ws.dtmp)
             attentionBackward(dqkv: ws.dqkv, dout: ws.dtmp, probs: ws.probs[l], qkv: ws.qkv[l], shape: shape,
                               scratch: ws.attnScratch)
             ropeApply(ws.dqkv, table: rope, rows: N, seqLen: T, stride: QKV, heads: c.numHeads, inverse: true)
             ropeApply(ws.dqkv + A, table: rope, rows: N, seqLen: T, stride: QKV, heads: c.numKVHeads, inverse: true)
-            linearBackward(dx: ws.dnorm, dw: g + o.qkv, dy: ws.dqkv, x: ws.norm1[l], w: w + o.qkv,
+            linearBackward(dx: ws.dnorm, dw: g.map { $0 + o.qkv }, dy: ws.dqkv, x: ws.norm1[l], w: w + o.qkv,
                            rows: N, inDim: C, outDim: QKV)
-            rmsnormBackward(dx: ws.dresid, dw: g + o.inputNorm, dy: ws.dnorm, x: ws.resid[l], w: w + o.inputNorm,
+            adapt(l, .qkv, dy: ws.dqkv, stride: QKV, x: ws.norm1[l], dx: ws.dnorm)
+            rmsnormBackward(dx: ws.dresid, dw: g.map { $0 + o.inputNorm }, dy: ws.dnorm, x: ws.resid[l], w: w + o.inputNorm,
                             rstd: ws.rstd1[l], rows: N, channels: C, accumulate: true,
                             scratch: ws.normScratch, scratchParts: ws.normScratchParts)
         }
         // Embedding lookup: scatter-add rows, in row order (deterministic).
+        guard let g else { return }
         let ge = g + layout.embed
         batch.tokens.withUnsafeBufferPointer { tok in
             for n in 0..<N { vadd(ge + Int(tok[n]) * C, ws.dresid + n * C, C) }
         }
     }
 
-    private func lmHeadBackward(_ dout: UnsafeBufferPointer<Float>, _ g: FloatPtr, _ ws: LlamaWorkspace, rows N: Int) {
+    private func lmHeadBackward(_ dout: UnsafeBufferPointer<Float>, _ g: FloatPtr?, _ ws: LlamaWorkspace, rows N: Int) {
         let C = config.hiddenSize, V = config.vocabSize, r = ws.selCount
         let head = parameters.base + layout.head
         // dL/d logp of each scored row, reusing logpSel as storage.
@@ -249,7 +269,7 @@ public final class LlamaModel: @unchecked Sendable {
             }
             logSoftmaxGatherBackward(logits: ws.logits, lse: ws.lse + start, dlogp: ws.logpSel + start,
                                      target: ws.target + start, rows: rows, vocab: V)
-            linearBackward(dx: ws.dhsel + start * C, dw: g + layout.head, dy: ws.logits, x: ws.hsel + start * C,
+            linearBackward(dx: ws.dhsel + start * C, dw: g.map { $0 + layout.head }, dy: ws.logits, x: ws.hsel + start * C,
                            w: head, rows: rows, inDim: C, outDim: V)
             start += rows
         }

@@ -75,6 +75,24 @@ public struct ParameterLayout: Sendable {
         self.index = index
     }
 
+    /// A layout of arbitrary named tensors, packed in the given order (e.g. LoRA adapters, whose
+    /// gradients and AdamW moments then use the same flat-buffer code as a model's). The Llama
+    /// offsets (`embed`, `layers`, `finalNorm`, `head`) are unused: 0 and empty.
+    public init(tensors: [(name: String, shape: [Int])]) {
+        var entries: [ParameterEntry] = []
+        var offset = 0, index: [String: Int] = [:]
+        for t in tensors {
+            require(index[t.name] == nil, "tensor \(t.name) given twice")
+            index[t.name] = entries.count
+            entries.append(ParameterEntry(name: t.name, shape: t.shape, offset: offset))
+            offset += entries[entries.count - 1].count
+        }
+        self.entries = entries
+        self.count = offset
+        self.index = index
+        embed = 0; layers = []; finalNorm = 0; head = 0
+    }
+
     /// The entry named `name`, if the layout has it.
     public func entry(_ name: String) -> ParameterEntry? { index[name].map { entries[$0] } }
 }

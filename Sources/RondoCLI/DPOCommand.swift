@@ -41,6 +41,7 @@ struct DPO: ParsableCommand {
     @Flag(help: "Continue the interrupted run whose checkpoint is --model (same options).")
     var resume = false
     @OptionGroup var training: TrainingArguments
+    @OptionGroup var lora: LoRAArguments
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
@@ -53,6 +54,7 @@ struct DPO: ParsableCommand {
         o.loss = DPOLossConfig(lossType: lossType, beta: beta, labelSmoothing: labelSmoothing, lengthNormalized: lengthNormalized,
                                rpoAlpha: rpoAlpha)
         o.evalOnly = evalOnly; o.resume = resume; o.threads = compute.threads
+        o.lora = try lora.options()
         o.run = training.run; o.optimizer = training.optimizer(defaultLR: 1e-6)
         try runTraining(evalOnly: evalOnly) { try DPOJob.run(o, progress: $0) }
     }

@@ -43,6 +43,8 @@ struct Generate: ParsableCommand {
     var stop: [String] = []
     @Option(help: "Output file (default: standard output). Written atomically.")
     var output: String?
+    @Option(help: "A PEFT LoRA adapter directory for --model: decode with the adapter merged into the weights.")
+    var adapter: String?
     @OptionGroup var compute: ComputeOptions
 
     /// The library's sampling settings.
@@ -62,6 +64,7 @@ struct Generate: ParsableCommand {
                                 output: output.map { URL(fileURLWithPath: $0) })
         o.sampling = sampling
         o.threads = compute.threads
+        o.adapter = adapter.map { URL(fileURLWithPath: $0) }
         let progress = ProgressLine()
         let summary = try GenerateCommand.run(o, progress: progress.update)  // .jsonl.zst → rollout buffer
         progress.finish()

@@ -22,6 +22,8 @@ struct Logprobs: ParsableCommand {
     var output: String?
     @Option(help: "Sequences per forward pass.")
     var batchSize: Int = 16
+    @Option(help: "A PEFT LoRA adapter directory for --model: score with the adapter on.")
+    var adapter: String?
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
@@ -29,6 +31,7 @@ struct Logprobs: ParsableCommand {
                                 output: output.map { URL(fileURLWithPath: $0) })
         o.batchSize = batchSize
         o.threads = compute.threads
+        o.adapter = adapter.map { URL(fileURLWithPath: $0) }
         try report(LogprobsJob.run(o))
     }
 }

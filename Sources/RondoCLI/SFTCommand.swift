@@ -86,6 +86,7 @@ struct SFT: ParsableCommand {
     @Flag(help: "Continue the interrupted run whose checkpoint is --model (same options).")
     var resume = false
     @OptionGroup var training: TrainingArguments
+    @OptionGroup var lora: LoRAArguments
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
@@ -95,6 +96,7 @@ struct SFT: ParsableCommand {
     func run() throws {
         var o = SFTOptions(model: URL(fileURLWithPath: model), data: URL(fileURLWithPath: data), out: out.map { URL(fileURLWithPath: $0) })
         o.evalOnly = evalOnly; o.resume = resume; o.threads = compute.threads
+        o.lora = try lora.options()
         o.run = training.run; o.optimizer = training.optimizer(defaultLR: 2e-5)
         try runTraining(evalOnly: evalOnly) { try SFTJob.run(o, progress: $0) }
     }

@@ -29,6 +29,8 @@ public struct GenerateOptions: Sendable {
     public var sampling = SamplingConfig()
     /// Threads for products and kernels.
     public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// A PEFT LoRA adapter for `model`: decode with W + s·B·A folded into the sampler's weights.
+    public var adapter: URL?
 
     /// Options with the default sampling settings.
     public init(model: URL, prompts: URL, output: URL?) {
@@ -66,6 +68,12 @@ public enum GenerateJob {
         let prompts = try readPrompts(o.prompts, tokenizer: tokenizer, config: loaded.config, sampling: o.sampling) {
             if template == nil { template = .some(try ModelTemplate.load(directory: o.model)) }
             return template ?? nil
+        }
+        if let a = o.adapter {
+            // The loaded weights are the sampler's own copy: merge in place (PEFT's merge_and_unload).
+            let adapter: LoRAAdapter
+            do { adapter = try LoRAAdapter.load(from: a, model: loaded.config) } catch let e as ModelError { throw SamplingError(e.description) }
+            adapter.merge(into: loaded.parameters)
         }
         let model = LlamaModel(config: loaded.config, parameters: loaded.parameters)
         let sampler = try Sampler(model: model, config: o.sampling, tokenBytes: tokenizer.map { t in { t.bytes($0) } })

@@ -8,6 +8,10 @@
 // FLOPs per step (the peer's formula): 2·P·T · ((6 + 2)·N + (12 + 4)·L·T·A), i.e. policy forward
 // + backward plus the reference forward. MFU is over the sgemm rate measured at start-up, as in
 // TrainBench.swift.
+//
+// With `lora`, the policy is the base plus a fresh PEFT-initialised adapter (B = 0), the reference is
+// the same base with the adapter off (no copy), and only the adapter has gradients and AdamW state;
+// the base's weight-gradient products are skipped, so FLOPs per token are 2·P fewer.
 
 import Foundation
 import Kernels
@@ -19,6 +23,8 @@ public struct DPOBenchOptions: Sendable {
     public var pairs: Int = 4
     public var promptLen: Int = 64
     public var responseLen: Int = 192
+    /// Train a LoRA adapter of this shape instead of every parameter.
+    public var lora: LoRAConfig?
     public init(run: StepBenchRun) { self.run = run }
 }
 
@@ -33,10 +39,14 @@ public enum DPOBench {
                                         threads: o.run.threads)
         let P = o.pairs, Tp = o.promptLen, Tr = o.responseLen, T = Tp + Tr
         let policy = LlamaModel(config: config, parameters: params)
-        let reference = LlamaModel(config: config, parameters: params.clone())  // TRL: a frozen copy
+        let adapter = o.lora.map { LoRAAdapter(config: $0, model: config) }
+        adapter?.initialize(seed: 0)
+        // TRL: a frozen copy of the policy; with a LoRA (TRL + PEFT), the same base with the adapter off.
+        let reference = adapter == nil ? LlamaModel(config: config, parameters: params.clone()) : policy
         let ws = LlamaWorkspace(config: config, maxBatch: 2 * P, maxSeqLen: T)
-        let optimizer = AdamW(layout: policy.layout, config: AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0))
-        let trainer = Trainer(model: policy, optimizer: optimizer,
+        let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
+        let optimizer = AdamW(layout: adapter?.layout ?? policy.layout, config: AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0))
+        let trainer = Trainer(model: policy, adapter: adapter, optimizer: optimizer,
                               schedule: LRSchedule(kind: .constant, peak: 1e-6, totalSteps: o.run.totalSteps), maxGradNorm: 1)
         let loss = DPOLossConfig(lossType: .sigmoid, beta: 0.1)
 
@@ -58,12 +68,12 @@ public enum DPOBench {
             _ = try trainer.step(microBatches: 1, context: "bench step \(step + 1)") { _ in
                 let ref = DPOLoss.sequenceLogps(output: try reference.forward(batch, workspace: ws), batch: batch).sums
                 t.append(now())
-                let out = try policy.forward(batch, workspace: ws)
+                let out = try policy.forward(batch, workspace: ws, lora: lora)
                 var metrics = DPOMetrics()
                 let l = DPOLoss.compute(policyOutput: out, batch: batch, referenceLogps: ref, config: loss, metrics: &metrics)
                 t.append(now())
                 l.outputGradient.withUnsafeBufferPointer {
-                    policy.backward(batch, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
+                    trainer.backward(batch, outputGradient: $0, workspace: ws, lora: lora)
                 }
                 t.append(now())
                 stepLoss = l.loss
@@ -80,7 +90,8 @@ public enum DPOBench {
         }
         let tokens = 2 * P * T
         let perToken = TrainBench.flopsPerToken(config, seqLen: T)  // 6N + 12·L·T·A
-        let flops = Double(tokens) * perToken * 4 / 3  // + the reference forward, 2N + 4·L·T·A
+        let weightGradient = adapter == nil ? 0 : 2 * TrainBench.flopsPerToken(config, seqLen: 0) / 6  // 2N, skipped with LoRA
+        let flops = Double(tokens) * (perToken * 4 / 3 - weightGradient)  // + the reference forward, 2N + 4·L·T·A
         let ms = median(total)
         let gflops = flops / (ms / 1e3) / 1e9
         let phaseJSON = ["policy_forward", "ref_forward", "backward", "optimizer"]
@@ -96,6 +107,11 @@ public enum DPOBench {
             ("flops_per_step", formatFixed(flops)), ("achieved_gflops_median", formatFixed(gflops)),
             ("mfu", formatFixed(gflops / sgemm, 3)),
             ("sgemm_gflop_per_s", formatFixed(sgemm)), ("sgemm_core", jsonString(MachineRates.blasCoreName)), ("n_params", "\(params.count)"),
+            ("lora", adapter.map { a in
+                "{\"r\": \(a.config.r), \"lora_alpha\": \(jsonNumber(a.config.alpha)), \"use_rslora\": \(a.config.useRSLoRA), "
+                    + "\"target_modules\": [\(a.config.targets.map { jsonString($0.rawValue) }.joined(separator: ", "))]}"
+            } ?? "null"),
+            ("trainable_params", "\(adapter?.weights.count ?? params.count)"),
             ("loss_first_last", "[\(jsonNumber(losses.first!)), \(jsonNumber(losses.last!))]"),
             ("peak_rss_mib", formatFixed(peakRSSMiB())),
         ]

@@ -31,6 +31,9 @@ public struct DPOOptions: Sendable {
     /// TRL DPOConfig's default learning rate, 1e-6.
     public var optimizer = OptimizerOptions(lr: 1e-6)
     public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Train (or evaluate) a LoRA adapter on the frozen base `model`; the reference is then the base
+    /// with the adapter off unless `reference` is given.
+    public var lora: LoRAJobOptions?
 
     public init(model: URL, data: URL, out: URL?) { self.model = model; self.data = data; self.out = out }
 }
@@ -51,11 +54,14 @@ public enum DPOJob {
         try TrainingSupport.checkLengths(examples.map { ($0.prompt.count + max($0.chosen.count, $0.rejected.count), $0.line) },
                                          config: config, data: o.data)
         let model = LlamaModel(config: config, parameters: loaded.parameters)
+        let adapter = try LoRAJobSupport.adapter(o.lora, model: config, seed: o.run.seed)
         let plan = TrainingPlan(examples: examples.count, run: o.run)
         var resumed: ResumeState?
         if o.resume && !o.evalOnly {
-            let r = try TrainingSupport.resumeState(from: o.model, job: "dpo", plan: plan, layout: model.layout,
+            let dir = try LoRAJobSupport.resumeDirectory(o.lora, model: o.model)
+            let r = try TrainingSupport.resumeState(from: dir, job: "dpo", plan: plan, layout: adapter?.layout ?? model.layout,
                                                     optimizer: o.optimizer)
+            try LoRAJobSupport.checkResume(r.record, adapter: adapter, base: o.model, from: dir)
             guard r.record.dpo == o.loss else {
                 throw JobError("\(o.model.path): resume with the same DPO loss options as the interrupted run (see its \(TrainingRecord.fileName))")
             }
@@ -66,10 +72,13 @@ public enum DPOJob {
         let maxLen = examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }.max() ?? 1
         let ws = LlamaWorkspace(config: config, maxBatch: 2 * bs, maxSeqLen: maxLen)
         let pad = TrainingSupport.padID(config)
-        let refLogps = try referenceLogps(examples, reference: referenceURL, policy: model, isPolicy: referenceURL == o.model && !o.resume,
+        // With an adapter the model is the frozen base, so "the policy without its adapter" is exact on resume too.
+        let refLogps = try referenceLogps(examples, reference: referenceURL, policy: model,
+                                          isPolicy: referenceURL == o.model && (!o.resume || adapter != nil),
                                           batchSize: bs, workspace: ws, pad: pad)
+        let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
         if o.evalOnly {
-            return metricsJSON(try evaluate(model: model, examples: examples, referenceLogps: refLogps, config: o.loss,
+            return metricsJSON(try evaluate(model: model, lora: lora, examples: examples, referenceLogps: refLogps, config: o.loss,
                                             batchSize: bs, workspace: ws))
         }
         guard let out = o.out else { throw JobError("--out is required unless --eval-only") }
@@ -77,17 +86,17 @@ public enum DPOJob {
         let spec = TrainingSupport.RunSpec(job: "dpo", model: o.model, reference: referenceURL, data: o.data, out: out,
                                            config: config, lines: examples.map(\.line), run: o.run, optimizer: o.optimizer,
                                            dpo: o.loss)
-        return try TrainingSupport.train(spec, model: model, plan: plan, resumed: resumed, progress: progress) { micro, trainer in
+        return try TrainingSupport.train(spec, model: model, adapter: adapter, plan: plan, resumed: resumed, progress: progress) { micro, trainer in
             let pairs = micro.reduce(0) { $0 + $1.count }  // the step's normaliser
             var metrics = DPOMetrics()
             return .init(microBatches: micro.count, run: { i in
                 let b = batch(micro[i].map { examples[$0] }, pad: pad)
-                let out = try model.forward(b, workspace: ws)
+                let out = try model.forward(b, workspace: ws, lora: lora)
                 let loss = DPOLoss.compute(policyOutput: out, batch: b, referenceLogps: rows(micro[i], refLogps),
                                            config: o.loss, pairsInStep: pairs, metrics: &metrics)
                 guard loss.loss.isFinite else { return loss.loss }
                 loss.outputGradient.withUnsafeBufferPointer {
-                    model.backward(b, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
+                    trainer.backward(b, outputGradient: $0, workspace: ws, lora: lora)
                 }
                 return loss.loss
             }, metrics: { Array(metrics.values.dropFirst()) })
@@ -122,21 +131,29 @@ public enum DPOJob {
 
     /// TRL's `loss` and reward metrics over every pair of `examples` as one batch (computed in
     /// micro-batches of `batchSize` pairs), plus `grad_norm`: the norm of that loss's gradient.
-    public static func evaluate(model: LlamaModel, examples: [PreferenceExample], referenceLogps: [(Double, Double)],
-                                config: DPOLossConfig, batchSize: Int, workspace: LlamaWorkspace? = nil) throws -> [(String, Double)] {
+    /// With `lora`, the policy is the base with that adapter on and `grad_norm` is the adapter's.
+    public static func evaluate(model: LlamaModel, lora: LoRAActivations? = nil, examples: [PreferenceExample],
+                                referenceLogps: [(Double, Double)], config: DPOLossConfig, batchSize: Int,
+                                workspace: LlamaWorkspace? = nil) throws -> [(String, Double)] {
         let bs = max(1, min(batchSize, examples.count))
         let maxLen = examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }.max() ?? 1
         let ws = workspace ?? LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)
         let pad = TrainingSupport.padID(model.config)
-        let grads = ParameterBuffer(layout: model.layout)
+        let grads = ParameterBuffer(layout: lora?.adapter.layout ?? model.layout)
         var metrics = DPOMetrics()
         for lo in stride(from: 0, to: examples.count, by: bs) {
             let idx = Array(lo..<min(examples.count, lo + bs))
             let b = batch(idx.map { examples[$0] }, pad: pad)
-            let out = try model.forward(b, workspace: ws)
+            let out = try model.forward(b, workspace: ws, lora: lora)
             let loss = DPOLoss.compute(policyOutput: out, batch: b, referenceLogps: rows(idx, referenceLogps), config: config,
                                        pairsInStep: examples.count, metrics: &metrics)
-            loss.outputGradient.withUnsafeBufferPointer { model.backward(b, outputGradient: $0, gradients: grads, workspace: ws) }
+            loss.outputGradient.withUnsafeBufferPointer {
+                if lora != nil {
+                    model.backward(b, outputGradient: $0, gradients: nil, lora: lora, loraGradients: grads, workspace: ws)
+                } else {
+                    model.backward(b, outputGradient: $0, gradients: grads, workspace: ws)
+                }
+            }
         }
         return metrics.values + [("grad_norm", Double(GradientClipping.norm(grads.base, count: grads.count)))]
     }

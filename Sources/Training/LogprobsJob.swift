@@ -22,6 +22,8 @@ public struct LogprobsOptions: Sendable {
     /// Sequences per forward pass.
     public var batchSize: Int = 16
     public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// A PEFT LoRA adapter for `model`: score with it on.
+    public var adapter: URL?
     public init(model: URL, input: URL, output: URL?) {
         self.model = model; self.input = input; self.output = output
     }
@@ -49,6 +51,7 @@ public enum LogprobsJob {
             throw JobError("\(opt.model.path): is a \(loaded.config.raw["architectures"]?.array?.first?.string ?? "score") model; logprobs needs a causal LM")
         }
         let model = LlamaModel(config: loaded.config, parameters: loaded.parameters)
+        let adapter = try LoRAJobSupport.adapter(opt.adapter.map { LoRAJobOptions(adapter: $0) }, model: loaded.config, seed: 0)
         let items = try readItems(opt.input, vocab: loaded.config.vocabSize)
         let started = Date()
         var out = ""
@@ -57,12 +60,13 @@ public enum LogprobsJob {
             let maxLen = items.map(\.ids.count).max()!
             let bsz = max(1, min(opt.batchSize, items.count))
             let ws = LlamaWorkspace(config: loaded.config, maxBatch: bsz, maxSeqLen: maxLen)
+            let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
             let pad = Int32(loaded.config.padTokenID ?? loaded.config.eosTokenIDs.first ?? 0)
             var start = 0
             while start < items.count {
                 let group = items[start..<min(items.count, start + bsz)]
                 let batch = TokenBatch(rows: group.map(\.ids), pad: pad, scoreFrom: group.map(\.promptCount))
-                let lp = try model.forward(batch, workspace: ws)
+                let lp = try model.forward(batch, workspace: ws, lora: lora)
                 for (b, item) in group.enumerated() {
                     var sum = 0.0
                     var list = ""

@@ -22,6 +22,8 @@ public struct SFTOptions: Sendable {
     /// TRL SFTConfig's default learning rate, 2e-5.
     public var optimizer = OptimizerOptions(lr: 2e-5)
     public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Train (or evaluate) a LoRA adapter on the frozen base `model` instead of every parameter.
+    public var lora: LoRAJobOptions?
 
     public init(model: URL, data: URL, out: URL?) { self.model = model; self.data = data; self.out = out }
 }
@@ -41,28 +43,34 @@ public enum SFTJob {
         let examples = try TrainingData.readCompletions(o.data, vocab: config.vocabSize, encoder: encoder)
         try TrainingSupport.checkLengths(examples.map { ($0.prompt.count + $0.completion.count, $0.line) }, config: config, data: o.data)
         let model = LlamaModel(config: config, parameters: loaded.parameters)
-        if o.evalOnly { return metricsJSON(try evaluate(model: model, examples: examples, batchSize: o.run.batchSize)) }
+        let adapter = try LoRAJobSupport.adapter(o.lora, model: config, seed: o.run.seed)
+        if o.evalOnly { return metricsJSON(try evaluate(model: model, adapter: adapter, examples: examples, batchSize: o.run.batchSize)) }
         guard let out = o.out else { throw JobError("--out is required unless --eval-only") }
 
         let plan = TrainingPlan(examples: examples.count, run: o.run)
-        let resumed = o.resume
-            ? try TrainingSupport.resumeState(from: o.model, job: "sft", plan: plan, layout: model.layout, optimizer: o.optimizer)
-            : nil
+        var resumed: ResumeState?
+        if o.resume {
+            let dir = try LoRAJobSupport.resumeDirectory(o.lora, model: o.model)
+            resumed = try TrainingSupport.resumeState(from: dir, job: "sft", plan: plan, layout: adapter?.layout ?? model.layout,
+                                                      optimizer: o.optimizer)
+            try LoRAJobSupport.checkResume(resumed!.record, adapter: adapter, base: o.model, from: dir)
+        }
         let maxLen = examples.map { $0.prompt.count + $0.completion.count }.max() ?? 1
         let ws = LlamaWorkspace(config: config, maxBatch: min(o.run.batchSize, examples.count), maxSeqLen: maxLen)
+        let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
         let pad = TrainingSupport.padID(config)
         let spec = TrainingSupport.RunSpec(job: "sft", model: o.model, reference: nil, data: o.data, out: out, config: config,
                                            lines: examples.map(\.line), run: o.run, optimizer: o.optimizer, dpo: nil)
-        return try TrainingSupport.train(spec, model: model, plan: plan, resumed: resumed, progress: progress) { micro, trainer in
+        return try TrainingSupport.train(spec, model: model, adapter: adapter, plan: plan, resumed: resumed, progress: progress) { micro, trainer in
             let ex = micro.map { $0.map { examples[$0] } }
             let tokens = ex.joined().reduce(0) { $0 + $1.completion.count }  // the step's normaliser
             return .init(microBatches: ex.count, run: { i in
                 let b = batch(ex[i], pad: pad)
-                let out = try model.forward(b, workspace: ws)
+                let out = try model.forward(b, workspace: ws, lora: lora)
                 let loss = SFTLoss.compute(logprobs: out, batch: b, denominator: tokens)
                 guard loss.loss.isFinite else { return loss.loss }
                 loss.outputGradient.withUnsafeBufferPointer {
-                    model.backward(b, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
+                    trainer.backward(b, outputGradient: $0, workspace: ws, lora: lora)
                 }
                 return loss.loss
             }, metrics: { [("completion_tokens", Double(tokens))] })
@@ -71,15 +79,17 @@ public enum SFTJob {
 
     /// `loss` (token-level mean NLL of the completions) and `completion_tokens` over `examples`, in
     /// micro-batches of `batchSize` (the result is that of one batch holding every example).
-    public static func evaluate(model: LlamaModel, examples: [CompletionExample], batchSize: Int) throws -> [(String, Double)] {
+    public static func evaluate(model: LlamaModel, adapter: LoRAAdapter? = nil, examples: [CompletionExample],
+                                batchSize: Int) throws -> [(String, Double)] {
         let bs = max(1, min(batchSize, examples.count))
         let maxLen = examples.map { $0.prompt.count + $0.completion.count }.max() ?? 1
         let ws = LlamaWorkspace(config: model.config, maxBatch: bs, maxSeqLen: maxLen)
+        let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
         let pad = TrainingSupport.padID(model.config)
         var nll = 0.0, tokens = 0
         for lo in stride(from: 0, to: examples.count, by: bs) {
             let b = batch(Array(examples[lo..<min(examples.count, lo + bs)]), pad: pad)
-            let out = try model.forward(b, workspace: ws)
+            let out = try model.forward(b, workspace: ws, lora: lora)
             let (sums, counts) = DPOLoss.sequenceLogps(output: out, batch: b)
             nll -= sums.reduce(0, +)
             tokens += counts.reduce(0, +)

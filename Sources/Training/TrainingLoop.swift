@@ -130,11 +130,16 @@ public struct StepStats: Sendable {
     public var learningRate: Double
 }
 
-/// A model under training: gradients, AdamW state, schedule and clipping.
+/// A model under training: gradients, AdamW state, schedule and clipping. Either every parameter
+/// of `model` trains, or (`adapter` set) only a LoRA adapter on the frozen base `model`.
 public final class Trainer: @unchecked Sendable {
-    /// The model whose parameters are updated in place.
+    /// The model: updated in place, or the frozen base of `adapter`.
     public let model: LlamaModel
-    /// Gradient accumulator (same layout); zero between steps.
+    /// The LoRA adapter under training (nil: full fine-tuning).
+    public let adapter: LoRAAdapter?
+    /// What the optimizer updates: the adapter's weights, or the model's parameters.
+    public var trainable: ParameterBuffer { adapter?.weights ?? model.parameters }
+    /// Gradient accumulator (the layout of `trainable`); zero between steps.
     public let gradients: ParameterBuffer
     /// AdamW moments and step count.
     public let optimizer: AdamW
@@ -143,10 +148,23 @@ public final class Trainer: @unchecked Sendable {
     /// Global gradient-norm clip; 0 turns clipping off.
     public let maxGradNorm: Double
 
-    public init(model: LlamaModel, optimizer: AdamW, schedule: LRSchedule, maxGradNorm: Double) {
-        require(optimizer.expAvg.count == model.parameters.count, "optimizer state does not match the model")
+    /// Backward of the last forward (`model.forward(…, lora:)`) into `gradients`: the adapter's only
+    /// when a LoRA trains (no base-weight product runs), else every parameter's.
+    public func backward(_ batch: TokenBatch, outputGradient: UnsafeBufferPointer<Float>, workspace ws: LlamaWorkspace,
+                         lora: LoRAActivations?) {
+        if let lora {
+            model.backward(batch, outputGradient: outputGradient, gradients: nil, lora: lora, loraGradients: gradients, workspace: ws)
+        } else {
+            model.backward(batch, outputGradient: outputGradient, gradients: gradients, workspace: ws)
+        }
+    }
+
+    public init(model: LlamaModel, adapter: LoRAAdapter? = nil, optimizer: AdamW, schedule: LRSchedule, maxGradNorm: Double) {
+        let layout = adapter?.layout ?? model.layout
+        require(optimizer.expAvg.count == layout.count, "optimizer state does not match the trained parameters")
         self.model = model
-        self.gradients = ParameterBuffer(layout: model.layout)
+        self.adapter = adapter
+        self.gradients = ParameterBuffer(layout: layout)
         self.optimizer = optimizer
         self.schedule = schedule
         self.maxGradNorm = maxGradNorm
@@ -179,7 +197,7 @@ public final class Trainer: @unchecked Sendable {
         }
         let coef = maxGradNorm > 0 ? GradientClipping.coefficient(norm: norm, maxNorm: Float(maxGradNorm)) : 1
         let lr = schedule.lr(step: optimizer.step)
-        optimizer.update(parameters: model.parameters, gradients: gradients, lr: lr, gradScale: coef, zeroGradients: true)
+        optimizer.update(parameters: trainable, gradients: gradients, lr: lr, gradScale: coef, zeroGradients: true)
         return StepStats(step: optimizer.step, loss: loss, gradNorm: norm, learningRate: lr)
     }
 }
@@ -226,11 +244,13 @@ public struct TrainingRecord: Codable, Sendable {
     public var run: RunOptions
     public var optimizer: OptimizerOptions
     public var dpo: DPOLossConfig?
+    /// The adapter's config when a LoRA trained (`model` is then its frozen base).
+    public var lora: LoRAConfig?
 
     static let fileName = "training_args.json"
 
     enum CodingKeys: String, CodingKey {
-        case job, model, reference, data, examples, step, run, optimizer, dpo
+        case job, model, reference, data, examples, step, run, optimizer, dpo, lora
         case totalSteps = "total_steps"
     }
 
@@ -306,11 +326,15 @@ enum TrainingSupport {
     /// training record last. Refuses to write non-finite weights.
     static func saveCheckpoint(to out: URL, config: LlamaConfig, trainer: Trainer, auxiliaryFrom source: URL,
                                log: MetricsLog, record: TrainingRecord) throws {
-        let p = trainer.model.parameters
+        let p = trainer.trainable
         if !GradientClipping.norm(p.base, count: p.count).isFinite {
             throw JobError("the weights hold NaN or infinite values after step \(trainer.optimizer.step); nothing was written to \(out.path)")
         }
-        try ModelDirectory.save(config: config, parameters: p, to: out, copyingAuxiliaryFilesFrom: source)
+        if let adapter = trainer.adapter {
+            try adapter.save(to: out, baseModel: source.standardizedFileURL.path)
+        } else {
+            try ModelDirectory.save(config: config, parameters: p, to: out, copyingAuxiliaryFilesFrom: source)
+        }
         try trainer.optimizer.save(to: out)
         try log.write(to: out)
         let enc = JSONEncoder()
@@ -371,13 +395,13 @@ enum TrainingSupport {
     /// The optimizer steps of a run: from the resumed step (or 0) to the plan's last step, then the
     /// checkpoint. `work(micro, trainer)` supplies each step's micro-batches (example indices).
     /// Returns a one-line summary.
-    static func train(_ spec: RunSpec, model: LlamaModel, plan: TrainingPlan, resumed: ResumeState?,
+    static func train(_ spec: RunSpec, model: LlamaModel, adapter: LoRAAdapter? = nil, plan: TrainingPlan, resumed: ResumeState?,
                       progress: TrainingProgressHandler, work: (_ micro: [[Int]], _ trainer: Trainer) -> StepWork) throws -> String {
         let o = spec.optimizer
-        let optimizer = resumed?.optimizer ?? AdamW(layout: model.layout, config: o.adamw)
+        let optimizer = resumed?.optimizer ?? AdamW(layout: adapter?.layout ?? model.layout, config: o.adamw)
         var log = resumed?.log ?? MetricsLog()
         let schedule = LRSchedule(kind: o.schedule, peak: o.lr, warmupSteps: o.warmupSteps, totalSteps: plan.totalSteps)
-        let trainer = Trainer(model: model, optimizer: optimizer, schedule: schedule, maxGradNorm: o.maxGradNorm)
+        let trainer = Trainer(model: model, adapter: adapter, optimizer: optimizer, schedule: schedule, maxGradNorm: o.maxGradNorm)
         let first = optimizer.step
         let started = Date()
         var last: Double?
@@ -398,7 +422,7 @@ enum TrainingSupport {
         let record = TrainingRecord(job: spec.job, model: spec.model.standardizedFileURL.path,
                                     reference: spec.reference?.standardizedFileURL.path, data: spec.data.standardizedFileURL.path,
                                     examples: plan.examples, step: optimizer.step, totalSteps: plan.totalSteps, run: spec.run,
-                                    optimizer: o, dpo: spec.dpo)
+                                    optimizer: o, dpo: spec.dpo, lora: adapter?.config)
         try saveCheckpoint(to: spec.out, config: spec.config, trainer: trainer, auxiliaryFrom: spec.model, log: log, record: record)
         let l = last.map { ", last loss \(String(format: "%.4f", $0))" } ?? ""
         return "\(spec.job): trained steps \(first + 1)…\(optimizer.step) of \(plan.totalSteps) in "

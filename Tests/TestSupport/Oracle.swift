@@ -22,11 +22,12 @@ public enum Oracle {
     public static let tensors = try! SafetensorsFile(url: Fixtures.tensors)
 
     /// Floats of a case value: inline (possibly nested) numbers or a reference into tensors.safetensors.
-    public static func floats(_ v: JSONValue?) -> [Float] {
+    /// `file` holds the referenced tensors (default: the oracle's tensors.safetensors).
+    public static func floats(_ v: JSONValue?, from file: SafetensorsFile = tensors) -> [Float] {
         guard let v else { return [] }
-        if let key = v["tensor"]?.string { return try! tensors.tensor(key).values }
+        if let key = v["tensor"]?.string { return try! file.tensor(key).values }
         if let d = v.double { return [Float(d)] }
-        return (v.array ?? []).flatMap { floats($0) }
+        return (v.array ?? []).flatMap { floats($0, from: file) }
     }
 
     /// Integers of a case value, flattened.

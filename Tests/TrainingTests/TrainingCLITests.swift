@@ -131,5 +131,13 @@ import TestSupport
         let t = try runRondo(["bench", "train", "--config", config.path, "--batch", "2", "--seq", "16", "--steps", "2", "--warmup", "1"])
         #expect(t.status == 0, "stderr: \(t.stderr)")
         #expect(try Self.json(t)["phase_ms_median"]?["opt"]?.double != nil, "bench train reports the optimizer phase")
+        // LoRA: only the adapter trains (r 4 on q and v of 2 layers: 2·(4·64 + 32·4 + 4·64 + 64·4) = 1,792 floats).
+        let l = try runRondo(["bench", "dpo", "--config", config.path, "--pairs", "2", "--prompt-len", "8", "--response-len", "16",
+                              "--steps", "2", "--warmup", "1", "--lora-r", "4", "--target-modules", "q_proj,v_proj"])
+        #expect(l.status == 0, "stderr: \(l.stderr)")
+        let lo = try Self.json(l)
+        #expect(lo["trainable_params"]?.int == 1_792 && lo["lora"]?["r"]?.int == 4, "\(l.stdout)")
+        #expect(lo["loss_first_last"]?.array?.first?.double.map { abs($0 - log(2)) < 1e-6 } == true, "a fresh adapter is a no-op")
+        #expect((lo["flops_per_step"]?.double ?? 0) < (o["flops_per_step"]?.double ?? 0), "no base weight-gradient products")
     }
 }

@@ -3,6 +3,7 @@
 // the YAML parser knows it, the line.
 
 import Foundation
+import Sampling
 import Yams
 
 /// An error in a campaign's config or state: what, where, what to do.
@@ -39,6 +40,15 @@ public struct SamplingSection: Codable, Sendable, Equatable {
     public var batchSize: Int = 64
     enum CodingKeys: String, CodingKey, CaseIterable {
         case n, temperature, topK = "top_k", topP = "top_p", maxNewTokens = "max_new_tokens", stop, batchSize = "batch_size"
+    }
+
+    /// The sampler's settings (seed 0; the round sets its own). The one place the campaign's keys
+    /// become Sampling's config.
+    public var samplingConfig: SamplingConfig {
+        var sc = SamplingConfig()
+        sc.n = n; sc.temperature = temperature; sc.topK = topK; sc.topP = topP
+        sc.maxNewTokens = maxNewTokens; sc.stopStrings = stop; sc.batchSize = batchSize
+        return sc
     }
 }
 

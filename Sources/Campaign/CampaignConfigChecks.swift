@@ -31,7 +31,6 @@ extension CampaignConfig {
         for (key, v) in numbers where !v.isFinite { throw bad(key, "is \(v); every number in the config must be finite") }
         if prompts.perRound < 1 { throw bad("prompts.per_round", "must be ≥ 1") }
         if let l = prompts.evalLimit, l < 1 { throw bad("prompts.eval_limit", "must be ≥ 1 (or omitted for all)") }
-        if algorithm.type == .dpo && sampling.n < 2 { throw bad("sampling.n", "must be ≥ 2 (pairs need two responses per prompt)") }
         if sampling.n < 1 { throw bad("sampling.n", "must be ≥ 1") }
         if sampling.temperature < 0 { throw bad("sampling.temperature", "must be ≥ 0") }
         if sampling.topK < 0 { throw bad("sampling.top_k", "must be ≥ 0 (0 = off)") }
@@ -52,7 +51,7 @@ extension CampaignConfig {
         if DPOLossType(rawValue: algorithm.lossType) == nil {
             throw bad("algorithm.loss_type", "must be sigmoid, ipo, hinge or robust (found '\(algorithm.lossType)')")
         }
-        if algorithm.type == .ppo { try validatePPO(bad) } else { try validateDPOLoss() }
+        try RoundAlgorithms.type(of: algorithm.type).validate(self, bad)
         if algorithm.beta <= 0 { throw bad("algorithm.beta", "must be > 0") }
         if algorithm.rpoAlpha < 0 { throw bad("algorithm.rpo_alpha", "must be ≥ 0") }
         if algorithm.epochs < 1 { throw bad("algorithm.epochs", "must be ≥ 1") }
@@ -72,29 +71,12 @@ extension CampaignConfig {
     /// The DPO loss settings, checked by Training's own rules (label_smoothing only with robust, in
     /// [0, 0.5); beta positive; rpo_alpha ≥ 0).
     func validateDPOLoss() throws {
-        let loss = DPOLossConfig(lossType: DPOLossType(rawValue: algorithm.lossType) ?? .sigmoid, beta: algorithm.beta, labelSmoothing: algorithm.labelSmoothing, rpoAlpha: algorithm.rpoAlpha)
+        let loss = algorithm.dpoLoss
         var named: [String] = []
         do {
             try loss.validate { key in named.append("algorithm.\(key)"); return "'algorithm.\(key)'" }
         } catch let e as JobError {
             throw CampaignError("config: \(e.description)", key: named.first)
-        }
-    }
-
-    func validatePPO(_ bad: (String, String) -> CampaignError) throws {
-        let a = algorithm
-        if a.klCoef < 0 { throw bad("algorithm.kl_coef", "must be ≥ 0") }
-        if !["k1", "k3"].contains(a.klEstimator) { throw bad("algorithm.kl_estimator", "must be k1 or k3 (found '\(a.klEstimator)')") }
-        if let t = a.klTarget, t <= 0 { throw bad("algorithm.kl_target", "must be > 0 (or omitted for a fixed kl_coef)") }
-        if a.klHorizon <= 0 { throw bad("algorithm.kl_horizon", "must be > 0") }
-        if !(0...1).contains(a.gamma) { throw bad("algorithm.gamma", "must be in [0, 1]") }
-        if !(0...1).contains(a.lam) { throw bad("algorithm.lam", "must be in [0, 1]") }
-        if a.cliprange <= 0 { throw bad("algorithm.cliprange", "must be > 0") }
-        if a.cliprangeValue <= 0 { throw bad("algorithm.cliprange_value", "must be > 0") }
-        if a.vfCoef < 0 { throw bad("algorithm.vf_coef", "must be ≥ 0") }
-        if a.labelSmoothing != 0 { throw bad("algorithm.label_smoothing", "applies to DPO's robust loss only; remove it for PPO") }
-        if prompts.perRound * sampling.n < 2 {
-            throw bad("prompts.per_round", "× sampling.n must be ≥ 2 (PPO whitens advantages over the round's samples)")
         }
     }
 }

@@ -28,9 +28,9 @@ extension CampaignCommands {
         }
         let total = CampaignStore.diskUsage(store.root)
         let target = try store.roundsTarget()
-        let ppo = rows.contains { $0["objective/scores"] != nil }
+        let algorithm = try CampaignConfig.load(store.configURL).algorithm.type
         let keys = ["eval/accuracy", "eval/reward_mean", "eval/kl_to_reference", "eval/length_mean", "eval/distinct_2", "loss"]
-            + (ppo ? ["objective/scores", "objective/kl_coef"] : ["train/pairs"])
+            + RoundAlgorithms.type(of: algorithm).statusColumns
         if json {
             let obj: [String: JSONValue] = [
                 "dir": .string(store.root.path), "committed_rounds": .number(Double(committed.count)),

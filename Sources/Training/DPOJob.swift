@@ -65,7 +65,7 @@ public enum DPOJob {
         let bs = max(1, min(o.run.batchSize, examples.count))
         let maxLen = examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }.max() ?? 1
         let ws = LlamaWorkspace(config: config, maxBatch: 2 * bs, maxSeqLen: maxLen)
-        let pad = TrainingSupport.padID(config)
+        let pad = config.batchPadID
         let refLogps = try referenceLogps(examples, reference: referenceURL, policy: model, isPolicy: referenceURL == o.model && !o.resume,
                                           batchSize: bs, workspace: ws, pad: pad)
         if o.evalOnly {
@@ -127,7 +127,7 @@ public enum DPOJob {
         let bs = max(1, min(batchSize, examples.count))
         let maxLen = examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }.max() ?? 1
         let ws = workspace ?? LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)
-        let pad = TrainingSupport.padID(model.config)
+        let pad = model.config.batchPadID
         let grads = ParameterBuffer(layout: model.layout)
         var metrics = DPOMetrics()
         for lo in stride(from: 0, to: examples.count, by: bs) {

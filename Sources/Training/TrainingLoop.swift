@@ -116,6 +116,18 @@ public final class TrainingPlan: @unchecked Sendable {
 
     /// Epochs completed after optimizer step `step` (0-based), as a fraction (HF's `epoch` log field).
     public func epoch(afterStep step: Int) -> Double { Double(step + 1) / Double(stepsPerEpoch) }
+
+    /// The step loop every training run shares (the offline jobs, DPO, PPO and the campaign's rounds):
+    /// optimizer steps `first`..<`lastStep`, each given its micro-batches; `body` runs the step (forward,
+    /// loss, backward, `Trainer.step`/`apply`) and answers whether to go on. A stop request is honoured
+    /// between optimizer steps, never inside one. Returns true when every planned step ran.
+    @discardableResult
+    public func runSteps(from first: Int = 0, _ body: (_ step: Int, _ microBatches: [[Int]]) throws -> TrainingControl) rethrows -> Bool {
+        for s in first..<max(first, lastStep) {
+            if try body(s, microBatches(step: s)) == .stop { return s + 1 == lastStep }
+        }
+        return true
+    }
 }
 
 /// What one optimizer step did.
@@ -287,9 +299,6 @@ enum TrainingSupport {
         try loadTextEncoder(dir, eos: config.eosTokenIDs.first.map(Int32.init))
     }
 
-    /// The id that pads batches: pad_token_id, else the first EOS, else 0.
-    static func padID(_ c: LlamaConfig) -> Int32 { Int32(c.padTokenID ?? c.eosTokenIDs.first ?? 0) }
-
     /// Refuses sequences longer than the model's positions, naming the data line.
     static func checkLengths(_ lengths: [(length: Int, line: Int)], config: LlamaConfig, data: URL) throws {
         for (len, line) in lengths where len > config.maxPositionEmbeddings {
@@ -381,8 +390,7 @@ enum TrainingSupport {
         let first = optimizer.step
         let started = Date()
         var last: Double?
-        for s in first..<plan.lastStep {
-            let micro = plan.microBatches(step: s)
+        try plan.runSteps(from: first) { s, micro in
             let w = work(micro, trainer)
             let stats = try trainer.step(microBatches: w.microBatches,
                                          context: context(step: s + 1, lines: micro.joined().map { spec.lines[$0] }, data: spec.data),
@@ -393,7 +401,7 @@ enum TrainingSupport {
             ])
             let p = TrainingProgress(step: stats.step, totalSteps: plan.totalSteps, epoch: plan.epoch(afterStep: s), loss: stats.loss,
                                      secondsPerStep: Date().timeIntervalSince(started) / Double(s - first + 1))
-            if progress(p) == .stop { break }
+            return progress(p)
         }
         let record = TrainingRecord(job: spec.job, model: spec.model.standardizedFileURL.path,
                                     reference: spec.reference?.standardizedFileURL.path, data: spec.data.standardizedFileURL.path,

@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 // Rondo: online DPO and iterative RLHF campaigns on a CPU.
 // Targets point one way: rondo (CLI) → Campaign → (Labeling, Rollouts, Training, Sampling) → (Model,
-// Tokenizers, Templates); Model → Kernels → (CKernels, system libraries OpenBLAS, libzstd). Templates depends
-// on nothing.
+// Tokenizers, Templates); Model → Kernels → (CKernels, system libraries OpenBLAS, libzstd). RondoSupport
+// (JSON values, atomic files, SHA-256, bench measurements) is below Model, Rollouts and Tokenizers; Model
+// re-exports it. Templates depends on nothing.
 import PackageDescription
 
 // -fno-math-errno lets sqrt vectorise (Float.squareRoot() otherwise calls sqrtf for errno).
@@ -24,6 +25,7 @@ let package = Package(
         .library(name: "Sampling", targets: ["Sampling"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "Templates", targets: ["Templates"]),
+        .library(name: "RondoSupport", targets: ["RondoSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,14 +45,18 @@ let package = Package(
         // by unoptimised intrinsics; no fast-math (each output is one fixed FMA chain).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Kernels", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimize),
-        .target(name: "Model", dependencies: ["Kernels"], swiftSettings: optimize),
-        .target(name: "Tokenizers", swiftSettings: optimize),
+        // What every layer shares and nothing numeric: JSON values, crash-safe files, SHA-256, bench measurements.
+        .target(
+            name: "RondoSupport", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: optimize),
+        .target(name: "Model", dependencies: ["Kernels", "RondoSupport"], swiftSettings: optimize),
+        .target(name: "Tokenizers", dependencies: ["RondoSupport"], swiftSettings: optimize),
         // Chat templates: a Jinja interpreter for the subset HF chat templates use. Depends on nothing of ours.
         .target(name: "Templates"),
         .target(name: "Training", dependencies: ["Model", "Kernels", "Tokenizers", "Templates"], swiftSettings: optimize),
         .target(
             name: "Rollouts",
-            dependencies: ["CZstd", "Model", "Kernels", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CZstd", "RondoSupport", "Kernels", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: optimize),
         .target(
             name: "Campaign",
@@ -59,7 +65,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: optimize),
-        .target(name: "Labeling", dependencies: ["Model", "Kernels"], swiftSettings: optimize),
+        .target(name: "Labeling", dependencies: ["Model", "RondoSupport", "Kernels"], swiftSettings: optimize),
         .target(name: "Sampling", dependencies: ["Model", "Kernels", "Tokenizers", "Templates"], swiftSettings: optimize),
         .executableTarget(
             name: "RondoCLI",

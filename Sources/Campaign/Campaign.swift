@@ -2,7 +2,6 @@
 // atomically (CampaignStore) and replayable (the algorithm's update, RoundAlgorithm.swift).
 // Round 0 evaluates the starting policy, so every later round compares with it.
 
-import Crypto
 import Foundation
 import Kernels
 import Labeling
@@ -238,13 +237,6 @@ func summary(_ m: [(String, JSONValue)]) -> String {
     return m.filter { keys.contains($0.0) }.map { "\($0.0.replacingOccurrences(of: "eval/", with: "")) \($0.1.double.map(fmt) ?? "–")" }
         .joined(separator: "  ")
 }
-
-public func sha256(of url: URL) throws -> String {
-    let data = try Data(contentsOf: url, options: .alwaysMapped)
-    return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-}
-
-func sha256(_ text: String) -> String { SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined() }
 
 /// A stop request from a signal, checked at safe points.
 public final class StopFlag: @unchecked Sendable {

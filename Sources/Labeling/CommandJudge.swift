@@ -10,7 +10,7 @@
 // the tail of its stderr. JudgeProcess runs the child.
 
 import Foundation
-import Model
+import RondoSupport
 
 public final class CommandJudge: Labeller {
     public let id: String

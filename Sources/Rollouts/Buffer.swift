@@ -8,7 +8,7 @@
 
 import Crypto
 import Foundation
-import Model
+import RondoSupport
 import Kernels
 
 /// The manifest beside a buffer file.
@@ -125,7 +125,7 @@ public final class BufferWriter {
         guard let z = zstd else { throw BufferError(.io, "\(url.path): buffer already finished") }
         try flushChunk()
         try z.finish()
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = hex(hasher.finalize())
         let entry = BufferManifest.FileEntry(sha256: digest, bytes: z.compressedBytes, uncompressedBytes: z.uncompressedBytes)
         zstd = nil
         guard rename(temp.path, url.path) == 0 else {

@@ -3,7 +3,7 @@
 // text, a 64-token response with text, per-token sampling and reference log-probs, a score.
 
 import Foundation
-import Model
+import RondoSupport
 
 public struct BufferBenchOptions: Sendable {
     public var records = 100_000

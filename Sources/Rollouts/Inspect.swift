@@ -1,7 +1,7 @@
 // `rondo inspect`: summary, examples, filtering, export and diff of rollout buffers.
 
 import Foundation
-import Model
+import RondoSupport
 
 /// Options of `rondo inspect`.
 public struct InspectOptions: Sendable {

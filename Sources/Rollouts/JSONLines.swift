@@ -5,7 +5,7 @@
 // infinity: they are written as the strings "NaN", "Infinity", "-Infinity" and read back from them.
 
 import Foundation
-import Model
+import RondoSupport
 
 /// Appends JSON tokens to a byte buffer.
 public struct JSONWriter {

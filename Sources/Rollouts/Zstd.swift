@@ -7,6 +7,7 @@
 import CZstd
 import Crypto
 import Foundation
+import RondoSupport
 
 /// A zstd or file-system failure, naming the file.
 public struct BufferError: Error, CustomStringConvertible, Sendable {
@@ -142,7 +143,7 @@ public final class ZstdFileReader {
     public private(set) var compressedBytes = 0
 
     /// Hex SHA-256 of all compressed bytes read so far.
-    public var sha256Hex: String { hasher.finalize().map { String(format: "%02x", $0) }.joined() }
+    public var sha256Hex: String { hex(hasher.finalize()) }
 
     public init(path: String) throws {
         self.path = path

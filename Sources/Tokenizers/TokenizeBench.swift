@@ -4,6 +4,7 @@
 // HF tokenizers' `Tokenizer.encode(text, add_special_tokens=False)` on the same text.
 
 import Foundation
+import RondoSupport
 
 /// Options of a tokenize benchmark.
 public struct TokenizeBenchOptions: Sendable {

@@ -5,6 +5,7 @@
 // naming its number.
 
 import Foundation
+import RondoSupport
 
 /// Options of a tokenize run.
 public struct TokenizeOptions: Sendable {
@@ -75,26 +76,4 @@ public enum TokenizeJob {
         }
         return "\(o.decode ? "decoded" : "encoded") \(lines) lines (\(tokens) tokens)"
     }
-}
-
-/// `s` as a JSON string literal (control characters escaped, everything else verbatim UTF-8).
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    out.reserveCapacity(s.utf8.count + 2)
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case "\u{2028}": out += "\\u2028"  // valid raw in JSON, but some line readers split on them
-        case "\u{2029}": out += "\\u2029"
-        case _ where u.value < 0x20:
-            let hex = String(u.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(u)
-        }
-    }
-    return out + "\""
 }

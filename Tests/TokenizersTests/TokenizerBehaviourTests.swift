@@ -5,6 +5,7 @@
 
 import Foundation
 import TestSupport
+import RondoSupport
 import Testing
 @testable import Tokenizers
 

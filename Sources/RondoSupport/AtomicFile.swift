@@ -11,6 +11,12 @@ import Musl
 import Darwin
 #endif
 
+/// A file could not be written or read: the path, what failed, the system's reason and what to do.
+public struct FileError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
 public enum AtomicFile {
     /// Streams bytes into the temporary file of an `AtomicFile.write(to:)` call.
     public struct Writer {
@@ -29,7 +35,7 @@ public enum AtomicFile {
                     if errno == EINTR { continue }
                     throw AtomicFile.failure(path, "write failed", errno)
                 }
-                if n == 0 { throw ModelError("\(path): write made no progress; check free disk space") }
+                if n == 0 { throw FileError("\(path): write made no progress; check free disk space") }
                 p += n
                 left -= n
                 bytesWritten += n
@@ -72,7 +78,7 @@ public enum AtomicFile {
     }
 
     /// fsyncs a directory so a rename or create inside it survives a crash.
-    static func syncDirectory(_ dir: String, for path: String) throws {
+    public static func syncDirectory(_ dir: String, for path: String) throws {
         let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard dfd >= 0 else { throw failure(path, "cannot open directory \(dir) to fsync it", errno) }
         defer { _ = close(dfd) }
@@ -82,8 +88,8 @@ public enum AtomicFile {
         }
     }
 
-    fileprivate static func failure(_ path: String, _ what: String, _ code: Int32) -> ModelError {
-        ModelError("\(path): \(what) (\(String(cString: strerror(code)))); check that the directory exists, is writable and the disk is not full")
+    fileprivate static func failure(_ path: String, _ what: String, _ code: Int32) -> FileError {
+        FileError("\(path): \(what) (\(String(cString: strerror(code)))); check that the directory exists, is writable and the disk is not full")
     }
 }
 

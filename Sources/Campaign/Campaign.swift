@@ -164,7 +164,7 @@ public final class Campaign {
         return .finished(rounds: committed.last!)
     }
 
-    var adamwConfig: AdamWConfig { AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: config.algorithm.weightDecay) }
+    var adamwConfig: AdamWConfig { config.algorithm.optimizer.adamw }
 
     func evaluator(_ round: Int) -> Evaluator {
         Evaluator(prompts: eval, sampling: config.sampling, tokenizer: tokenizer, seed: config.roundSeed(round))

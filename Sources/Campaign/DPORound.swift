@@ -28,7 +28,7 @@ final class DPORound: RoundAlgorithm {
 
     static func validate(_ config: CampaignConfig, _ bad: (String, String) -> CampaignError) throws {
         if config.sampling.n < 2 { throw bad("sampling.n", "must be ≥ 2 (pairs need two responses per prompt)") }
-        try config.validateDPOLoss()
+        try config.trainingCheck { try config.algorithm.dpo.validate(name: $0) }
     }
 
     func buildRows(_ records: inout [SampleRecord], round r: Int, previous: RoundState) throws -> RoundRows {
@@ -71,8 +71,8 @@ final class DPORound: RoundAlgorithm {
                     algorithm a: AlgorithmSection, seed: UInt64, round: Int, shouldStop: () -> Bool) throws -> [(String, Double)] {
         guard !examples.isEmpty else { return [("train/pairs", 0), ("train/steps", 0)] }
         let plan = roundPlan(examples: examples.count, algorithm: a, seed: CampaignConfig.roundSeed(seed, round))
-        let loss = a.dpoLoss
-        let trainer = Trainer(model: model, optimizer: optimizer, schedule: roundSchedule(a), maxGradNorm: a.maxGradNorm)
+        let loss = a.dpo
+        let trainer = Trainer(model: model, optimizer: optimizer, schedule: roundSchedule(a), maxGradNorm: a.optimizer.maxGradNorm)
         let bs = max(1, min(a.batchSize, examples.count))
         let maxLen = examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }.max()!
         let ws = LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)
@@ -103,13 +103,6 @@ final class DPORound: RoundAlgorithm {
         let steps = Double(max(1, plan.lastStep))
         return metrics.values + [("grad_norm", gradNorm / steps), ("learning_rate", lr),
                                  ("train/pairs", Double(examples.count)), ("train/steps", Double(plan.lastStep))]
-    }
-}
-
-extension AlgorithmSection {
-    /// The DPO loss settings Training uses.
-    var dpoLoss: DPOLossConfig {
-        DPOLossConfig(lossType: DPOLossType(rawValue: lossType) ?? .sigmoid, beta: beta, labelSmoothing: labelSmoothing, rpoAlpha: rpoAlpha)
     }
 }
 

@@ -33,7 +33,7 @@ extension Campaign {
         config.prompts.train = abs(config.prompts.train)
         config.prompts.eval = abs(config.prompts.eval)
         if let m = config.labeller.model { config.labeller.model = abs(m) }
-        if let v = config.algorithm.valueModel, v != "policy" { config.algorithm.valueModel = abs(v) }
+        if let v = config.algorithm.ppo.valueModel, v != "policy" { config.algorithm.ppo.valueModel = abs(v) }
         if var cmd = config.labeller.command, let first = cmd.first, first.contains("/") {
             cmd[0] = abs(first); config.labeller.command = cmd
         }
@@ -99,7 +99,7 @@ extension Campaign {
             }
         }
         if let m = config.labeller.model { try pinModel("labeller.model", URL(fileURLWithPath: m)) }
-        if let v = config.algorithm.valueModel, v != "policy" { try pinModel("algorithm.value_model", URL(fileURLWithPath: v)) }
+        if let v = config.algorithm.ppo.valueModel, v != "policy" { try pinModel("algorithm.value_model", URL(fileURLWithPath: v)) }
         pins.append(PinnedInput(name: "config", path: store.configURL.path, sha256: sha256(yaml)))
         return pins
     }

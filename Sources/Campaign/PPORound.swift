@@ -22,15 +22,6 @@ import Model
 import Rollouts
 import Training
 
-extension AlgorithmSection {
-    var ppoConfig: PPOConfig {
-        var c = PPOConfig()
-        c.klEstimator = KLEstimator(rawValue: klEstimator) ?? .k1
-        c.gamma = gamma; c.lam = lam; c.cliprange = cliprange; c.cliprangeValue = cliprangeValue; c.vfCoef = vfCoef
-        return c
-    }
-}
-
 // MARK: The round algorithm
 
 final class PPORound: RoundAlgorithm {
@@ -56,17 +47,11 @@ final class PPORound: RoundAlgorithm {
     var width: Int { campaign.config.sampling.maxNewTokens }
 
     static func validate(_ config: CampaignConfig, _ bad: (String, String) -> CampaignError) throws {
-        let a = config.algorithm
+        let a = config.algorithm.ppo
         if a.klCoef < 0 { throw bad("algorithm.kl_coef", "must be ≥ 0") }
-        if !["k1", "k3"].contains(a.klEstimator) { throw bad("algorithm.kl_estimator", "must be k1 or k3 (found '\(a.klEstimator)')") }
         if let t = a.klTarget, t <= 0 { throw bad("algorithm.kl_target", "must be > 0 (or omitted for a fixed kl_coef)") }
         if a.klHorizon <= 0 { throw bad("algorithm.kl_horizon", "must be > 0") }
-        if !(0...1).contains(a.gamma) { throw bad("algorithm.gamma", "must be in [0, 1]") }
-        if !(0...1).contains(a.lam) { throw bad("algorithm.lam", "must be in [0, 1]") }
-        if a.cliprange <= 0 { throw bad("algorithm.cliprange", "must be > 0") }
-        if a.cliprangeValue <= 0 { throw bad("algorithm.cliprange_value", "must be > 0") }
-        if a.vfCoef < 0 { throw bad("algorithm.vf_coef", "must be ≥ 0") }
-        if a.labelSmoothing != 0 { throw bad("algorithm.label_smoothing", "applies to DPO's robust loss only; remove it for PPO") }
+        try config.trainingCheck { try a.loss.validate(name: $0) }
         if config.prompts.perRound * config.sampling.n < 2 {
             throw bad("prompts.per_round", "× sampling.n must be ≥ 2 (PPO whitens advantages over the round's samples)")
         }
@@ -75,7 +60,7 @@ final class PPORound: RoundAlgorithm {
     func saveInitialState(into dir: URL, state: inout RoundState) throws {
         let v = try initialValueModel()
         value = (v, AdamW(layout: v.layout, config: campaign.adamwConfig))
-        nextKLCoef = algorithm.klCoef
+        nextKLCoef = algorithm.ppo.klCoef
         _ = try saveState(into: dir, state: &state)
     }
 
@@ -91,10 +76,10 @@ final class PPORound: RoundAlgorithm {
     func buildRows(_ records: inout [SampleRecord], round r: Int, previous: RoundState) throws -> RoundRows {
         let values = try PPOUpdate.values(value!.model, prompts: records.map(\.promptIDs), responses: records.map(\.responseIDs),
                                           width: width)
-        let coef = previous.klCoef ?? algorithm.klCoef
-        var objective = try PPOUpdate.attachAdvantages(&records, values: values, width: width, klCoef: coef, config: algorithm.ppoConfig)
+        let coef = previous.klCoef ?? algorithm.ppo.klCoef
+        var objective = try PPOUpdate.attachAdvantages(&records, values: values, width: width, klCoef: coef, config: algorithm.ppo.loss)
         let kl = objective.first { $0.0 == "objective/kl" }?.1 ?? .nan
-        nextKLCoef = PPORound.nextKLCoef(coef, observedKL: kl, target: algorithm.klTarget, horizon: algorithm.klHorizon,
+        nextKLCoef = PPORound.nextKLCoef(coef, observedKL: kl, target: algorithm.ppo.klTarget, horizon: algorithm.ppo.klHorizon,
                                          samples: records.count)
         objective.append(("objective/kl_coef", coef))
         return RoundRows(metrics: objective, summary: "\(records.count) samples, PPO update")
@@ -105,10 +90,11 @@ final class PPORound: RoundAlgorithm {
     /// the stored ones.
     func replayRows(_ records: inout [SampleRecord], pairs: [PairRecord], previous: RoundState,
                     campaign base: AlgorithmSection) throws -> ReplayRows {
-        let coef = algorithm.klCoef != base.klCoef ? algorithm.klCoef : (previous.klCoef ?? algorithm.klCoef)
+        let k = algorithm.ppo.klCoef
+        let coef = k != base.ppo.klCoef ? k : (previous.klCoef ?? k)
         let stored = records
         let metrics = try PPOUpdate.attachAdvantages(&records, values: stored.map { $0.values ?? [] }, width: width, klCoef: coef,
-                                                     config: algorithm.ppoConfig)
+                                                     config: algorithm.ppo.loss)
         let match = zip(records, stored).allSatisfy { $0.advantages == $1.advantages && $0.returns == $1.returns }
         return ReplayRows(metrics: metrics,
                           report: "advantages and returns recomputed from the buffer \(match ? "match" : "DIFFER from") the stored ones\n",
@@ -138,7 +124,7 @@ final class PPORound: RoundAlgorithm {
     /// value head (RewardJob's initialisation, seeded by the campaign seed).
     func initialValueModel() throws -> LlamaModel {
         let c = campaign.config
-        let source = algorithm.valueModel ?? (c.labeller.type == .rewardModel ? c.labeller.model! : "policy")
+        let source = algorithm.ppo.valueModel ?? (c.labeller.type == .rewardModel ? c.labeller.model! : "policy")
         let dir = source == "policy" ? campaign.modelSource : URL(fileURLWithPath: source)
         let (vc, p) = RewardJob.rewardModel(from: try ModelDirectory.load(dir), seed: c.seed)
         guard vc.vocabSize == campaign.initial.config.vocabSize else {

@@ -113,9 +113,9 @@ final class PPOStepper {
     init(policy: LlamaModel, policyOptimizer: AdamW, value: LlamaModel, valueOptimizer: AdamW, width: Int,
          algorithm a: AlgorithmSection, maxRows: Int, maxSeqLen: Int) {
         let schedule = roundSchedule(a)
-        self.policy = policy; self.value = value; self.width = width; config = a.ppoConfig
-        policyTrainer = Trainer(model: policy, optimizer: policyOptimizer, schedule: schedule, maxGradNorm: a.maxGradNorm)
-        valueTrainer = Trainer(model: value, optimizer: valueOptimizer, schedule: schedule, maxGradNorm: a.maxGradNorm)
+        self.policy = policy; self.value = value; self.width = width; config = a.ppo.loss
+        policyTrainer = Trainer(model: policy, optimizer: policyOptimizer, schedule: schedule, maxGradNorm: a.optimizer.maxGradNorm)
+        valueTrainer = Trainer(model: value, optimizer: valueOptimizer, schedule: schedule, maxGradNorm: a.optimizer.maxGradNorm)
         policyWorkspace = LlamaWorkspace(config: policy.config, maxBatch: max(1, maxRows), maxSeqLen: maxSeqLen)
         valueWorkspace = LlamaWorkspace(config: value.config, maxBatch: max(1, maxRows), maxSeqLen: maxSeqLen)
         pad = policy.config.batchPadID

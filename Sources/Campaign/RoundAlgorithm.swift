@@ -115,5 +115,5 @@ func roundPlan(examples: Int, algorithm a: AlgorithmSection, seed: UInt64) -> Tr
 /// The learning-rate schedule of a campaign's updates: constant after `warmup_steps` over the
 /// campaign's first optimizer steps (the optimizer's step count carries over between rounds).
 func roundSchedule(_ a: AlgorithmSection) -> LRSchedule {
-    LRSchedule(kind: .constant, peak: a.learningRate, warmupSteps: a.warmupSteps, totalSteps: 1 << 40)
+    LRSchedule(kind: a.optimizer.schedule, peak: a.optimizer.lr, warmupSteps: a.optimizer.warmupSteps, totalSteps: 1 << 40)
 }

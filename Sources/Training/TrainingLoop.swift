@@ -34,11 +34,13 @@ public struct OptimizerOptions: Codable, Sendable, Equatable {
 
     public init(lr: Double) { self.lr = lr }
 
-    /// Cross-field checks.
-    public func validate() throws {
-        guard lr >= 0, lr.isFinite else { throw JobError("--lr must be a non-negative number, got \(lr)") }
-        guard warmupSteps >= 0 else { throw JobError("--warmup-steps must be ≥ 0") }
-        guard maxGradNorm >= 0 else { throw JobError("--max-grad-norm must be ≥ 0 (0 turns clipping off)") }
+    /// Cross-field checks (NaN fails every range). `name` spells a setting (`lr`, `warmup_steps`,
+    /// `max_grad_norm`, `weight_decay`) the way the caller's users know it: CLI flags by default.
+    public func validate(name: (String) -> String = { $0 == "lr" ? "--lr" : DPOLossConfig.flag($0) }) throws {
+        guard lr >= 0, lr.isFinite else { throw JobError("\(name("lr")) must be a non-negative number, got \(lr)") }
+        guard warmupSteps >= 0 else { throw JobError("\(name("warmup_steps")) must be ≥ 0") }
+        guard maxGradNorm >= 0 else { throw JobError("\(name("max_grad_norm")) must be ≥ 0 (0 turns clipping off), got \(maxGradNorm)") }
+        guard adamw.weightDecay >= 0 else { throw JobError("\(name("weight_decay")) must be ≥ 0, got \(adamw.weightDecay)") }
         try adamw.validate()
     }
 }
@@ -61,12 +63,12 @@ public struct RunOptions: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// Cross-field checks.
-    public func validate() throws {
-        guard epochs >= 1 else { throw JobError("--epochs must be at least 1") }
-        guard batchSize >= 1 else { throw JobError("--batch-size must be at least 1") }
-        guard gradAccum >= 1 else { throw JobError("--grad-accum must be at least 1") }
-        if let s = stopAtStep, s < 1 { throw JobError("--stop-at-step must be at least 1") }
+    /// Cross-field checks. `name` spells a setting (`epochs`, `batch_size`, …) for the caller's users.
+    public func validate(name: (String) -> String = DPOLossConfig.flag) throws {
+        guard epochs >= 1 else { throw JobError("\(name("epochs")) must be at least 1") }
+        guard batchSize >= 1 else { throw JobError("\(name("batch_size")) must be at least 1") }
+        guard gradAccum >= 1 else { throw JobError("\(name("grad_accum")) must be at least 1") }
+        if let s = stopAtStep, s < 1 { throw JobError("\(name("stop_at_step")) must be at least 1") }
     }
 }
 

@@ -73,3 +73,37 @@ public func logSoftmaxGatherBackwardNaive(
         }
     }
 }
+
+/// Entropy −Σ_i p_i log p_i of softmax(logits) for R rows, given each row's log-sum-exp (from
+/// `logSoftmaxGatherForward`): H = Σ_i p_i (lse − z_i), a sum of non-negative terms (no cancellation).
+public func softmaxEntropyForward(entropy: FloatPtr, logits: ConstFloatPtr, lse: ConstFloatPtr, rows: Int, vocab v: Int) {
+    parallelRows(rows, minRowsPerTask: 4) { range in
+        for r in range {
+            let row = logits + r * v, l = lse[r]
+            var acc = SIMD16<Float>()
+            var i = 0
+            while i + 16 <= v {
+                let z = load16(row + i)
+                acc += exp16(z - l) * (l - z)
+                i += 16
+            }
+            var s = acc.sum()
+            while i < v { s += expf(row[i] - l) * (l - row[i]); i += 1 }
+            entropy[r] = s
+        }
+    }
+}
+
+/// Plain-loop twin of `softmaxEntropyForward` (Double).
+public func softmaxEntropyForwardNaive(entropy: FloatPtr, logits: ConstFloatPtr, rows: Int, vocab v: Int) {
+    for r in 0..<rows {
+        var m = -Double.infinity
+        for i in 0..<v { m = max(m, Double(logits[r * v + i])) }
+        var z = 0.0
+        for i in 0..<v { z += Foundation.exp(Double(logits[r * v + i]) - m) }
+        let l = m + Foundation.log(z)
+        var h = 0.0
+        for i in 0..<v { h -= Foundation.exp(Double(logits[r * v + i]) - l) * (Double(logits[r * v + i]) - l) }
+        entropy[r] = Float(h)
+    }
+}

@@ -1,0 +1,52 @@
+// The GRPO and RLOO losses against TRL 1.16 (Tests/Fixtures/grpo, `cases.grpo_loss.*` and
+// `cases.rloo.*`) on TRL's own current log-probs, which isolates the loss from the model: every
+// micro-batch loss, loss_total, every logged metric and ∂loss/∂logps, for every loss type and option
+// in the set. The model side (log-probs, gradients of every parameter) is GRPOModelTests.
+
+import Foundation
+import Testing
+import TestSupport
+@testable import Training
+
+struct GRPOLossTests {
+    @Test(arguments: GRPOCase.grpoNames) func grpoLossMatchesTRL(_ name: String) throws {
+        try Self.check(GRPOCase(name))
+    }
+
+    @Test(arguments: GRPOCase.rlooNames) func rlooLossMatchesTRL(_ name: String) throws {
+        try Self.check(GRPOCase(name, rloo: true))
+    }
+
+    static func check(_ c: GRPOCase) throws {
+        let (parts, d) = try c.run(logps: c.floats("per_token_logps"), entropies: c.floats("entropies"))
+        c.expectLossAndMetrics(parts)
+        expectClose(d, c.floats("dloss_dlogps"), 1e-4, "\(c.name) dloss_dlogps")
+    }
+
+    /// Masked positions are ignored whatever they hold (TRL has 0 there; a campaign may not).
+    @Test func maskedPositionsAreIgnored() throws {
+        let c = GRPOCase("grpo_kl_cliphigh")
+        let (clean, d) = try c.run(logps: c.floats("per_token_logps"), entropies: c.floats("entropies"))
+        let garbage = zip(c.floats("per_token_logps"), c.mask).map { $1 ? $0 : -123 }
+        let (dirty, d2) = try c.run(logps: garbage, entropies: c.floats("entropies"))
+        #expect(clean[0].loss == dirty[0].loss)
+        #expect(d == d2)
+    }
+
+    /// On-policy (no old log-probs) the ratio is exactly 1 but the gradient still flows: dapo with
+    /// β = 0 gives −A / N per token.
+    @Test func onPolicyGradientIsAdvantageOverTokens() throws {
+        var config = GRPOConfig()
+        config.beta = 0
+        let batch = PolicyLossBatch(width: 2, logps: [-1, -2, -3, 0], mask: [true, true, true, false], advantages: [0.5, -2])
+        let r = try GRPOLoss.compute(batch, scaling: PolicyLossScaling(numItemsInBatch: 3), config: config)
+        let expected: [Float] = [Float(-0.5 / 3), Float(-0.5 / 3), Float(2.0 / 3), 0]
+        #expect(r.dLogps == expected)
+        #expect(abs(r.loss - (-0.5 * 2 + 2) / 3) < 1e-12)
+        #expect((try? GRPOLoss.compute(batch, scaling: PolicyLossScaling(numItemsInBatch: 3), config: GRPOConfig.withBeta(0.1))) == nil)
+    }
+}
+
+extension GRPOConfig {
+    static func withBeta(_ beta: Double) -> GRPOConfig { var c = GRPOConfig(); c.beta = beta; return c }
+}

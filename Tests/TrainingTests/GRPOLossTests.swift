@@ -23,6 +23,29 @@ struct GRPOLossTests {
         expectClose(d, c.floats("dloss_dlogps"), 1e-4, "\(c.name) dloss_dlogps")
     }
 
+    /// RLOO's advantages with the k1 KL penalty from the generation-time and reference log-probs:
+    /// TRL's advantages and its generation metrics (`kl`, reward metrics) for every RLOO case.
+    @Test(arguments: GRPOCase.rlooNames) func rlooAdvantagesWithKLMatchTRL(_ name: String) throws {
+        let c = GRPOCase(name, rloo: true)
+        let config = try c.rlooConfig
+        let gen = c.input("generation_old_per_token_logps")!, ref = c.input("ref_per_token_logps"), mask = c.mask
+        let kl = (0..<c.B).map { b in
+            (0..<c.C).reduce(0.0) { s, t in mask[b * c.C + t] ? s + Double(gen[b * c.C + t]) - Double(ref?[b * c.C + t] ?? 0) : s }
+        }
+        let a = try GroupAdvantage.rloo(rewards: c.input("rewards")!.map { [Double($0)] }, groupSize: 4, names: ["reward"],
+                                        klPerRow: kl, klTokens: mask.filter { $0 }.count, config: config)
+        let e = c.input("advantages")!.map(Double.init)
+        for (i, (x, y)) in zip(a.advantages, e).enumerated() {
+            #expect(withinAbsolute(x, y, GRPOOracle.advantageTolerance(y)), "\(name) advantage \(i): \(x) vs \(y)")
+        }
+        let metrics = Dictionary(uniqueKeysWithValues: a.metrics)
+        for key in ["kl", "reward", "reward_std", "frac_reward_zero_std", "rewards/reward/mean", "rewards/reward/std"] {
+            guard let x = c.json["metrics_generation"]![key]?.double else { #expect(metrics[key] == nil, "\(name) \(key)"); continue }
+            let got = metrics[key] ?? .nan
+            #expect(withinAbsolute(got, x, GRPOOracle.metricTolerance(x)), "\(name) \(key): \(got) vs \(x)")
+        }
+    }
+
     /// Masked positions are ignored whatever they hold (TRL has 0 there; a campaign may not).
     @Test func maskedPositionsAreIgnored() throws {
         let c = GRPOCase("grpo_kl_cliphigh")

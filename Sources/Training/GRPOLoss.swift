@@ -99,6 +99,7 @@ public enum GRPOLoss {
             let rowRatio = exp((0..<C).reduce(0) { $0 + x[b * C + $1] } / Double(max(n[b], 1)))
             phi[b] = vespoWeight(x[(b * C)..<(b * C + C)], advantage: a, config: config)
             var coupling = 0.0  // Σ_t weight · ∂p_t/∂r_b (sequence level)
+            if sequence { for t in 0..<C { ratio[b * C + t] = rowRatio } }
             for t in 0..<C where batch.mask[b * C + t] {
                 let i = b * C + t, l = Double(batch.logps[i])
                 let r = sequence ? rowRatio : exp(x[i])
@@ -167,9 +168,9 @@ public enum GRPOLoss {
             let lo = 1 - c.epsilonLow, hi = 1 + c.effectiveEpsilonHigh
             let clipped = min(max(r, lo), hi)
             var unclipped = r, dUnclipped = 1.0
-            if let delta = c.delta {
+            if let delta = c.delta {  // torch.clamp(max: delta): the gradient passes on r ≤ delta
                 unclipped = min(r, delta)
-                dUnclipped = r < delta ? 1 : r > delta ? 0 : 0.5
+                dUnclipped = r <= delta ? 1 : 0
             }
             let u = unclipped * a, v = clipped * a
             let du = dUnclipped * a, dv = (lo <= r && r <= hi) ? a : 0
@@ -178,12 +179,14 @@ public enum GRPOLoss {
         }
     }
 
-    /// VESPO's detached weight φ_b = exp(λ + k S − λ e^S), S = clamp(Σ_t clamp(x, −20, 20), log 1e-8, 20).
+    /// VESPO's detached weight φ_b = exp(λ + k S − λ e^S), S = clamp(Σ_t clamp(x, −20, 20), log 1e-8, 20),
+    /// λ at least 1e-4; a weight that overflows float32 counts as 0, as TRL's `nan_to_num` makes it.
     static func vespoWeight(_ x: ArraySlice<Double>, advantage a: Double, config c: GRPOConfig) -> Double {
         guard c.lossType == .vespo else { return 0 }
         let s = min(max(x.reduce(0) { $0 + min(max($1, -20), 20) }, log(1e-8)), 20)
-        let (k, lam) = a >= 0 ? (c.vespoKPos, c.vespoLambdaPos) : (c.vespoKNeg, c.vespoLambdaNeg)
-        return exp(lam + k * s - lam * exp(s))
+        let (k, lam) = a >= 0 ? (c.vespoKPos, max(c.vespoLambdaPos, 1e-4)) : (c.vespoKNeg, max(c.vespoLambdaNeg, 1e-4))
+        let phi = exp(lam + k * s - lam * exp(s))
+        return Float(phi).isFinite ? phi : 0
     }
 
     /// TRL's logged metrics of one micro-batch.
@@ -204,33 +207,42 @@ public enum GRPOLoss {
         case .sapo:
             break
         case .grpo, .drGRPO, .dapo, .bnpo, .luspo:
-            let low = { (i: Int) -> Double in ratio[i] < 1 - c.epsilonLow && adv(i) < 0 ? 1 : 0 }
-            let high = { (i: Int) -> Double in ratio[i] > 1 + c.effectiveEpsilonHigh && adv(i) > 0 ? 1 : 0 }
+            // TRL tests the ratio after the delta cap (`coef_1` is re-assigned by the clamp).
+            let capped = { (i: Int) in c.delta.map { min(ratio[i], $0) } ?? ratio[i] }
+            let low = { (i: Int) -> Double in capped(i) < 1 - c.epsilonLow && adv(i) < 0 ? 1 : 0 }
+            let high = { (i: Int) -> Double in capped(i) > 1 + c.effectiveEpsilonHigh && adv(i) > 0 ? 1 : 0 }
             m += clipMetrics(batch, n: n, sequence: c.importanceSamplingLevel == .sequence, low: low, high: high)
         }
         return m
     }
 
-    /// `clip_ratio/low_mean|high_mean|region_mean|low_min|high_max` from per-token indicators (which
-    /// at sequence level are equal across a row's tokens): token means, or at sequence level means
-    /// over rows; the min / max are over rows of the per-row fractions (rows without tokens skipped).
+    /// `clip_ratio/low_mean|high_mean|region_mean|low_min|high_max` from per-token indicators. Token
+    /// level: token means, and the min / max over rows of each row's fraction (rows without tokens are
+    /// NaN there and skipped, TRL's nanmin). Sequence level: the row's indicator (ratio 1, so 0, for a
+    /// row without tokens) for every row, means over rows.
     static func clipMetrics(_ batch: PolicyLossBatch, n: [Int], sequence: Bool, low: (Int) -> Double, high: (Int) -> Double)
         -> [(String, Double)]
     {
         let B = batch.rows, C = batch.width
         var lowRow = [Double](repeating: 0, count: B), highRow = lowRow, regionRow = lowRow
         for b in 0..<B {
+            if sequence {
+                let i = b * C  // a row's indicator does not depend on the position
+                (lowRow[b], highRow[b], regionRow[b]) = (low(i), high(i), max(low(i), high(i)))
+                continue
+            }
             for t in 0..<C where batch.mask[b * C + t] {
-                lowRow[b] += low(b * C + t); highRow[b] += high(b * C + t); regionRow[b] += max(low(b * C + t), high(b * C + t))
+                let l = low(b * C + t) / Double(n[b]), h = high(b * C + t) / Double(n[b])
+                lowRow[b] += l; highRow[b] += h; regionRow[b] += max(l, h)
             }
         }
-        let rows = (0..<B).filter { n[$0] > 0 }
+        let rows = sequence ? Array(0..<B) : (0..<B).filter { n[$0] > 0 }
+        let tokens = Double(max(n.reduce(0, +), 1))
         func mean(_ s: [Double]) -> Double {
-            sequence ? rows.reduce(0) { $0 + s[$1] / Double(n[$1]) } / Double(max(B, 1))
-                     : s.reduce(0, +) / Double(max(n.reduce(0, +), 1))
+            sequence ? s.reduce(0, +) / Double(max(B, 1)) : (0..<B).reduce(0) { $0 + s[$1] * Double(n[$1]) } / tokens
         }
-        let lowMin = rows.map { lowRow[$0] / Double(n[$0]) }.min() ?? .nan
-        let highMax = rows.map { highRow[$0] / Double(n[$0]) }.max() ?? .nan
+        let lowMin = rows.map { lowRow[$0] }.min() ?? .nan
+        let highMax = rows.map { highRow[$0] }.max() ?? .nan
         return [("clip_ratio/low_mean", mean(lowRow)), ("clip_ratio/high_mean", mean(highRow)),
                 ("clip_ratio/region_mean", mean(regionRow)), ("clip_ratio/low_min", lowMin), ("clip_ratio/high_max", highMax)]
     }

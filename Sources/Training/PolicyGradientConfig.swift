@@ -151,8 +151,9 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
         try checkCommon(beta: beta, epsilon: epsilon, epsilonHigh: epsilonHigh, temperature: temperature,
                         numIterations: numIterations, maxCompletionLength: maxCompletionLength, name: name)
         if let delta {
-            guard delta.isFinite, delta > 1 + effectiveEpsilonHigh else {
-                throw JobError("\(name("delta")) must be a finite number > 1 + epsilon_high (\(1 + effectiveEpsilonHigh)), got \(delta); omit it to turn the two-sided clip off")
+            // TRL recommends delta > 1 + epsilon; a cap ≤ 1 would stop the gradient of A < 0 even on-policy.
+            guard delta.isFinite, delta > 1 else {
+                throw JobError("\(name("delta")) must be a finite number > 1 (TRL recommends > 1 + epsilon), got \(delta); omit it to turn the two-sided clip off")
             }
         }
         if lossType == .cispo, epsilonHigh == nil {

@@ -70,6 +70,60 @@ struct GRPOLossTests {
     }
 }
 
+/// Behaviours of TRL's code the fixture set does not reach, checked on hand-made batches.
+struct GRPOLossEdgeTests {
+    static func config(_ type: GRPOLossType, _ edit: (inout GRPOConfig) -> Void = { _ in }) -> GRPOConfig {
+        var c = GRPOConfig()
+        c.lossType = type
+        edit(&c)
+        return c
+    }
+
+    static func metric(_ r: PolicyLossResult, _ key: String) -> Double? { r.metrics.first { $0.0 == key }?.1 }
+
+    /// `delta` is `torch.clamp(coef_1, max: delta)`: at r == delta the gradient passes whole (a `min`
+    /// would halve it); and the clip metrics test the capped ratio.
+    @Test func deltaIsAClampForGradientAndMetrics() throws {
+        let onPolicy = PolicyLossBatch(width: 1, logps: [-2], mask: [true], advantages: [-1])
+        let tie = try GRPOLoss.compute(onPolicy, scaling: PolicyLossScaling(numItemsInBatch: 1), config: Self.config(.dapo) { $0.delta = 1 })
+        #expect(tie.dLogps == [1])
+        let moved = PolicyLossBatch(width: 1, logps: [Float(log(2.0)) - 3], mask: [true], oldLogps: [-3], advantages: [1])
+        let capped = try GRPOLoss.compute(moved, scaling: PolicyLossScaling(numItemsInBatch: 1), config: Self.config(.grpo) {
+            $0.delta = 1.1; $0.epsilonHigh = 0.28
+        })
+        #expect(Self.metric(capped, "clip_ratio/high_mean") == 0)
+        let uncapped = try GRPOLoss.compute(moved, scaling: PolicyLossScaling(numItemsInBatch: 1), config: Self.config(.grpo))
+        #expect(Self.metric(uncapped, "clip_ratio/high_mean") == 1)
+    }
+
+    /// VESPO's weight is exp of a float32 in TRL: an overflow becomes 0 (`nan_to_num`), not a huge step.
+    @Test func vespoOverflowingWeightIsZero() throws {
+        let batch = PolicyLossBatch(width: 2, logps: [-1, -1], mask: [true, true], oldLogps: [-2.5, -2.5], advantages: [1])
+        let r = try GRPOLoss.compute(batch, scaling: PolicyLossScaling(numItemsInBatch: 2), config: Self.config(.vespo) {
+            $0.vespoKPos = 40; $0.vespoLambdaPos = 0
+        })
+        #expect(Self.metric(r, "vespo/phi_seq_mean") == 0)
+        #expect(r.dLogps == [0, 0])
+        let normal = try GRPOLoss.compute(batch, scaling: PolicyLossScaling(numItemsInBatch: 2), config: Self.config(.vespo))
+        #expect((Self.metric(normal, "vespo/phi_seq_mean") ?? 0) > 0)
+    }
+
+    /// `clip_ratio/low_min`: token level skips rows without tokens (NaN, nanmin); sequence level keeps
+    /// them (their ratio is 1, not clipped).
+    @Test func lowMinOverRowsWithoutTokens() throws {
+        let batch = PolicyLossBatch(width: 2, logps: [-3, -3, 0, 0], mask: [true, true, false, false], oldLogps: [Float(-3 - log(0.5)), Float(-3 - log(0.5)), 0, 0],
+                                    advantages: [-1, 1])
+        let token = try GRPOLoss.compute(batch, scaling: PolicyLossScaling(numItemsInBatch: 2), config: Self.config(.grpo))
+        #expect(Self.metric(token, "clip_ratio/low_min") == 1)
+        #expect(Self.metric(token, "clip_ratio/low_mean") == 1)
+        let sequence = try GRPOLoss.compute(batch, scaling: PolicyLossScaling(numItemsInBatch: 2), config: Self.config(.grpo) {
+            $0.importanceSamplingLevel = .sequence
+        })
+        #expect(Self.metric(sequence, "clip_ratio/low_min") == 0)
+        #expect(Self.metric(sequence, "clip_ratio/low_mean") == 0.5)
+    }
+}
+
 extension GRPOConfig {
     static func withBeta(_ beta: Double) -> GRPOConfig { var c = GRPOConfig(); c.beta = beta; return c }
 }

@@ -52,11 +52,7 @@ public func logSoftmaxGatherForwardNaive(
     logp: FloatPtr, lse: FloatPtr, logits: ConstFloatPtr, target: UnsafePointer<Int32>, rows: Int, vocab v: Int
 ) {
     for r in 0..<rows {
-        var m = -Double.infinity
-        for i in 0..<v { m = max(m, Double(logits[r * v + i])) }
-        var z = 0.0
-        for i in 0..<v { z += Foundation.exp(Double(logits[r * v + i]) - m) }
-        let l = m + Foundation.log(z)
+        let l = logSumExpNaive(logits + r * v, v)
         lse[r] = Float(l)
         logp[r] = Float(Double(logits[r * v + Int(target[r])]) - l)
     }
@@ -97,13 +93,18 @@ public func softmaxEntropyForward(entropy: FloatPtr, logits: ConstFloatPtr, lse:
 /// Plain-loop twin of `softmaxEntropyForward` (Double).
 public func softmaxEntropyForwardNaive(entropy: FloatPtr, logits: ConstFloatPtr, rows: Int, vocab v: Int) {
     for r in 0..<rows {
-        var m = -Double.infinity
-        for i in 0..<v { m = max(m, Double(logits[r * v + i])) }
-        var z = 0.0
-        for i in 0..<v { z += Foundation.exp(Double(logits[r * v + i]) - m) }
-        let l = m + Foundation.log(z)
+        let l = logSumExpNaive(logits + r * v, v)
         var h = 0.0
         for i in 0..<v { h -= Foundation.exp(Double(logits[r * v + i]) - l) * (Double(logits[r * v + i]) - l) }
         entropy[r] = Float(h)
     }
+}
+
+/// log Σ_i e^x[i] over one row of n floats, in Double, max-shifted.
+func logSumExpNaive(_ x: ConstFloatPtr, _ n: Int) -> Double {
+    var m = -Double.infinity
+    for i in 0..<n { m = max(m, Double(x[i])) }
+    var z = 0.0
+    for i in 0..<n { z += Foundation.exp(Double(x[i]) - m) }
+    return m + Foundation.log(z)
 }

@@ -41,6 +41,11 @@ public struct PolicyLossBatch: Sendable {
     /// Masked tokens of row b.
     func tokens(_ b: Int) -> Int { (0..<width).reduce(0) { $0 + (mask[b * width + $1] ? 1 : 0) } }
 
+    /// Σ_t f(i) over the masked positions i = b·C + t of each row b, in Double.
+    public func maskedRowSums(_ f: (Int) -> Double) -> [Double] {
+        (0..<rows).map { b in (0..<width).reduce(0.0) { mask[b * width + $1] ? $0 + f(b * width + $1) : $0 } }
+    }
+
     func check(needsReference: Bool) throws {
         let n = rows * width
         guard width >= 1, logps.count == n, mask.count == n else {

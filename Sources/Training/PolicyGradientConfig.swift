@@ -149,7 +149,8 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
     /// way the caller's users know it: CLI flags by default; campaigns pass `algorithm.grpo.KEY`.
     public func validate(name: (String) -> String = DPOLossConfig.flag) throws {
         try checkCommon(beta: beta, epsilon: epsilon, epsilonHigh: epsilonHigh, temperature: temperature,
-                        numIterations: numIterations, maxCompletionLength: maxCompletionLength, name: name)
+                        numIterations: numIterations, maxCompletionLength: maxCompletionLength,
+                        rewardWeights: rewardWeights, name: name)
         if let delta {
             // TRL recommends delta > 1 + epsilon; a cap ≤ 1 would stop the gradient of A < 0 even on-policy.
             guard delta.isFinite, delta > 1 else {
@@ -166,9 +167,6 @@ public struct GRPOConfig: Codable, Sendable, Equatable {
         for (key, v) in [("vespo_k_pos", vespoKPos), ("vespo_lambda_pos", vespoLambdaPos),
                          ("vespo_k_neg", vespoKNeg), ("vespo_lambda_neg", vespoLambdaNeg)] {
             guard v >= 0, v.isFinite else { throw JobError("\(name(key)) must be a finite number ≥ 0, got \(v)") }
-        }
-        if let w = rewardWeights, let bad = w.firstIndex(where: { !$0.isFinite }) {
-            throw JobError("\(name("reward_weights"))[\(bad)] must be finite, got \(w[bad])")
         }
     }
 }
@@ -228,21 +226,19 @@ public struct RLOOConfig: Codable, Sendable, Equatable {
     /// Cross-field checks, errors as `GRPOConfig.validate`.
     public func validate(name: (String) -> String = DPOLossConfig.flag) throws {
         try checkCommon(beta: beta, epsilon: epsilon, epsilonHigh: epsilonHigh, temperature: temperature,
-                        numIterations: numIterations, maxCompletionLength: maxCompletionLength, name: name)
+                        numIterations: numIterations, maxCompletionLength: maxCompletionLength,
+                        rewardWeights: rewardWeights, name: name)
         if let r = rewardClipRange {
             guard r.count == 2, r[0].isFinite, r[1].isFinite, r[0] < r[1] else {
                 throw JobError("\(name("reward_clip_range")) must be two finite numbers [lo, hi] with lo < hi, got \(r)")
             }
-        }
-        if let w = rewardWeights, let bad = w.firstIndex(where: { !$0.isFinite }) {
-            throw JobError("\(name("reward_weights"))[\(bad)] must be finite, got \(w[bad])")
         }
     }
 }
 
 /// The checks GRPO and RLOO share.
 private func checkCommon(beta: Double, epsilon: Double, epsilonHigh: Double?, temperature: Double, numIterations: Int,
-                         maxCompletionLength: Int, name: (String) -> String) throws {
+                         maxCompletionLength: Int, rewardWeights: [Double]?, name: (String) -> String) throws {
     guard beta >= 0, beta.isFinite else { throw JobError("\(name("beta")) must be a finite number ≥ 0, got \(beta)") }
     guard epsilon >= 0, epsilon < 1 else {
         throw JobError("\(name("epsilon")) must be in [0, 1) (the ratio is clipped below at 1 − epsilon), got \(epsilon)")
@@ -256,6 +252,9 @@ private func checkCommon(beta: Double, epsilon: Double, epsilonHigh: Double?, te
     guard numIterations >= 1 else { throw JobError("\(name("num_iterations")) must be ≥ 1, got \(numIterations)") }
     guard maxCompletionLength >= 1 else {
         throw JobError("\(name("max_completion_length")) must be ≥ 1, got \(maxCompletionLength)")
+    }
+    if let w = rewardWeights, let bad = w.firstIndex(where: { !$0.isFinite }) {
+        throw JobError("\(name("reward_weights"))[\(bad)] must be finite, got \(w[bad])")
     }
 }
 

@@ -89,12 +89,8 @@ public enum PolicyLossJob {
                 guard o.rloo.beta == 0 || b.oldLogps != nil else {
                     throw JobError("\(o.data.path): RLOO with beta \(o.rloo.beta) needs \"old_logprobs\" (the KL penalty uses the generation-time log-probs); add them or pass --beta 0")
                 }
-                let kl = (0..<b.rows).map { r in
-                    (0..<b.width).reduce(0.0) { s, t in
-                        let i = r * b.width + t
-                        return b.mask[i] ? s + Double(b.oldLogps![i]) - Double(b.refLogps![i]) : s
-                    }
-                }
+                let (old, ref) = (b.oldLogps!, b.refLogps ?? [])
+                let kl = b.maskedRowSums { Double(old[$0]) - Double(ref[$0]) }
                 adv = try GroupAdvantage.rloo(rewards: rewards, groupSize: g, names: ["reward"], klPerRow: o.rloo.beta == 0 ? nil : kl,
                                               klTokens: b.mask.filter { $0 }.count, config: o.rloo)
             }
@@ -111,8 +107,7 @@ public enum PolicyLossJob {
             guard let old = b.oldLogps else {
                 throw JobError("\(o.data.path): RLOO's ratio needs \"old_logprobs\" in every row (the generation-time log-probs)")
             }
-            let sums = (0..<b.rows).map { r in (0..<b.width).reduce(0.0) { b.mask[r * b.width + $1] ? $0 + Double(old[r * b.width + $1]) : $0 } }
-            return (try RLOOLoss.compute(b, oldSequenceLogps: sums, config: o.rloo), metrics)
+            return (try RLOOLoss.compute(b, oldSequenceLogps: b.maskedRowSums { Double(old[$0]) }, config: o.rloo), metrics)
         }
     }
 

@@ -24,11 +24,10 @@ public enum RLOOLoss {
         let n = (0..<B).map(batch.tokens)
         var loss = 0.0, grad = [Float](repeating: 0, count: B * C)
         var low = [Double](repeating: 0, count: B), high = low
+        let sums = batch.maskedRowSums { Double(batch.logps[$0]) }
         for b in 0..<B {
             let a = Double(batch.advantages[b])
-            var s = 0.0
-            for t in 0..<C where batch.mask[b * C + t] { s += Double(batch.logps[b * C + t]) }
-            let r = exp(s - old[b])
+            let r = exp(sums[b] - old[b])
             let u = r * a, v = min(max(r, lo), hi) * a
             let du = a, dv = (lo <= r && r <= hi) ? a : 0
             loss += -min(u, v)

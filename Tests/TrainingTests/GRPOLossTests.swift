@@ -29,9 +29,8 @@ struct GRPOLossTests {
         let c = GRPOCase(name, rloo: true)
         let config = try c.rlooConfig
         let gen = c.input("generation_old_per_token_logps")!, ref = c.input("ref_per_token_logps"), mask = c.mask
-        let kl = (0..<c.B).map { b in
-            (0..<c.C).reduce(0.0) { s, t in mask[b * c.C + t] ? s + Double(gen[b * c.C + t]) - Double(ref?[b * c.C + t] ?? 0) : s }
-        }
+        let rows = PolicyLossBatch(width: c.C, logps: gen, mask: mask, advantages: Array(repeating: 0, count: c.B))
+        let kl = rows.maskedRowSums { Double(gen[$0]) - Double(ref?[$0] ?? 0) }
         let a = try GroupAdvantage.rloo(rewards: c.input("rewards")!.map { [Double($0)] }, groupSize: 4, names: ["reward"],
                                         klPerRow: kl, klTokens: mask.filter { $0 }.count, config: config)
         let e = c.input("advantages")!.map(Double.init)
@@ -111,7 +110,8 @@ struct GRPOLossEdgeTests {
     /// `clip_ratio/low_min`: token level skips rows without tokens (NaN, nanmin); sequence level keeps
     /// them (their ratio is 1, not clipped).
     @Test func lowMinOverRowsWithoutTokens() throws {
-        let batch = PolicyLossBatch(width: 2, logps: [-3, -3, 0, 0], mask: [true, true, false, false], oldLogps: [Float(-3 - log(0.5)), Float(-3 - log(0.5)), 0, 0],
+        let old = Float(-3 - log(0.5))
+        let batch = PolicyLossBatch(width: 2, logps: [-3, -3, 0, 0], mask: [true, true, false, false], oldLogps: [old, old, 0, 0],
                                     advantages: [-1, 1])
         let token = try GRPOLoss.compute(batch, scaling: PolicyLossScaling(numItemsInBatch: 2), config: Self.config(.grpo))
         #expect(Self.metric(token, "clip_ratio/low_min") == 1)

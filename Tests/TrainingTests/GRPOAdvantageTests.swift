@@ -86,6 +86,20 @@ struct GRPOAdvantageTests {
         #expect(GRPOLossType.allCases.map(\.rawValue) == ["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"])
     }
 
+    /// A written config (e.g. into a round checkpoint) reads back equal, under TRL's key names.
+    @Test func configsRoundTripWithTRLKeys() throws {
+        var c = GRPOConfig()
+        c.lossType = .drGRPO; c.epsilonHigh = 0.28; c.delta = 1.5; c.scaleRewards = .batch; c.useBiasCorrectionKL = false
+        c.importanceSamplingLevel = .sequence; c.rewardWeights = [1, 0.5]; c.maxCompletionLength = 64
+        let data = try JSONEncoder().encode(c)
+        let keys = try JSONDecoder().decode([String: JSONValue].self, from: data)
+        #expect(keys["loss_type"] == .string("dr_grpo") && keys["use_bias_correction_kl"] == .bool(false))
+        #expect(try JSONDecoder().decode(GRPOConfig.self, from: data) == c)
+        var r = RLOOConfig()
+        r.rewardClipRange = [-1, 2]; r.normalizeAdvantages = true
+        #expect(try JSONDecoder().decode(RLOOConfig.self, from: JSONEncoder().encode(r)) == r)
+    }
+
     @Test func unknownKeysAndBadValuesAreClearErrors() throws {
         #expect(throws: DecodingError.self) { try decodeConfig(GRPOConfig.self, ["loss": .string("dapo")]) }
         #expect(throws: DecodingError.self) { try decodeConfig(GRPOConfig.self, ["loss_type": .string("ppo")]) }

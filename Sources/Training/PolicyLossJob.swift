@@ -50,7 +50,7 @@ public enum PolicyLossJob {
         let groupSize = try groupRows(&rows, o.data)
         let temperature = o.algorithm == .grpo ? o.grpo.temperature : o.rloo.temperature
         let maskTruncated = o.algorithm == .grpo ? o.grpo.maskTruncatedCompletions : o.rloo.maskTruncatedCompletions
-        let batch = try CompletionBatch(prompts: rows.map(\.prompt), completions: rows.map(\.completion), pad: TrainingSupport.padID(c))
+        let batch = try CompletionBatch(prompts: rows.map(\.prompt), completions: rows.map(\.completion), pad: c.batchPadID)
         let mask = batch.mask(masked: maskTruncated ? rows.map(\.truncated) : nil)
         let scorer = Scorer(batch: batch, chunk: o.batchSize)
         let beta = o.algorithm == .grpo ? o.grpo.beta : o.rloo.beta

@@ -10,7 +10,7 @@ import Foundation
 import Training
 
 /// Which algorithm updates the policy each round (RoundAlgorithms.registry maps it to its round).
-public enum AlgorithmKind: String, Codable, Sendable, CaseIterable { case dpo, ppo }
+public enum AlgorithmKind: String, Codable, Sendable, CaseIterable { case dpo, ppo, grpo }
 
 /// PPO's settings (type ppo): TRL's PPOConfig names and defaults.
 public struct PPOSection: Sendable, Equatable {
@@ -46,6 +46,9 @@ public struct AlgorithmSection: Sendable, Equatable {
     public var dpo = DPOLossConfig()
     /// PPO (type ppo).
     public var ppo = PPOSection()
+    /// GRPO (type grpo), nested under `grpo:` with TRL's GRPOConfig names (its `loss_type` and `beta`
+    /// mean other things than DPO's).
+    public var grpo = GRPOConfig()
     public init() {}
 }
 
@@ -56,11 +59,13 @@ enum AlgorithmKey: String, CodingKey, CaseIterable {
     case lossType = "loss_type", beta, labelSmoothing = "label_smoothing", rpoAlpha = "rpo_alpha"
     case klCoef = "kl_coef", klEstimator = "kl_estimator", klTarget = "kl_target", klHorizon = "kl_horizon", gamma, lam
     case cliprange, cliprangeValue = "cliprange_value", vfCoef = "vf_coef", valueModel = "value_model"
+    case grpo
 
     var owner: AlgorithmKind? {
         switch self {
         case .lossType, .beta, .labelSmoothing, .rpoAlpha: return .dpo
         case .klCoef, .klEstimator, .klTarget, .klHorizon, .gamma, .lam, .cliprange, .cliprangeValue, .vfCoef, .valueModel: return .ppo
+        case .grpo: return .grpo
         default: return nil
         }
     }
@@ -96,8 +101,9 @@ extension AlgorithmSection: Codable {
         ppo.loss.cliprange = try c.value(.cliprange, ppo.loss.cliprange)
         ppo.loss.cliprangeValue = try c.value(.cliprangeValue, ppo.loss.cliprangeValue)
         ppo.loss.vfCoef = try c.value(.vfCoef, ppo.loss.vfCoef); ppo.valueModel = try c.decodeIfPresent(String.self, forKey: .valueModel)
+        grpo = try c.value(.grpo, grpo)
         let defaults = AlgorithmSection()
-        let changed: [AlgorithmKind: Bool] = [.dpo: dpo != defaults.dpo, .ppo: ppo != defaults.ppo]
+        let changed: [AlgorithmKind: Bool] = [.dpo: dpo != defaults.dpo, .ppo: ppo != defaults.ppo, .grpo: grpo != defaults.grpo]
         for k in c.allKeys.compactMap({ AlgorithmKey(rawValue: $0.stringValue) }) {
             guard let owner = k.owner, owner != type, changed[owner] ?? true else { continue }
             let keys = AlgorithmKey.allCases.filter { $0.owner == owner }.map(\.rawValue).joined(separator: ", ")
@@ -124,5 +130,6 @@ extension AlgorithmSection: Codable {
             try c.encode(ppo.loss.cliprange, forKey: .cliprange); try c.encode(ppo.loss.cliprangeValue, forKey: .cliprangeValue)
             try c.encode(ppo.loss.vfCoef, forKey: .vfCoef); try c.encodeIfPresent(ppo.valueModel, forKey: .valueModel)
         }
+        if type == .grpo { try c.encode(grpo, forKey: .grpo) }
     }
 }

@@ -68,11 +68,12 @@ extension CampaignConfig {
     /// Runs one of Training's `validate(name:)` with the campaign's key names (`rename` maps
     /// Training's name to the campaign's); its error becomes a CampaignError naming the key, which
     /// the message then shows with its line.
-    func trainingCheck(_ rename: [String: String] = [:], _ body: ((String) -> String) throws -> Void) throws {
+    func trainingCheck(section: String = "algorithm", _ rename: [String: String] = [:],
+                       _ body: ((String) -> String) throws -> Void) throws {
         var named: [String] = []
         do {
             try body { key in
-                let k = "algorithm.\(rename[key] ?? key)"
+                let k = "\(section).\(rename[key] ?? key)"
                 named.append(k)
                 return "'\(k)'"
             }

@@ -83,6 +83,7 @@ enum RoundAlgorithms {
     static let registry: [AlgorithmKind: any RoundAlgorithm.Type] = [
         .dpo: DPORound.self,
         .ppo: PPORound.self,
+        .grpo: GRPORound.self,
     ]
 
     /// Every algorithm's extra full-state files.

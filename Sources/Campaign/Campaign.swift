@@ -1,5 +1,5 @@
-// The campaign daemon: round after round of sample → label → build pairs → update → evaluate →
-// commit, each round committed atomically (CampaignStore) and replayable (RoundUpdate).
+// The campaign daemon: round after round of phases (RoundLoop.swift), each round committed
+// atomically (CampaignStore) and replayable (the algorithm's update, RoundAlgorithm.swift).
 // Round 0 evaluates the starting policy, so every later round compares with it.
 
 import Foundation
@@ -145,7 +145,7 @@ public final class Campaign {
         var committed = try store.committedRounds()
         do {
             if committed.isEmpty {
-                try runRoundZero()
+                guard try runRound(0) != nil else { return .stopped(afterRound: -1) }
                 committed = [0]
             }
             try store.requireFullState(committed.last!)
@@ -166,40 +166,11 @@ public final class Campaign {
         return .finished(rounds: committed.last!)
     }
 
-    /// Round 0: the starting policy evaluated and checkpointed as it is.
-    func runRoundZero() throws {
-        log("round 0: evaluating the starting policy")
-        store.writeStatus(round: 0, phase: "eval")
-        let t0 = Date()
-        let evalMetrics = try evaluator(0).evaluate(policy: initial, reference: initial, labeller: labeller,
-                                                    useVerifier: config.labeller.evalVerifier || config.labeller.type == .verifier)
-        let evalS = Date().timeIntervalSince(t0)
-        store.writeStatus(round: 0, phase: "commit")
-        let t1 = Date()
-        let tmp = try store.beginRound(0)
-        let optimizer = AdamW(layout: initial.layout, config: adamwConfig)
-        let sha = try saveCheckpoint(initial, optimizer, into: tmp)
-        var state = RoundState(round: 0, promptCursor: 0, optimizerStep: 0, reference: config.reference.rawValue, policySHA256: sha)
-        if config.algorithm.type == .ppo {
-            let value = try initialValueModel()
-            try saveValue(value, AdamW(layout: value.layout, config: adamwConfig), into: tmp)
-            state.klCoef = config.algorithm.klCoef
-        }
-        var metrics: [(String, JSONValue)] = [("round", .number(0))] + evalMetrics.map { ($0.0, json($0.1)) }
-        metrics += [("time/sample_s", .number(0)), ("time/label_s", .number(0)), ("time/update_s", .number(0)),
-                    ("time/eval_s", .number(evalS)), ("time/commit_s", .number(Date().timeIntervalSince(t1)))]
-        try finishCommit(0, tmp, state, metrics)
-        log("round 0: \(summary(metrics))")
-    }
-
-    var adamwConfig: AdamWConfig { AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: config.algorithm.weightDecay) }
+    var adamwConfig: AdamWConfig { config.algorithm.optimizer.adamw }
 
     func evaluator(_ round: Int) -> Evaluator {
-        Evaluator(prompts: eval, sampling: config.sampling, tokenizer: tokenizer, seed: roundSeed(round))
+        Evaluator(prompts: eval, sampling: config.sampling, tokenizer: tokenizer, seed: config.roundSeed(round))
     }
-
-    /// The seed of round r's sampling streams.
-    func roundSeed(_ r: Int) -> UInt64 { config.seed &+ UInt64(r) &* 0x9E37_79B9_7F4A_7C15 }
 
     /// Loads round r's checkpoint (weights and optimizer state).
     func loadRound(_ r: Int) throws -> (LlamaModel, AdamW, RoundState) {
@@ -209,162 +180,6 @@ public final class Campaign {
         let opt = try AdamW.load(from: dir, layout: model.layout, config: adamwConfig)
         let state = try JSONDecoder().decode(RoundState.self, from: Data(contentsOf: dir.appendingPathComponent("round_state.json")))
         return (model, opt, state)
-    }
-
-    /// One round; nil when a stop request arrived before the commit (nothing of it is kept).
-    func runRound(_ r: Int) throws -> CampaignOutcome? {
-        let (policy, optimizer, prev) = try loadRound(r - 1)
-        let reference = config.reference == .initial ? initial : LlamaModel(config: policy.config, parameters: policy.parameters.clone())
-        var times: [(String, Double)] = []
-        func phase<T>(_ name: String, _ key: String, _ body: () throws -> T) throws -> T {
-            store.writeStatus(round: r, phase: name)
-            let t = Date()
-            defer { times.append((key, Date().timeIntervalSince(t))) }
-            return try body()
-        }
-
-        // Sample.
-        let picked = PromptSet.select(count: config.prompts.perRound, cursor: prev.promptCursor, total: train.count, seed: config.seed)
-        var sc = SamplingConfig()
-        sc.n = config.sampling.n; sc.temperature = config.sampling.temperature; sc.topK = config.sampling.topK
-        sc.topP = config.sampling.topP; sc.maxNewTokens = config.sampling.maxNewTokens; sc.stopStrings = config.sampling.stop
-        sc.batchSize = config.sampling.batchSize; sc.seed = roundSeed(r)
-        log("round \(r): sampling \(picked.count) prompts × \(sc.n)")
-        let samples = try phase("sample", "time/sample_s") {
-            try Sampler(model: policy, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } }).generate(picked.map { train[$0].ids })
-                .sorted { ($0.promptIndex, $0.sampleIndex) < ($1.promptIndex, $1.sampleIndex) }
-        }
-        if stop.isSet { return nil }
-
-        // Label, pair, reference log-probs.
-        let texts = samples.map { tokenizer?.decode($0.tokens, skipSpecialTokens: true) ?? "" }
-        var scores = [Float](repeating: 0, count: samples.count)
-        var judged: [JudgeCall] = [], judgeMetrics: [(String, Double)] = []
-        try phase("label", "time/label_s") {
-            if let judge = labeller as? HTTPJudge {
-                (judged, judgeMetrics) = try judgeLabels(judge, r, samples, texts, picked)
-                scores = judged.map { $0.score ?? .nan }
-                return
-            }
-            var start = 0
-            while start < samples.count {
-                let p = samples[start].promptIndex
-                var end = start
-                while end < samples.count && samples[end].promptIndex == p { end += 1 }
-                let prompt = train[picked[p]]
-                let request = LabelRequest(prompt: prompt.text, promptIDs: prompt.ids, answer: prompt.answer,
-                                           responses: Array(texts[start..<end]), responseIDs: samples[start..<end].map(\.tokens))
-                let s: [Float]
-                do { s = try labeller.checkedScore(request) } catch let e as LabelError where !e.interrupted {
-                    let which = e.response.map { "sample \(start + $0)" } ?? "samples \(start)…\(end - 1)"
-                    throw CampaignError("round \(r), \(which) (prompt \(prompt.id.map { "'\($0)'" } ?? "#\(picked[p])")): \(e.description); the round was not committed")
-                }
-                for k in start..<end { scores[k] = s[k - start] }
-                start = end
-            }
-        }
-        if stop.isSet { return nil }
-        let ppo = config.algorithm.type == .ppo
-        let pairs = ppo ? [] : PairBuilder(config.pairs).build(samples: samples, scores: scores)
-        let refLogprobs = try phase("reference", "time/reference_s") {
-            try responseLogprobs(reference, prompts: samples.map { train[picked[$0.promptIndex]].ids }, responses: samples.map(\.tokens))
-        }
-
-        // Records, written as the round's buffer.
-        let tmp = try store.beginRound(r)
-        var records: [SampleRecord] = samples.enumerated().map { i, s in
-            let prompt = train[picked[s.promptIndex]]
-            return SampleRecord(id: i, promptIndex: s.promptIndex, promptID: prompt.id, sampleIndex: s.sampleIndex, prompt: prompt.text,
-                                promptIDs: prompt.ids, responseIDs: s.tokens, response: texts[i], logprobs: s.logprobs,
-                                refLogprobs: refLogprobs[i], label: label(i, scores, judged),
-                                finishReason: s.finishReason.rawValue,
-                                seed: SeedStream(seed: sc.seed, stream: UInt64(s.promptIndex) << 20 | UInt64(s.sampleIndex)))
-        }
-
-        // PPO: values, advantages and returns (stored in the buffer), and the next KL coefficient.
-        var valueModel: (LlamaModel, AdamW)? = nil
-        var objective: [(String, Double)] = []
-        var klCoef = prev.klCoef
-        if ppo {
-            let (vm, vopt) = try loadValue(r - 1)
-            let values = try phase("values", "time/values_s") {
-                try PPOUpdate.values(vm, prompts: records.map(\.promptIDs), responses: records.map(\.responseIDs), width: sc.maxNewTokens)
-            }
-            let coef = prev.klCoef ?? config.algorithm.klCoef
-            objective = try PPOUpdate.attachAdvantages(&records, values: values, width: sc.maxNewTokens, klCoef: coef,
-                                                       config: config.algorithm.ppoConfig)
-            let kl = objective.first { $0.0 == "objective/kl" }?.1 ?? .nan
-            klCoef = nextKLCoef(coef, observedKL: kl, target: config.algorithm.klTarget, horizon: config.algorithm.klHorizon,
-                                samples: records.count)
-            objective.append(("objective/kl_coef", coef))
-            valueModel = (vm, vopt)
-        }
-        var rollout = BufferSummary()
-        try phase("buffer", "time/buffer_s") {
-            let w = try BufferWriter(url: tmp.appendingPathComponent("rollouts.jsonl.zst"),
-                                     header: BufferHeader(round: r, policySHA256: prev.policySHA256, configSHA256: sha256(configText)))
-            for rec in records { try w.append(rec); rollout.add(rec) }
-            for p in pairs { try w.append(p); rollout.add(p) }
-            try w.finish(timings: Dictionary(uniqueKeysWithValues: times))
-        }
-        if stop.isSet { return nil }
-
-        // Update (the same function replay runs).
-        log(ppo ? "round \(r): \(records.count) samples, PPO update" : "round \(r): \(pairs.count) pairs, updating")
-        let trainMetrics = try phase("update", "time/update_s") {
-            if let (vm, vopt) = valueModel {
-                return try PPOUpdate.run(policy: policy, policyOptimizer: optimizer, value: vm, valueOptimizer: vopt, samples: records,
-                                         width: sc.maxNewTokens, algorithm: config.algorithm, seed: config.seed, round: r)
-            }
-            let (examples, refSums) = try RoundUpdate.examples(samples: records, pairs: pairs)
-            return try RoundUpdate.run(model: policy, optimizer: optimizer, examples: examples, referenceSums: refSums,
-                                       algorithm: config.algorithm, seed: config.seed, round: r)
-        }
-        if stop.isSet { return nil }
-        let evalMetrics = try phase("eval", "time/eval_s") {
-            try evaluator(r).evaluate(policy: policy, reference: reference, labeller: labeller,
-                                      useVerifier: config.labeller.evalVerifier || config.labeller.type == .verifier)
-        }
-        if stop.isSet { return nil }
-
-        // Alarms.
-        let rv = Dictionary(rollout.values(), uniquingKeysWith: { a, _ in a })
-        let ev = Dictionary(evalMetrics, uniquingKeysWith: { a, _ in a })
-        var alarms: [String] = []
-        let corr = rv["length_score_corr"]?.double ?? .nan, gap = rv["pair_length_gap"]?.double ?? .nan
-        if abs(corr) > config.alarms.lengthScoreCorrelation { alarms.append("length bias: corr(length, score) = \(fmt(corr))") }
-        if gap > config.alarms.pairLengthGap { alarms.append("length bias: chosen − rejected length = \(fmt(gap)) tokens") }
-        if let d2 = ev["eval/distinct_2"], d2 < config.alarms.distinct2Min { alarms.append("mode collapse: eval distinct-2 = \(fmt(d2))") }
-        if let kl = ev["eval/kl_to_reference"], kl > config.alarms.klMax { alarms.append("KL drift: eval KL to reference = \(fmt(kl))") }
-        for a in alarms { log("round \(r): ALARM \(a)") }
-
-        // Commit.
-        store.writeStatus(round: r, phase: "commit")
-        let t = Date()
-        let sha = try saveCheckpoint(policy, optimizer, into: tmp)
-        if let (vm, vopt) = valueModel { try saveValue(vm, vopt, into: tmp) }
-        let cursor = prev.promptCursor + picked.count
-        let state = RoundState(round: r, promptCursor: cursor, optimizerStep: optimizer.step, reference: config.reference.rawValue,
-                               policySHA256: sha, klCoef: klCoef)
-        var metrics: [(String, JSONValue)] = [("round", .number(Double(r)))]
-        metrics += evalMetrics.map { ($0.0, json($0.1)) }
-        metrics += objective.map { ($0.0, json($0.1)) }
-        metrics += trainMetrics.map { ($0.0, json($0.1)) }
-        metrics += judgeMetrics.map { ($0.0, json($0.1)) }
-        for k in ["score_mean", "length_mean", "length_score_corr", "pair_length_gap", "distinct_2", "duplicate_rate"] {
-            metrics.append(("rollout/\(k)", json(rv[k]?.double ?? .nan)))
-        }
-        metrics.append(("alarms", .array(alarms.map { .string($0) })))
-        if !inputChanges.isEmpty { metrics.append(("inputs/changed", .array(inputChanges.map { .string($0) }))) }
-        metrics += times.map { ($0.0, .number($0.1)) }
-        metrics.append(("time/commit_s", .number(Date().timeIntervalSince(t))))
-        metrics.append(("peak_rss_mib", .number(peakRSSMiB())))
-        try finishCommit(r, tmp, state, metrics)
-        log("round \(r): \(summary(metrics))")
-        if !alarms.isEmpty && config.alarms.action == .stop {
-            return .alarm(round: r, message: alarms.joined(separator: "; "))
-        }
-        return .finished(rounds: r)
     }
 
     /// Writes policy/ and optimizer.safetensors into `dir`; returns the weights' SHA-256.
@@ -424,34 +239,6 @@ func summary(_ m: [(String, JSONValue)]) -> String {
     let keys = ["eval/accuracy", "eval/reward_mean", "eval/kl_to_reference", "loss", "train/pairs"]
     return m.filter { keys.contains($0.0) }.map { "\($0.0.replacingOccurrences(of: "eval/", with: "")) \($0.1.double.map(fmt) ?? "–")" }
         .joined(separator: "  ")
-}
-
-/// Pairs from scored samples (best_vs_worst): per prompt, rank by score (ties: lower sample index
-/// first) and pair the k-th best with the k-th worst for k < max_per_prompt, while the pair has
-/// distinct samples, a margin ≥ min_margin, and (with skip_ties) different scores.
-struct PairBuilder {
-    let c: PairsSection
-    init(_ c: PairsSection) { self.c = c }
-
-    func build(samples: [Sample], scores: [Float]) -> [PairRecord] {
-        var pairs: [PairRecord] = []
-        var start = 0
-        while start < samples.count {
-            let p = samples[start].promptIndex
-            var end = start
-            while end < samples.count && samples[end].promptIndex == p { end += 1 }
-            let ranked = (start..<end).filter { scores[$0].isFinite }.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
-            for k in 0..<min(c.maxPerPrompt, ranked.count / 2) {
-                let hi = ranked[k], lo = ranked[ranked.count - 1 - k]
-                let margin = scores[hi] - scores[lo]
-                if c.skipTies && margin == 0 { break }
-                if margin < c.minMargin { break }
-                pairs.append(PairRecord(promptIndex: p, chosen: hi, rejected: lo, margin: margin, how: c.strategy.rawValue))
-            }
-            start = end
-        }
-        return pairs
-    }
 }
 
 /// A stop request from a signal, checked at safe points.

@@ -4,6 +4,7 @@
 
 import Foundation
 import Labeling
+import Sampling
 import Yams
 
 /// An error in a campaign's config or state: what, where, what to do.
@@ -40,6 +41,15 @@ public struct SamplingSection: Codable, Sendable, Equatable {
     public var batchSize: Int = 64
     enum CodingKeys: String, CodingKey, CaseIterable {
         case n, temperature, topK = "top_k", topP = "top_p", maxNewTokens = "max_new_tokens", stop, batchSize = "batch_size"
+    }
+
+    /// The sampler's settings (seed 0; the round sets its own). The one place the campaign's keys
+    /// become Sampling's config.
+    public var samplingConfig: SamplingConfig {
+        var sc = SamplingConfig()
+        sc.n = n; sc.temperature = temperature; sc.topK = topK; sc.topP = topP
+        sc.maxNewTokens = maxNewTokens; sc.stopStrings = stop; sc.batchSize = batchSize
+        return sc
     }
 }
 
@@ -81,52 +91,6 @@ public struct PairsSection: Codable, Sendable, Equatable {
     public var maxPerPrompt: Int = 1
     enum CodingKeys: String, CodingKey, CaseIterable {
         case strategy, minMargin = "min_margin", skipTies = "skip_ties", maxPerPrompt = "max_per_prompt"
-    }
-}
-
-public enum AlgorithmKind: String, Codable, Sendable { case dpo, ppo }
-
-public struct AlgorithmSection: Codable, Sendable, Equatable {
-    public var type: AlgorithmKind = .dpo
-    /// sigmoid | ipo | hinge | robust (TRL names).
-    public var lossType: String = "sigmoid"
-    public var beta: Double = 0.1
-    public var labelSmoothing: Double = 0
-    public var epochs: Int = 1
-    public var batchSize: Int = 16
-    public var learningRate: Double = 1e-5
-    /// constant (after `warmup_steps` linear warm-up over the campaign's first optimizer steps).
-    public var schedule: String = "constant"
-    public var warmupSteps: Int = 0
-    public var maxGradNorm: Double = 1
-    public var weightDecay: Double = 0
-    /// TRL's `rpo_alpha`: weight of an NLL term on the chosen responses (0 = plain DPO).
-    public var rpoAlpha: Double = 0
-    // PPO (TRL PPOConfig names and defaults). `epochs` is TRL's num_ppo_epochs and `batch_size`
-    // the minibatch in samples.
-    /// Coefficient of the per-token KL penalty (the start value when `kl_target` is set).
-    public var klCoef: Double = 0.05
-    /// k1 (log-ratio) or k3 ((r − 1) − log r).
-    public var klEstimator: String = "k1"
-    /// Adaptive KL control (Ziegler et al. 2019): target KL per response in nats; nil = fixed coefficient.
-    public var klTarget: Double? = nil
-    /// Adaptive KL control: horizon in samples.
-    public var klHorizon: Double = 10000
-    public var gamma: Double = 1
-    public var lam: Double = 0.95
-    public var cliprange: Double = 0.2
-    public var cliprangeValue: Double = 0.2
-    public var vfCoef: Double = 0.1
-    /// The value model's start: `policy` (its trunk with a fresh value head) or a sequence-classification
-    /// model directory (e.g. the reward model). nil = the labeller's reward model if it has one, else `policy`.
-    public var valueModel: String? = nil
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case rpoAlpha = "rpo_alpha"
-        case klCoef = "kl_coef", klEstimator = "kl_estimator", klTarget = "kl_target", klHorizon = "kl_horizon", gamma, lam
-        case cliprange, cliprangeValue = "cliprange_value", vfCoef = "vf_coef", valueModel = "value_model"
-        case type, lossType = "loss_type", beta, labelSmoothing = "label_smoothing", epochs, batchSize = "batch_size"
-        case learningRate = "learning_rate", schedule, warmupSteps = "warmup_steps", maxGradNorm = "max_grad_norm"
-        case weightDecay = "weight_decay"
     }
 }
 
@@ -261,25 +225,6 @@ extension PairsSection {
         let d = PairsSection()
         strategy = try c.value(.strategy, d.strategy); minMargin = try c.value(.minMargin, d.minMargin)
         skipTies = try c.value(.skipTies, d.skipTies); maxPerPrompt = try c.value(.maxPerPrompt, d.maxPerPrompt)
-    }
-}
-
-extension AlgorithmSection {
-    public init(from decoder: Decoder) throws {
-        try rejectUnknownKeys(decoder, CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = AlgorithmSection()
-        type = try c.value(.type, d.type); lossType = try c.value(.lossType, d.lossType); beta = try c.value(.beta, d.beta)
-        labelSmoothing = try c.value(.labelSmoothing, d.labelSmoothing); epochs = try c.value(.epochs, d.epochs)
-        batchSize = try c.value(.batchSize, d.batchSize); learningRate = try c.value(.learningRate, d.learningRate)
-        schedule = try c.value(.schedule, d.schedule); warmupSteps = try c.value(.warmupSteps, d.warmupSteps)
-        maxGradNorm = try c.value(.maxGradNorm, d.maxGradNorm); weightDecay = try c.value(.weightDecay, d.weightDecay)
-        rpoAlpha = try c.value(.rpoAlpha, d.rpoAlpha)
-        klCoef = try c.value(.klCoef, d.klCoef); klEstimator = try c.value(.klEstimator, d.klEstimator)
-        klTarget = try c.decodeIfPresent(Double.self, forKey: .klTarget); klHorizon = try c.value(.klHorizon, d.klHorizon)
-        gamma = try c.value(.gamma, d.gamma); lam = try c.value(.lam, d.lam)
-        cliprange = try c.value(.cliprange, d.cliprange); cliprangeValue = try c.value(.cliprangeValue, d.cliprangeValue)
-        vfCoef = try c.value(.vfCoef, d.vfCoef); valueModel = try c.decodeIfPresent(String.self, forKey: .valueModel)
     }
 }
 

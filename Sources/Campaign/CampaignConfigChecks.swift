@@ -1,5 +1,6 @@
 // Checks of a campaign config beyond its types: every number finite and in its range (NaN fails
-// every range), cross-field rules, the DPO loss's own checks (Training's DPOLossConfig.validate),
+// every range), cross-field rules, Training's own checks of each section (`validate(name:)` of the
+// optimizer, the run, and the algorithm's loss, through the algorithm's `validate`),
 // no key given twice in a mapping, and error messages that name the key, its line and the value
 // found.
 
@@ -14,14 +15,16 @@ extension CampaignConfig {
         var out: [(String, Double)] = [
             ("sampling.temperature", Double(sampling.temperature)), ("sampling.top_p", Double(sampling.topP)),
             ("labeller.timeout_s", labeller.timeoutS), ("pairs.min_margin", Double(pairs.minMargin)),
-            ("algorithm.beta", a.beta), ("algorithm.label_smoothing", a.labelSmoothing), ("algorithm.learning_rate", a.learningRate),
-            ("algorithm.max_grad_norm", a.maxGradNorm), ("algorithm.weight_decay", a.weightDecay), ("algorithm.rpo_alpha", a.rpoAlpha),
-            ("algorithm.kl_coef", a.klCoef), ("algorithm.kl_horizon", a.klHorizon), ("algorithm.gamma", a.gamma),
-            ("algorithm.lam", a.lam), ("algorithm.cliprange", a.cliprange), ("algorithm.cliprange_value", a.cliprangeValue),
-            ("algorithm.vf_coef", a.vfCoef), ("alarms.length_score_correlation", l.lengthScoreCorrelation),
+            ("algorithm.beta", a.dpo.beta), ("algorithm.label_smoothing", a.dpo.labelSmoothing),
+            ("algorithm.learning_rate", a.optimizer.lr), ("algorithm.max_grad_norm", a.optimizer.maxGradNorm),
+            ("algorithm.weight_decay", a.optimizer.adamw.weightDecay), ("algorithm.rpo_alpha", a.dpo.rpoAlpha),
+            ("algorithm.kl_coef", a.ppo.klCoef), ("algorithm.kl_horizon", a.ppo.klHorizon), ("algorithm.gamma", a.ppo.loss.gamma),
+            ("algorithm.lam", a.ppo.loss.lam), ("algorithm.cliprange", a.ppo.loss.cliprange),
+            ("algorithm.cliprange_value", a.ppo.loss.cliprangeValue), ("algorithm.vf_coef", a.ppo.loss.vfCoef),
+            ("alarms.length_score_correlation", l.lengthScoreCorrelation),
             ("alarms.pair_length_gap", l.pairLengthGap), ("alarms.distinct_2_min", l.distinct2Min), ("alarms.kl_max", l.klMax),
         ]
-        if let t = a.klTarget { out.append(("algorithm.kl_target", t)) }
+        if let t = a.ppo.klTarget { out.append(("algorithm.kl_target", t)) }
         return out
     }
 
@@ -31,7 +34,6 @@ extension CampaignConfig {
         for (key, v) in numbers where !v.isFinite { throw bad(key, "is \(v); every number in the config must be finite") }
         if prompts.perRound < 1 { throw bad("prompts.per_round", "must be ≥ 1") }
         if let l = prompts.evalLimit, l < 1 { throw bad("prompts.eval_limit", "must be ≥ 1 (or omitted for all)") }
-        if algorithm.type == .dpo && sampling.n < 2 { throw bad("sampling.n", "must be ≥ 2 (pairs need two responses per prompt)") }
         if sampling.n < 1 { throw bad("sampling.n", "must be ≥ 1") }
         if sampling.temperature < 0 { throw bad("sampling.temperature", "must be ≥ 0") }
         if sampling.topK < 0 { throw bad("sampling.top_k", "must be ≥ 0 (0 = off)") }
@@ -51,52 +53,34 @@ extension CampaignConfig {
         }
         if pairs.maxPerPrompt < 1 { throw bad("pairs.max_per_prompt", "must be ≥ 1") }
         if pairs.minMargin < 0 { throw bad("pairs.min_margin", "must be ≥ 0") }
-        if DPOLossType(rawValue: algorithm.lossType) == nil {
-            throw bad("algorithm.loss_type", "must be sigmoid, ipo, hinge or robust (found '\(algorithm.lossType)')")
+        try trainingCheck(["lr": "learning_rate"]) { try algorithm.optimizer.validate(name: $0) }
+        var run = RunOptions()
+        run.epochs = algorithm.epochs; run.batchSize = algorithm.batchSize
+        try trainingCheck { try run.validate(name: $0) }
+        if algorithm.optimizer.lr <= 0 { throw bad("algorithm.learning_rate", "must be > 0") }
+        if algorithm.optimizer.schedule != .constant {
+            throw bad("algorithm.schedule", "must be 'constant' (after warmup_steps over the campaign's first updates); found '\(algorithm.optimizer.schedule.rawValue)'")
         }
-        if algorithm.type == .ppo { try validatePPO(bad) } else { try validateDPOLoss() }
-        if algorithm.beta <= 0 { throw bad("algorithm.beta", "must be > 0") }
-        if algorithm.rpoAlpha < 0 { throw bad("algorithm.rpo_alpha", "must be ≥ 0") }
-        if algorithm.epochs < 1 { throw bad("algorithm.epochs", "must be ≥ 1") }
-        if algorithm.batchSize < 1 { throw bad("algorithm.batch_size", "must be ≥ 1") }
-        if algorithm.learningRate <= 0 { throw bad("algorithm.learning_rate", "must be > 0") }
-        if algorithm.maxGradNorm < 0 { throw bad("algorithm.max_grad_norm", "must be ≥ 0 (0 turns clipping off)") }
-        if algorithm.weightDecay < 0 { throw bad("algorithm.weight_decay", "must be ≥ 0") }
-        if algorithm.warmupSteps < 0 { throw bad("algorithm.warmup_steps", "must be ≥ 0") }
-        if algorithm.schedule != "constant" {
-            throw bad("algorithm.schedule", "must be 'constant' (after warmup_steps over the campaign's first updates); found '\(algorithm.schedule)'")
-        }
+        try RoundAlgorithms.type(of: algorithm.type).validate(self, bad)
         if let r = rounds, r < 1 { throw bad("rounds", "must be ≥ 1 or 'unlimited'") }
         if threads < 1 { throw bad("threads", "must be ≥ 1") }
         try retention?.validate(bad)
     }
 
-    /// The DPO loss settings, checked by Training's own rules (label_smoothing only with robust, in
-    /// [0, 0.5); beta positive; rpo_alpha ≥ 0).
-    func validateDPOLoss() throws {
-        let loss = DPOLossConfig(lossType: DPOLossType(rawValue: algorithm.lossType) ?? .sigmoid, beta: algorithm.beta, labelSmoothing: algorithm.labelSmoothing, rpoAlpha: algorithm.rpoAlpha)
+    /// Runs one of Training's `validate(name:)` with the campaign's key names (`rename` maps
+    /// Training's name to the campaign's); its error becomes a CampaignError naming the key, which
+    /// the message then shows with its line.
+    func trainingCheck(section: String = "algorithm", _ rename: [String: String] = [:],
+                       _ body: ((String) -> String) throws -> Void) throws {
         var named: [String] = []
         do {
-            try loss.validate { key in named.append("algorithm.\(key)"); return "'algorithm.\(key)'" }
+            try body { key in
+                let k = "\(section).\(rename[key] ?? key)"
+                named.append(k)
+                return "'\(k)'"
+            }
         } catch let e as JobError {
             throw CampaignError("config: \(e.description)", key: named.first)
-        }
-    }
-
-    func validatePPO(_ bad: (String, String) -> CampaignError) throws {
-        let a = algorithm
-        if a.klCoef < 0 { throw bad("algorithm.kl_coef", "must be ≥ 0") }
-        if !["k1", "k3"].contains(a.klEstimator) { throw bad("algorithm.kl_estimator", "must be k1 or k3 (found '\(a.klEstimator)')") }
-        if let t = a.klTarget, t <= 0 { throw bad("algorithm.kl_target", "must be > 0 (or omitted for a fixed kl_coef)") }
-        if a.klHorizon <= 0 { throw bad("algorithm.kl_horizon", "must be > 0") }
-        if !(0...1).contains(a.gamma) { throw bad("algorithm.gamma", "must be in [0, 1]") }
-        if !(0...1).contains(a.lam) { throw bad("algorithm.lam", "must be in [0, 1]") }
-        if a.cliprange <= 0 { throw bad("algorithm.cliprange", "must be > 0") }
-        if a.cliprangeValue <= 0 { throw bad("algorithm.cliprange_value", "must be > 0") }
-        if a.vfCoef < 0 { throw bad("algorithm.vf_coef", "must be ≥ 0") }
-        if a.labelSmoothing != 0 { throw bad("algorithm.label_smoothing", "applies to DPO's robust loss only; remove it for PPO") }
-        if prompts.perRound * sampling.n < 2 {
-            throw bad("prompts.per_round", "× sampling.n must be ≥ 2 (PPO whitens advantages over the round's samples)")
         }
     }
 }

@@ -95,6 +95,8 @@ public enum CampaignCommands {
         guard try store.committedRounds().contains(n) else { throw CampaignError("\(dir.path): round \(n) is not committed") }
         try store.requireReplayable(n)
         let (policy, optimizer, prev) = try campaign.loadRound(n - 1)
+        let algo = RoundAlgorithms.type(of: campaign.config.algorithm.type).init(campaign: campaign, algorithm: algorithm)
+        try algo.loadState(round: n - 1, state: prev)
         var samples: [SampleRecord] = [], pairs: [PairRecord] = []
         var header: BufferHeader?
         let buffer = store.roundURL(n).appendingPathComponent("rollouts.jsonl.zst")
@@ -109,38 +111,19 @@ public enum CampaignCommands {
         let target = out ?? FileManager.default.temporaryDirectory.appendingPathComponent("rondo-replay-\(getpid())")
         try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
         defer { if out == nil { try? FileManager.default.removeItem(at: target) } }
-        var files = ["policy/model.safetensors", AdamW.fileName]
-        var metrics: [(String, Double)]
-        var report = "", advantagesMatch = true
-        if campaign.config.algorithm.type == .ppo {
-            // Advantages are recomputed from the buffer (values, log-probs, scores) with the replay's
-            // algorithm, so an override of gamma, lam or kl_coef takes effect; without one they must
-            // equal the stored ones.
-            let (value, valueOptimizer) = try campaign.loadValue(n - 1)
-            let width = campaign.config.sampling.maxNewTokens
-            let coef = algorithm.klCoef != campaign.config.algorithm.klCoef ? algorithm.klCoef : (prev.klCoef ?? algorithm.klCoef)
-            var records = samples
-            metrics = try PPOUpdate.attachAdvantages(&records, values: samples.map { $0.values ?? [] }, width: width, klCoef: coef,
-                                                     config: algorithm.ppoConfig)
-            advantagesMatch = zip(records, samples).allSatisfy { $0.advantages == $1.advantages && $0.returns == $1.returns }
-            report += "advantages and returns recomputed from the buffer \(advantagesMatch ? "match" : "DIFFER from") the stored ones\n"
-            log("replaying round \(n): PPO on \(records.count) samples from \(store.roundURL(n).path)")
-            metrics += try PPOUpdate.run(policy: policy, policyOptimizer: optimizer, value: value, valueOptimizer: valueOptimizer,
-                                         samples: records, width: width, algorithm: algorithm, seed: campaign.config.seed, round: n)
-            try campaign.saveValue(value, valueOptimizer, into: target)
-            files += ["\(Campaign.valueDirectory)/model.safetensors", Campaign.valueOptimizerFile]
-        } else {
-            let (examples, ref) = try RoundUpdate.examples(samples: samples, pairs: pairs)
-            log("replaying round \(n): \(pairs.count) pairs from \(store.roundURL(n).path)")
-            metrics = try RoundUpdate.run(model: policy, optimizer: optimizer, examples: examples, referenceSums: ref,
-                                          algorithm: algorithm, seed: campaign.config.seed, round: n)
-        }
+        let rows = try algo.replayRows(&samples, pairs: pairs, previous: prev, campaign: campaign.config.algorithm)
+        var report = rows.report
+        log("replaying round \(n): \(campaign.config.algorithm.type.rawValue) on \(samples.count) samples and \(pairs.count) pairs from \(store.roundURL(n).path)")
+        let metrics = try rows.metrics + algo.update(policy: policy, optimizer: optimizer, samples: samples, pairs: pairs, round: n,
+                                                     shouldStop: { false })
+        var unused = prev
+        let files = ["policy/model.safetensors", AdamW.fileName] + (try algo.saveState(into: target, state: &unused))
         try campaign.saveCheckpoint(policy, optimizer, into: target)
         if override != nil || out != nil {
             try AtomicFile.write(Data(metricsLine([("round", .number(Double(n)))] + metrics.map { ($0.0, json($0.1)) }).utf8),
                                  to: target.appendingPathComponent("metrics.json"))
         }
-        var same = advantagesMatch
+        var same = rows.matchesBuffer
         for f in files {
             let url = store.roundURL(n).appendingPathComponent(f)
             guard FileManager.default.fileExists(atPath: url.path) || f == "policy/model.safetensors" else {

@@ -19,9 +19,8 @@ struct Evaluator {
     let seed: UInt64
 
     func evaluate(policy: LlamaModel, reference: LlamaModel, labeller: Labeller, useVerifier: Bool) throws -> [(String, Double)] {
-        var greedy = SamplingConfig()
-        greedy.n = 1; greedy.temperature = 0; greedy.maxNewTokens = sampling.maxNewTokens
-        greedy.stopStrings = sampling.stop; greedy.batchSize = sampling.batchSize
+        var greedy = sampling.samplingConfig
+        greedy.n = 1; greedy.temperature = 0; greedy.topK = 0; greedy.topP = 1
         let g = try Sampler(model: policy, config: greedy, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
             .generate(prompts.map(\.ids))
         let texts = g.map { text($0.tokens) }
@@ -43,9 +42,8 @@ struct Evaluator {
         }
         out.append(("eval/reward_mean", rewards.reduce(0.0) { $0 + Double($1) } / Double(rewards.count)))
 
-        var sampled = SamplingConfig()
-        sampled.n = 1; sampled.temperature = 1; sampled.maxNewTokens = sampling.maxNewTokens
-        sampled.stopStrings = sampling.stop; sampled.batchSize = sampling.batchSize
+        var sampled = sampling.samplingConfig
+        sampled.n = 1; sampled.temperature = 1; sampled.topK = 0; sampled.topP = 1
         sampled.seed = seed ^ 0x4556_414C  // "EVAL"
         let s = try Sampler(model: policy, config: sampled, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
             .generate(prompts.map(\.ids))
@@ -75,7 +73,7 @@ func distinct2(_ seqs: [[Int32]]) -> Double {
 /// Per-token log-probabilities of each response after its prompt under `model`, computed in
 /// batches of 16 rows in the given order (the same grouping gives the same bits).
 func responseLogprobs(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], batchSize: Int = 16) throws -> [[Float]] {
-    let pad = Int32(model.config.padTokenID ?? model.config.eosTokenIDs.first ?? 0)
+    let pad = model.config.batchPadID
     return try forwardInBatches(model, prompts: prompts, responses: responses, batchSize: batchSize, pad: pad,
                                 scoreResponses: true) { out, row, i in
         (0..<responses[i].count).map { out[row + prompts[i].count + $0] }

@@ -34,7 +34,7 @@ extension Campaign {
         config.prompts.eval = abs(config.prompts.eval)
         if let m = config.labeller.model { config.labeller.model = abs(m) }
         if let t = config.labeller.http?.promptTemplate { config.labeller.http?.promptTemplate = abs(t) }
-        if let v = config.algorithm.valueModel, v != "policy" { config.algorithm.valueModel = abs(v) }
+        if let v = config.algorithm.ppo.valueModel, v != "policy" { config.algorithm.ppo.valueModel = abs(v) }
         if var cmd = config.labeller.command, let first = cmd.first, first.contains("/") {
             cmd[0] = abs(first); config.labeller.command = cmd
         }
@@ -101,7 +101,7 @@ extension Campaign {
         }
         if let m = config.labeller.model { try pinModel("labeller.model", URL(fileURLWithPath: m)) }
         if let t = config.labeller.http?.promptTemplate { try pin("labeller.prompt_template", URL(fileURLWithPath: t)) }
-        if let v = config.algorithm.valueModel, v != "policy" { try pinModel("algorithm.value_model", URL(fileURLWithPath: v)) }
+        if let v = config.algorithm.ppo.valueModel, v != "policy" { try pinModel("algorithm.value_model", URL(fileURLWithPath: v)) }
         pins.append(PinnedInput(name: "config", path: store.configURL.path, sha256: sha256(yaml)))
         return pins
     }

@@ -29,10 +29,11 @@ extension Campaign {
         let metrics = judge.takeMetrics()
         let unscored = calls.filter { $0.score == nil }.count
         let share = calls.isEmpty ? 0 : Double(unscored) / Double(calls.count)
-        let limit = config.algorithm.type == .ppo ? 0 : judge.config.maxUnscored
+        let everyScore = RoundAlgorithms.type(of: config.algorithm.type).needsEveryScore
+        let limit = everyScore ? 0 : judge.config.maxUnscored
         if share > limit {
             let first = calls.firstIndex { $0.score == nil }!
-            let why = config.algorithm.type == .ppo ? "PPO needs every sample scored" : "labeller.max_unscored is \(limit)"
+            let why = everyScore ? "\(config.algorithm.type.rawValue) needs every sample scored" : "labeller.max_unscored is \(limit)"
             throw CampaignError("round \(r): \(unscored) of \(calls.count) samples unscored by the judge at \(judge.config.url) (\(why)); first: sample \(first): \(calls[first].error ?? "no verdict"); the round was not committed")
         }
         if unscored > 0 { log("round \(r): \(unscored) of \(calls.count) samples unscored by the judge (left out of pairs)") }

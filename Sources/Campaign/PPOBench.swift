@@ -32,7 +32,7 @@ public enum PPOBench {
         let value = LlamaModel(config: vc, parameters: vp)
         let adam = AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0)
         var algorithm = AlgorithmSection()
-        algorithm.type = .ppo; algorithm.learningRate = 1e-6; algorithm.batchSize = o.rows
+        algorithm.type = .ppo; algorithm.optimizer.lr = 1e-6; algorithm.batchSize = o.rows
         let T = o.responseLen, L = o.promptLen + T
 
         // Random rows, the policy's own log-probs, seeded advantages and returns.

@@ -3,7 +3,8 @@
 // scores, the per-token KL penalty and the values into whitened advantages and returns, which the
 // round's buffer stores with the values; `PPOUpdate.run` then runs epochs of clipped minibatch
 // updates of the policy and the value model from the buffer's records alone, so `rondo replay`
-// reproduces the update bit for bit, as for DPO.
+// reproduces the update bit for bit, as for DPO. `PPORound` is the round algorithm; the update and its
+// step are in PPOUpdate.swift.
 //
 // Where Rondo differs from TRL, on purpose:
 // - The policy and the value model keep separate AdamW states and clip their gradients separately
@@ -21,206 +22,124 @@ import Model
 import Rollouts
 import Training
 
-extension AlgorithmSection {
-    var ppoConfig: PPOConfig {
-        var c = PPOConfig()
-        c.klEstimator = KLEstimator(rawValue: klEstimator) ?? .k1
-        c.gamma = gamma; c.lam = lam; c.cliprange = cliprange; c.cliprangeValue = cliprangeValue; c.vfCoef = vfCoef
-        return c
-    }
-}
+// MARK: The round algorithm
 
-/// Ziegler et al. (2019)'s adaptive KL controller (TRL's AdaptiveKLController): the coefficient moves
-/// towards the value that keeps the observed KL per response at `target`; fixed when target is nil.
-func nextKLCoef(_ coef: Double, observedKL: Double, target: Double?, horizon: Double, samples: Int) -> Double {
-    guard let target, observedKL.isFinite else { return coef }
-    let error = min(max(observedKL / target - 1, -0.2), 0.2)
-    return coef * (1 + error * Double(samples) / horizon)
-}
-
-// MARK: The value model in a round's checkpoint
-
-extension Campaign {
+final class PPORound: RoundAlgorithm {
+    static let kind = AlgorithmKind.ppo
+    static let statusColumns = ["objective/scores", "objective/kl_coef"]
+    static let rowsPhase = (name: "values", key: "time/values_s")
+    /// Every sample's score lands on its last token: PPO has no notion of an unscored sample.
+    static let needsEveryScore = true
     static let valueDirectory = "value"
     static let valueOptimizerFile = "value_optimizer.safetensors"
+    static let stateFiles = [valueOptimizerFile, valueDirectory]
+
+    let campaign: Campaign
+    let algorithm: AlgorithmSection
+    /// The value model and its optimizer: round 0's start, or the previous round's.
+    var value: (model: LlamaModel, optimizer: AdamW)?
+    /// The KL coefficient the next round uses.
+    var nextKLCoef: Double?
+
+    init(campaign: Campaign, algorithm: AlgorithmSection) {
+        self.campaign = campaign
+        self.algorithm = algorithm
+    }
+
+    var width: Int { campaign.config.sampling.maxNewTokens }
+
+    static func validate(_ config: CampaignConfig, _ bad: (String, String) -> CampaignError) throws {
+        let a = config.algorithm.ppo
+        if a.klCoef < 0 { throw bad("algorithm.kl_coef", "must be ≥ 0") }
+        if let t = a.klTarget, t <= 0 { throw bad("algorithm.kl_target", "must be > 0 (or omitted for a fixed kl_coef)") }
+        if a.klHorizon <= 0 { throw bad("algorithm.kl_horizon", "must be > 0") }
+        try config.trainingCheck { try a.loss.validate(name: $0) }
+        if config.prompts.perRound * config.sampling.n < 2 {
+            throw bad("prompts.per_round", "× sampling.n must be ≥ 2 (PPO whitens advantages over the round's samples)")
+        }
+    }
+
+    func saveInitialState(into dir: URL, state: inout RoundState) throws {
+        let v = try initialValueModel()
+        value = (v, AdamW(layout: v.layout, config: campaign.adamwConfig))
+        nextKLCoef = algorithm.ppo.klCoef
+        _ = try saveState(into: dir, state: &state)
+    }
+
+    func loadState(round r: Int, state: RoundState) throws {
+        let dir = campaign.store.roundURL(r)
+        let m = try ModelDirectory.load(dir.appendingPathComponent(Self.valueDirectory))
+        let model = LlamaModel(config: m.config, parameters: m.parameters)
+        let opt = try AdamW.load(from: dir, fileName: Self.valueOptimizerFile, layout: model.layout, config: campaign.adamwConfig)
+        value = (model, opt)
+    }
+
+    /// Values, advantages and returns (stored in the buffer), and the next KL coefficient.
+    func buildRows(_ records: inout [SampleRecord], round r: Int, previous: RoundState) throws -> RoundRows {
+        let values = try PPOUpdate.values(value!.model, prompts: records.map(\.promptIDs), responses: records.map(\.responseIDs),
+                                          width: width)
+        let coef = previous.klCoef ?? algorithm.ppo.klCoef
+        var objective = try PPOUpdate.attachAdvantages(&records, values: values, width: width, klCoef: coef, config: algorithm.ppo.loss)
+        let kl = objective.first { $0.0 == "objective/kl" }?.1 ?? .nan
+        nextKLCoef = PPORound.nextKLCoef(coef, observedKL: kl, target: algorithm.ppo.klTarget, horizon: algorithm.ppo.klHorizon,
+                                         samples: records.count)
+        objective.append(("objective/kl_coef", coef))
+        return RoundRows(metrics: objective, summary: "\(records.count) samples, PPO update")
+    }
+
+    /// Advantages are recomputed from the buffer (values, log-probs, scores) with the replay's
+    /// algorithm, so an override of gamma, lam or kl_coef takes effect; without one they must equal
+    /// the stored ones.
+    func replayRows(_ records: inout [SampleRecord], pairs: [PairRecord], previous: RoundState,
+                    campaign base: AlgorithmSection) throws -> ReplayRows {
+        let k = algorithm.ppo.klCoef
+        let coef = k != base.ppo.klCoef ? k : (previous.klCoef ?? k)
+        let stored = records
+        let metrics = try PPOUpdate.attachAdvantages(&records, values: stored.map { $0.values ?? [] }, width: width, klCoef: coef,
+                                                     config: algorithm.ppo.loss)
+        let match = zip(records, stored).allSatisfy { $0.advantages == $1.advantages && $0.returns == $1.returns }
+        return ReplayRows(metrics: metrics,
+                          report: "advantages and returns recomputed from the buffer \(match ? "match" : "DIFFER from") the stored ones\n",
+                          matchesBuffer: match)
+    }
+
+    func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
+                shouldStop: () -> Bool) throws -> [(String, Double)] {
+        try PPOUpdate.run(policy: policy, policyOptimizer: optimizer, value: value!.model, valueOptimizer: value!.optimizer,
+                          samples: samples, width: width, algorithm: algorithm, seed: campaign.config.seed, round: r,
+                          shouldStop: shouldStop)
+    }
+
+    /// Writes value/ and value_optimizer.safetensors into `dir`, and the next KL coefficient into `state`.
+    func saveState(into dir: URL, state: inout RoundState) throws -> [String] {
+        let (model, optimizer) = value!
+        let v = dir.appendingPathComponent(Self.valueDirectory)
+        try ModelDirectory.save(config: model.config, parameters: model.parameters, to: v,
+                                copyingAuxiliaryFilesFrom: campaign.modelSource)
+        try optimizer.save(to: dir, fileName: Self.valueOptimizerFile)
+        state.klCoef = nextKLCoef
+        return ["\(Self.valueDirectory)/model.safetensors", Self.valueOptimizerFile]
+    }
 
     /// The value model of round 0: `algorithm.value_model` (`policy` or a model directory), by default the
     /// labeller's reward model when it has one, else the policy. A causal LM gets its trunk with a fresh
     /// value head (RewardJob's initialisation, seeded by the campaign seed).
     func initialValueModel() throws -> LlamaModel {
-        let source = config.algorithm.valueModel ?? (config.labeller.type == .rewardModel ? config.labeller.model! : "policy")
-        let dir = source == "policy" ? modelSource : URL(fileURLWithPath: source)
-        let (c, p) = RewardJob.rewardModel(from: try ModelDirectory.load(dir), seed: config.seed)
-        guard c.vocabSize == initial.config.vocabSize else {
-            throw CampaignError("\(dir.path): the value model's vocabulary (\(c.vocabSize)) differs from the policy's (\(initial.config.vocabSize)); it must read the same token ids")
+        let c = campaign.config
+        let source = algorithm.ppo.valueModel ?? (c.labeller.type == .rewardModel ? c.labeller.model! : "policy")
+        let dir = source == "policy" ? campaign.modelSource : URL(fileURLWithPath: source)
+        let (vc, p) = RewardJob.rewardModel(from: try ModelDirectory.load(dir), seed: c.seed)
+        guard vc.vocabSize == campaign.initial.config.vocabSize else {
+            throw CampaignError("\(dir.path): the value model's vocabulary (\(vc.vocabSize)) differs from the policy's (\(campaign.initial.config.vocabSize)); it must read the same token ids")
         }
-        return LlamaModel(config: c, parameters: p)
+        return LlamaModel(config: vc, parameters: p)
     }
 
-    func loadValue(_ r: Int) throws -> (LlamaModel, AdamW) {
-        let dir = store.roundURL(r)
-        let m = try ModelDirectory.load(dir.appendingPathComponent(Self.valueDirectory))
-        let model = LlamaModel(config: m.config, parameters: m.parameters)
-        let opt = try AdamW.load(from: dir, fileName: Self.valueOptimizerFile, layout: model.layout, config: adamwConfig)
-        return (model, opt)
-    }
-
-    /// Writes value/ and value_optimizer.safetensors into `dir`; returns the weights' SHA-256.
-    @discardableResult
-    func saveValue(_ model: LlamaModel, _ optimizer: AdamW, into dir: URL) throws -> String {
-        let v = dir.appendingPathComponent(Self.valueDirectory)
-        try ModelDirectory.save(config: model.config, parameters: model.parameters, to: v, copyingAuxiliaryFilesFrom: modelSource)
-        try optimizer.save(to: dir, fileName: Self.valueOptimizerFile)
-        return try sha256(of: v.appendingPathComponent("model.safetensors"))
-    }
-}
-
-// MARK: Rollout post-processing and the update
-
-public enum PPOUpdate {
-    /// The value model's output for each sample at positions P − 1 + t, t = 0..<min(n + 1, width)
-    /// (P prompt tokens, n response tokens): the value of the state before response token t, plus
-    /// the state after the last token when the response is shorter than the width.
-    static func values(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], width: Int, batchSize: Int = 16) throws -> [[Float]] {
-        if let i = prompts.firstIndex(where: \.isEmpty) {
-            throw CampaignError("sample \(i) has an empty prompt; PPO's first value is read at the prompt's last token")
-        }
-        return try forwardInBatches(model, prompts: prompts, responses: responses, batchSize: batchSize, pad: 0,
-                                    scoreResponses: false) { v, row, i in
-            (0..<min(responses[i].count + 1, width)).map { v[row + prompts[i].count - 1 + $0] }
-        }
-    }
-
-    /// TRL's rollout post-processing over a round's samples (whitening spans them all): stores each
-    /// record's masked values, advantages (n entries) and returns (values' length) and returns the
-    /// `objective/*` metrics.
-    static func attachAdvantages(_ records: inout [SampleRecord], values: [[Float]], width T: Int, klCoef: Double,
-                                 config: PPOConfig) throws -> [(String, Double)] {
-        let B = records.count
-        var lp = [Float](repeating: 0, count: B * T), ref = lp, v = lp
-        var lengths: [Int] = [], scores: [Float] = []
-        for (b, r) in records.enumerated() {
-            let n = r.responseIDs.count
-            guard n >= 1, n <= T else {
-                throw CampaignError("sample \(b) has \(n) response tokens; PPO needs 1…\(T) (sampling.max_new_tokens)")
-            }
-            guard let rl = r.refLogprobs, rl.count == n, r.logprobs.count == n, let s = r.label?.score else {
-                throw CampaignError("sample \(b) lacks ref_logprobs, logprobs or a score for every token; PPO cannot use it")
-            }
-            for t in 0..<n { lp[b * T + t] = r.logprobs[t]; ref[b * T + t] = rl[t] }
-            for t in 0..<values[b].count { v[b * T + t] = values[b][t] }
-            lengths.append(n); scores.append(s)
-        }
-        let a = PPO.advantages(PPORollout(width: T, lengths: lengths, logprobs: lp, refLogprobs: ref, values: v, scores: scores),
-                               klCoef: klCoef, config: config)
-        for b in 0..<B {
-            let n = lengths[b], kept = min(n + 1, T)
-            records[b].values = Array(a.values[(b * T)..<(b * T + kept)])
-            records[b].advantages = Array(a.advantages[(b * T)..<(b * T + n)])
-            records[b].returns = Array(a.returns[(b * T)..<(b * T + kept)])
-        }
-        return a.metrics
-    }
-
-    /// Runs `algorithm.epochs` passes of clipped PPO updates over minibatches of `algorithm.batch_size`
-    /// samples (seeded order), on the policy and the value model. Reads only the records: token ids,
-    /// rollout log-probs, values, advantages and returns. Returns TRL-named metrics, averaged over steps.
-    public static func run(policy: LlamaModel, policyOptimizer: AdamW, value: LlamaModel, valueOptimizer: AdamW,
-                           samples: [SampleRecord], width T: Int, algorithm a: AlgorithmSection, seed: UInt64,
-                           round: Int) throws -> [(String, Double)] {
-        guard !samples.isEmpty else { return [("train/samples", 0), ("train/steps", 0)] }
-        for (i, s) in samples.enumerated() {
-            let n = s.responseIDs.count, kept = min(n + 1, T)
-            guard n >= 1, n <= T, s.logprobs.count == n, s.advantages?.count == n, s.values?.count == kept,
-                  s.returns?.count == kept, !s.promptIDs.isEmpty else {
-                throw CampaignError("sample \(i): PPO needs logprobs and advantages for each of its \(n) tokens and \(kept) values and returns (max_new_tokens \(T)); the buffer does not hold a PPO round")
-            }
-        }
-        var run = RunOptions()
-        run.epochs = a.epochs
-        run.batchSize = a.batchSize
-        run.seed = seed &+ UInt64(round) &* 0x9E37_79B9_7F4A_7C15
-        let plan = TrainingPlan(examples: samples.count, run: run)
-        let maxLen = samples.map { $0.promptIDs.count + $0.responseIDs.count }.max()!
-        let stepper = PPOStepper(policy: policy, policyOptimizer: policyOptimizer, value: value, valueOptimizer: valueOptimizer,
-                                 width: T, algorithm: a, maxRows: min(a.batchSize, samples.count), maxSeqLen: maxLen)
-        var sums: [String: Double] = [:], ratios: [Double] = []
-        var lr = 0.0
-        for s in 0..<plan.lastStep {
-            let (l, ps, vs) = try stepper.step(plan.microBatches(step: s)[0].map { samples[$0] }, context: "round \(round), PPO step \(s + 1)")
-            for (k, x) in [("policy/approxkl_avg", l.approxKL), ("policy/clipfrac_avg", l.pgClipfrac), ("loss/policy_avg", l.pgLoss),
-                           ("loss/value_avg", l.vfLoss), ("val/clipfrac_avg", l.vfClipfrac), ("loss", l.loss),
-                           ("grad_norm", Double(ps.gradNorm)), ("value/grad_norm", Double(vs.gradNorm))] {
-                sums[k, default: 0] += x
-            }
-            ratios.append(l.ratioMean)
-            lr = ps.learningRate
-        }
-        let steps = Double(max(1, plan.lastStep))
-        let mean = ratios.reduce(0, +) / steps
-        let variance = ratios.count > 1 ? ratios.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(ratios.count - 1) : 0
-        let keys = ["loss", "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg", "val/clipfrac_avg",
-                    "grad_norm", "value/grad_norm"]
-        return keys.map { ($0, sums[$0, default: 0] / steps) }
-            + [("val/ratio", mean), ("val/ratio_var", variance), ("learning_rate", lr),
-               ("train/samples", Double(samples.count)), ("train/steps", Double(plan.lastStep))]
-    }
-}
-
-/// One PPO optimizer step on a minibatch of records: policy and value forward, the clipped losses,
-/// both backwards, both AdamW updates. Holds the workspaces, so steps allocate only small arrays.
-final class PPOStepper {
-    let policy: LlamaModel, value: LlamaModel
-    let policyTrainer: Trainer, valueTrainer: Trainer
-    let policyWorkspace: LlamaWorkspace, valueWorkspace: LlamaWorkspace
-    let width: Int
-    let config: PPOConfig
-    let pad: Int32
-
-    init(policy: LlamaModel, policyOptimizer: AdamW, value: LlamaModel, valueOptimizer: AdamW, width: Int,
-         algorithm a: AlgorithmSection, maxRows: Int, maxSeqLen: Int) {
-        let schedule = LRSchedule(kind: .constant, peak: a.learningRate, warmupSteps: a.warmupSteps, totalSteps: 1 << 40)
-        self.policy = policy; self.value = value; self.width = width; config = a.ppoConfig
-        policyTrainer = Trainer(model: policy, optimizer: policyOptimizer, schedule: schedule, maxGradNorm: a.maxGradNorm)
-        valueTrainer = Trainer(model: value, optimizer: valueOptimizer, schedule: schedule, maxGradNorm: a.maxGradNorm)
-        policyWorkspace = LlamaWorkspace(config: policy.config, maxBatch: max(1, maxRows), maxSeqLen: maxSeqLen)
-        valueWorkspace = LlamaWorkspace(config: value.config, maxBatch: max(1, maxRows), maxSeqLen: maxSeqLen)
-        pad = Int32(policy.config.padTokenID ?? policy.config.eosTokenIDs.first ?? 0)
-    }
-
-    func step(_ rows: [SampleRecord], context: @autoclosure () -> String) throws -> (PPOLossResult, StepStats, StepStats) {
-        let K = rows.count, T = width
-        let batch = TokenBatch(rows: rows.map { $0.promptIDs + $0.responseIDs }, pad: pad, scoreFrom: rows.map { $0.promptIDs.count })
-        let S = batch.seqLen
-        let lp = try policy.forward(batch, workspace: policyWorkspace)
-        let vp = try value.forward(batch, workspace: valueWorkspace)
-        // Rows padded to the width: response token t of row b at b·T + t (the model's output at P + t;
-        // the value before it at P − 1 + t).
-        var newLP = [Float](repeating: 0, count: K * T), newV = newLP, oldLP = newLP, oldV = newLP, adv = newLP, ret = newLP
-        for (b, r) in rows.enumerated() {
-            let P = r.promptIDs.count, n = r.responseIDs.count
-            for t in 0..<n {
-                newLP[b * T + t] = lp[b * S + P + t]; oldLP[b * T + t] = r.logprobs[t]; adv[b * T + t] = r.advantages![t]
-            }
-            for t in 0..<min(n + 1, T) {
-                newV[b * T + t] = vp[b * S + P - 1 + t]; oldV[b * T + t] = r.values![t]; ret[b * T + t] = r.returns![t]
-            }
-        }
-        let l = PPO.loss(newLogprobs: newLP, newValues: newV, oldLogprobs: oldLP, oldValues: oldV, advantages: adv,
-                         returns: ret, lengths: rows.map(\.responseIDs.count), width: T, config: config)
-        guard l.loss.isFinite else {
-            throw CampaignError("\(context()): the loss is \(l.loss); the update was refused and nothing was written. Lower learning_rate")
-        }
-        var dp = [Float](repeating: 0, count: K * S), dv = dp
-        for (b, r) in rows.enumerated() {
-            let P = r.promptIDs.count, n = r.responseIDs.count
-            for t in 0..<n { dp[b * S + P + t] = l.dNewLogprobs[b * T + t] }
-            for t in 0..<min(n + 1, T) { dv[b * S + P - 1 + t] = l.dNewValues[b * T + t] }
-        }
-        dp.withUnsafeBufferPointer { policy.backward(batch, outputGradient: $0, gradients: policyTrainer.gradients, workspace: policyWorkspace) }
-        dv.withUnsafeBufferPointer { value.backward(batch, outputGradient: $0, gradients: valueTrainer.gradients, workspace: valueWorkspace) }
-        let ps = try policyTrainer.apply(loss: l.pgLoss, context: "\(context()) (policy)")
-        let vs = try valueTrainer.apply(loss: l.vfLoss, context: "\(context()) (value model)")
-        return (l, ps, vs)
+    /// Ziegler et al. (2019)'s adaptive KL controller (TRL's AdaptiveKLController): the coefficient moves
+    /// towards the value that keeps the observed KL per response at `target`; fixed when target is nil.
+    static func nextKLCoef(_ coef: Double, observedKL: Double, target: Double?, horizon: Double, samples: Int) -> Double {
+        guard let target, observedKL.isFinite else { return coef }
+        let error = min(max(observedKL / target - 1, -0.2), 0.2)
+        return coef * (1 + error * Double(samples) / horizon)
     }
 }

@@ -41,18 +41,19 @@ public struct RetentionSection: Codable, Sendable, Equatable {
 }
 
 extension CampaignStore {
-    /// Files that make a round's full state, in the order pruning removes them (the first decides).
-    static let fullStateFiles = [AdamW.fileName, Campaign.valueOptimizerFile, Campaign.valueDirectory]
+    /// Files that make a round's full state, in the order pruning removes them (the first decides):
+    /// the policy's optimizer state, then the algorithms' extra state (PPO's value model).
+    static let fullStateFiles = [AdamW.fileName] + RoundAlgorithms.stateFiles
 
-    /// Whether round `r` still has its full state: its optimizer state, and for a PPO campaign (round 0
-    /// has value/) its value model and the value model's optimizer state.
+    /// Whether round `r` still has its full state: its optimizer state, and every file of the
+    /// algorithm's extra state that round 0 has (e.g. a PPO campaign's value/).
     public func hasFullState(_ r: Int) -> Bool {
         let fm = FileManager.default
         let dir = roundURL(r)
         guard fm.fileExists(atPath: dir.appendingPathComponent(AdamW.fileName).path) else { return false }
-        guard fm.fileExists(atPath: roundURL(0).appendingPathComponent(Campaign.valueDirectory).path) else { return true }
-        return fm.fileExists(atPath: dir.appendingPathComponent(Campaign.valueOptimizerFile).path)
-            && fm.fileExists(atPath: dir.appendingPathComponent(Campaign.valueDirectory).appendingPathComponent("model.safetensors").path)
+        return RoundAlgorithms.stateFiles.allSatisfy { f in
+            !fm.fileExists(atPath: roundURL(0).appendingPathComponent(f).path) || fm.fileExists(atPath: dir.appendingPathComponent(f).path)
+        }
     }
 
     /// Removes the full state of committed rounds `retention` does not keep; returns the rounds pruned.

@@ -4,6 +4,7 @@
 
 import Foundation
 import Model
+import Yams
 
 extension CampaignCommands {
     /// `rondo status`: the current round and phase, and a table of key metrics per round.
@@ -28,9 +29,9 @@ extension CampaignCommands {
         }
         let total = CampaignStore.diskUsage(store.root)
         let target = try store.roundsTarget()
-        let ppo = rows.contains { $0["objective/scores"] != nil }
+        let algorithm = algorithmKind(store)
         let keys = ["eval/accuracy", "eval/reward_mean", "eval/kl_to_reference", "eval/length_mean", "eval/distinct_2", "loss"]
-            + (ppo ? ["objective/scores", "objective/kl_coef"] : ["train/pairs"])
+            + RoundAlgorithms.type(of: algorithm).statusColumns
         if json {
             let obj: [String: JSONValue] = [
                 "dir": .string(store.root.path), "committed_rounds": .number(Double(committed.count)),
@@ -71,6 +72,15 @@ extension CampaignCommands {
         })
         out += "disk      \(mib(total)) in all (\(store.root.path))\n"
         return out
+    }
+
+    /// The algorithm config.yaml names (`algorithm.type`, dpo when absent): read leniently, since
+    /// status must also describe a campaign whose config no longer parses.
+    static func algorithmKind(_ store: CampaignStore) -> AlgorithmKind {
+        let text = try? String(contentsOf: store.configURL, encoding: .utf8)
+        let top = text.flatMap { try? Yams.load(yaml: $0) } as? [String: Any]
+        let type = (top?["algorithm"] as? [String: Any])?["type"] as? String
+        return type.flatMap(AlgorithmKind.init(rawValue:)) ?? .dpo
     }
 
     static func table(_ names: [String], _ rows: [[String]]) -> String {

@@ -52,11 +52,7 @@ public func logSoftmaxGatherForwardNaive(
     logp: FloatPtr, lse: FloatPtr, logits: ConstFloatPtr, target: UnsafePointer<Int32>, rows: Int, vocab v: Int
 ) {
     for r in 0..<rows {
-        var m = -Double.infinity
-        for i in 0..<v { m = max(m, Double(logits[r * v + i])) }
-        var z = 0.0
-        for i in 0..<v { z += Foundation.exp(Double(logits[r * v + i]) - m) }
-        let l = m + Foundation.log(z)
+        let l = logSumExpNaive(logits + r * v, v)
         lse[r] = Float(l)
         logp[r] = Float(Double(logits[r * v + Int(target[r])]) - l)
     }
@@ -72,4 +68,43 @@ public func logSoftmaxGatherBackwardNaive(
             logits[r * v + i] = Float(Double(dlogp[r]) * ((i == Int(target[r]) ? 1 : 0) - p))
         }
     }
+}
+
+/// Entropy −Σ_i p_i log p_i of softmax(logits) for R rows, given each row's log-sum-exp (from
+/// `logSoftmaxGatherForward`): H = Σ_i p_i (lse − z_i), a sum of non-negative terms (no cancellation).
+public func softmaxEntropyForward(entropy: FloatPtr, logits: ConstFloatPtr, lse: ConstFloatPtr, rows: Int, vocab v: Int) {
+    parallelRows(rows, minRowsPerTask: 4) { range in
+        for r in range {
+            let row = logits + r * v, l = lse[r]
+            var acc = SIMD16<Float>()
+            var i = 0
+            while i + 16 <= v {
+                let z = load16(row + i)
+                acc += exp16(z - l) * (l - z)
+                i += 16
+            }
+            var s = acc.sum()
+            while i < v { s += expf(row[i] - l) * (l - row[i]); i += 1 }
+            entropy[r] = s
+        }
+    }
+}
+
+/// Plain-loop twin of `softmaxEntropyForward` (Double).
+public func softmaxEntropyForwardNaive(entropy: FloatPtr, logits: ConstFloatPtr, rows: Int, vocab v: Int) {
+    for r in 0..<rows {
+        let l = logSumExpNaive(logits + r * v, v)
+        var h = 0.0
+        for i in 0..<v { h -= Foundation.exp(Double(logits[r * v + i]) - l) * (Double(logits[r * v + i]) - l) }
+        entropy[r] = Float(h)
+    }
+}
+
+/// log Σ_i e^x[i] over one row of n floats, in Double, max-shifted.
+func logSumExpNaive(_ x: ConstFloatPtr, _ n: Int) -> Double {
+    var m = -Double.infinity
+    for i in 0..<n { m = max(m, Double(x[i])) }
+    var z = 0.0
+    for i in 0..<n { z += Foundation.exp(Double(x[i]) - m) }
+    return m + Foundation.log(z)
 }

@@ -20,7 +20,7 @@ public final class RewardModelLabeller: Labeller {
             throw LabelError("\(directory.path): not a reward model (architectures must be *ForSequenceClassification with score.weight); train one with `rondo rm train`")
         }
         model = LlamaModel(config: loaded.config, parameters: loaded.parameters)
-        pad = Int32(loaded.config.padTokenID ?? loaded.config.eosTokenIDs.first ?? 0)
+        pad = loaded.config.batchPadID
         self.batchSize = max(1, batchSize)
         id = "reward_model:\(weightsSHA256.prefix(12))"
     }

@@ -168,17 +168,25 @@ public final class LlamaModel: @unchecked Sendable {
         }
         ws.selCount = r
         for i in 0..<r { (ws.hsel + i * C).update(from: ws.normF + ws.sel[i] * C, count: C) }
-        let chunk = ws.logitChunkRows, head = parameters.base + layout.head
+        let chunk = ws.logitChunkRows, head = parameters.base + layout.head, invT = ws.head.inverseTemperature
         var start = 0
         while start < r {
             let rows = min(chunk, r - start)
             linearForward(y: ws.logits, x: ws.hsel + start * C, w: head, rows: rows, inDim: C, outDim: V)
+            if invT != 1 { vscale(ws.logits, invT, rows * V) }
             logSoftmaxGatherForward(logp: ws.logpSel + start, lse: ws.lse + start, logits: ws.logits,
                                     target: ws.target + start, rows: rows, vocab: V)
+            if ws.head.entropies {
+                softmaxEntropyForward(entropy: ws.entropySel + start, logits: ws.logits, lse: ws.lse + start, rows: rows, vocab: V)
+            }
             start += rows
         }
         ws.logitsCached = r <= chunk
         for i in 0..<r { ws.output[ws.sel[i] + 1] = ws.logpSel[i] }
+        if ws.head.entropies {
+            ws.entropy.update(repeating: 0, count: batch.batch * T)
+            for i in 0..<r { ws.entropy[ws.sel[i] + 1] = ws.entropySel[i] }
+        }
     }
 
     /// Backward of the last `forward` on the same batch and workspace: given dL/d(output) [B·T]
@@ -258,14 +266,17 @@ public final class LlamaModel: @unchecked Sendable {
     private func lmHeadBackward(_ dout: UnsafeBufferPointer<Float>, _ g: FloatPtr?, _ ws: LlamaWorkspace, rows N: Int) {
         let C = config.hiddenSize, V = config.vocabSize, r = ws.selCount
         let head = parameters.base + layout.head
-        // dL/d logp of each scored row, reusing logpSel as storage.
-        for i in 0..<r { ws.logpSel[i] = dout[ws.sel[i] + 1] }
+        // dL/d logp of each scored row, reusing logpSel as storage; × 1/T carries the temperature
+        // through (d logits = (1/T) · d(scaled logits), and the softmax backward is linear in dlogp).
+        let invT = ws.head.inverseTemperature
+        for i in 0..<r { ws.logpSel[i] = invT == 1 ? dout[ws.sel[i] + 1] : dout[ws.sel[i] + 1] * invT }
         let chunk = ws.logitChunkRows
         var start = 0
         while start < r {
             let rows = min(chunk, r - start)
             if !ws.logitsCached {
                 linearForward(y: ws.logits, x: ws.hsel + start * C, w: head, rows: rows, inDim: C, outDim: V)
+                if invT != 1 { vscale(ws.logits, invT, rows * V) }
             }
             logSoftmaxGatherBackward(logits: ws.logits, lse: ws.lse + start, dlogp: ws.logpSel + start,
                                      target: ws.target + start, rows: rows, vocab: V)

@@ -45,6 +45,13 @@ public final class LlamaWorkspace: @unchecked Sendable {
     let logpSel: FloatPtr  // [N]
     /// Per-position output of the last forward: log-probabilities (LM) or scores (score head), [N].
     public let output: FloatPtr
+    /// How the LM head turns logits into log-probabilities; read by `forward` and the `backward`
+    /// that follows it (change it only between a backward and the next forward).
+    public var head = LMHeadOptions()
+    let entropySel: FloatPtr  // [N]
+    /// Per-position entropies of the last forward when `head.entropies` is set (at the same
+    /// positions as `output`'s log-probabilities, 0 elsewhere), [N].
+    public let entropy: FloatPtr
 
     // Backward scratch.
     let dresid: FloatPtr   // [N, C]
@@ -76,6 +83,7 @@ public final class LlamaWorkspace: @unchecked Sendable {
         sizes += [n * C, logitChunkRows * V, n, n, n]                          // hsel, logits, lse, logpSel, output
         sizes += [n * C, n * C, n * max(C, A), n * QKV, n * 2 * F, n * F, n * C]  // backward
         sizes += [c.numHeads * maxSeqLen * maxSeqLen, normScratchParts * max(C, 16)]
+        sizes += [n, n]                                                       // entropySel, entropy
         let memory = FloatArena(sizes: sizes)
         arena = memory
         var k = 0
@@ -92,6 +100,7 @@ public final class LlamaWorkspace: @unchecked Sendable {
         hsel = take(); logits = take(); lse = take(); logpSel = take(); output = take()
         dresid = take(); dnorm = take(); dtmp = take(); dqkv = take(); dgateUp = take(); dact = take(); dhsel = take()
         attnScratch = take(); normScratch = take()
+        entropySel = take(); entropy = take()
         sel = .allocate(capacity: n)
         target = .allocate(capacity: n)
     }
@@ -103,6 +112,23 @@ public final class LlamaWorkspace: @unchecked Sendable {
 
     /// Bytes held by this workspace.
     public var byteCount: Int { arena.count * 4 + maxRows * 12 }
+}
+
+/// Options of the LM head (TRL's fused log-prob head, `trl/trainer/utils.py` lines 1548–1698).
+public struct LMHeadOptions: Sendable, Equatable {
+    /// Sampling temperature T: log-probabilities (and entropies) are of softmax(logits · (1/T)), the
+    /// logits scaled in float32 as TRL does; the backward scales d logits by 1/T. T = 1 leaves the
+    /// computation untouched (no multiply).
+    public var temperature: Double = 1
+    /// Also compute the entropy −Σ_v p_v log p_v at every scored position (into `LlamaWorkspace.entropy`).
+    public var entropies = false
+
+    public init(temperature: Double = 1, entropies: Bool = false) {
+        self.temperature = temperature; self.entropies = entropies
+    }
+
+    /// 1/T as a float32, the factor TRL multiplies the logits by.
+    var inverseTemperature: Float { temperature == 1 ? 1 : Float(1 / temperature) }
 }
 
 /// One zeroed allocation carved into float blocks of the given sizes, in order, each starting on a

@@ -17,7 +17,7 @@ struct Rondo: ParsableCommand {
             """,
         subcommands: [
             Start.self, Resume.self, Status.self, Replay.self, Report.self, Inspect.self,
-            Generate.self, SFT.self, RM.self, DPO.self, Logprobs.self, Tokenize.self, Template.self, Init.self, Bench.self,
+            Generate.self, SFT.self, RM.self, DPO.self, PolicyLoss.self, Logprobs.self, Tokenize.self, Template.self, Init.self, Bench.self,
             ImportGGUF.self, ExportGGUF.self, Merge.self, Serve.self, CollectiveCheckCommand.self,
         ])
 }

@@ -71,7 +71,7 @@ public enum DPOJob {
         let bs = max(1, min(o.run.batchSize, examples.count))
         let maxLen = examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }.max() ?? 1
         let ws = LlamaWorkspace(config: config, maxBatch: 2 * bs, maxSeqLen: maxLen)
-        let pad = TrainingSupport.padID(config)
+        let pad = config.batchPadID
         // With an adapter the model is the frozen base, so "the policy without its adapter" is exact on resume too.
         let refLogps = try referenceLogps(examples, reference: referenceURL, policy: model,
                                           isPolicy: referenceURL == o.model && (!o.resume || adapter != nil),
@@ -138,7 +138,7 @@ public enum DPOJob {
         let bs = max(1, min(batchSize, examples.count))
         let maxLen = examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }.max() ?? 1
         let ws = workspace ?? LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)
-        let pad = TrainingSupport.padID(model.config)
+        let pad = model.config.batchPadID
         let grads = ParameterBuffer(layout: lora?.adapter.layout ?? model.layout)
         var metrics = DPOMetrics()
         for lo in stride(from: 0, to: examples.count, by: bs) {

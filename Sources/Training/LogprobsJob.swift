@@ -61,7 +61,7 @@ public enum LogprobsJob {
             let bsz = max(1, min(opt.batchSize, items.count))
             let ws = LlamaWorkspace(config: loaded.config, maxBatch: bsz, maxSeqLen: maxLen)
             let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
-            let pad = Int32(loaded.config.padTokenID ?? loaded.config.eosTokenIDs.first ?? 0)
+            let pad = loaded.config.batchPadID
             var start = 0
             while start < items.count {
                 let group = items[start..<min(items.count, start + bsz)]

@@ -16,7 +16,7 @@ import Foundation
 import Kernels
 
 /// The per-token KL estimator of the KL penalty (TRL `kl_estimator`).
-public enum KLEstimator: String, Codable, Sendable {
+public enum KLEstimator: String, Codable, Sendable, CaseIterable {
     /// log π_old − log π_ref (TRL's default).
     case k1
     /// (e^r − 1) − r with r = log π_ref − log π_old: never negative, same expectation as k1.
@@ -39,6 +39,18 @@ public struct PPOConfig: Sendable, Equatable {
     public var vfCoef: Double = 0.1
     /// TRL's defaults.
     public init() {}
+
+    /// Range checks (NaN fails every one). `name` spells a setting (TRL's snake_case key) for the
+    /// caller's users.
+    public func validate(name: (String) -> String = { $0 }) throws {
+        guard (0...1).contains(gamma) else { throw JobError("\(name("gamma")) must be in [0, 1], got \(gamma)") }
+        guard (0...1).contains(lam) else { throw JobError("\(name("lam")) must be in [0, 1], got \(lam)") }
+        guard cliprange > 0, cliprange.isFinite else { throw JobError("\(name("cliprange")) must be > 0, got \(cliprange)") }
+        guard cliprangeValue > 0, cliprangeValue.isFinite else {
+            throw JobError("\(name("cliprange_value")) must be > 0, got \(cliprangeValue)")
+        }
+        guard vfCoef >= 0, vfCoef.isFinite else { throw JobError("\(name("vf_coef")) must be ≥ 0, got \(vfCoef)") }
+    }
 }
 
 /// Rollout rows, each padded to width T (the campaign uses T = max_new_tokens), row-major [B·T].

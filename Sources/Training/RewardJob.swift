@@ -50,7 +50,7 @@ public enum RewardJob {
             : nil
         let maxLen = examples.map { max($0.chosen.count, $0.rejected.count) }.max() ?? 1
         let ws = LlamaWorkspace(config: config, maxBatch: 2 * min(o.run.batchSize, examples.count), maxSeqLen: maxLen)
-        let pad = TrainingSupport.padID(config)
+        let pad = config.batchPadID
         let spec = TrainingSupport.RunSpec(job: "rm", model: o.model, reference: nil, data: o.data, out: out, config: config,
                                            lines: examples.map(\.line), run: o.run, optimizer: o.optimizer, dpo: nil)
         return try TrainingSupport.train(spec, model: model, plan: plan, resumed: resumed, progress: progress) { micro, trainer in
@@ -100,7 +100,7 @@ public enum RewardJob {
         let bs = max(1, min(batchSize, examples.count))
         let maxLen = examples.map { max($0.chosen.count, $0.rejected.count) }.max() ?? 1
         let ws = LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)
-        let pad = TrainingSupport.padID(model.config)
+        let pad = model.config.batchPadID
         var metrics = RewardMetrics()
         for lo in stride(from: 0, to: examples.count, by: bs) {
             let b = batch(Array(examples[lo..<min(examples.count, lo + bs)]), pad: pad)

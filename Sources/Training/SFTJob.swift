@@ -58,7 +58,7 @@ public enum SFTJob {
         let maxLen = examples.map { $0.prompt.count + $0.completion.count }.max() ?? 1
         let ws = LlamaWorkspace(config: config, maxBatch: min(o.run.batchSize, examples.count), maxSeqLen: maxLen)
         let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
-        let pad = TrainingSupport.padID(config)
+        let pad = config.batchPadID
         let spec = TrainingSupport.RunSpec(job: "sft", model: o.model, reference: nil, data: o.data, out: out, config: config,
                                            lines: examples.map(\.line), run: o.run, optimizer: o.optimizer, dpo: nil)
         return try TrainingSupport.train(spec, model: model, adapter: adapter, plan: plan, resumed: resumed, progress: progress) { micro, trainer in
@@ -85,7 +85,7 @@ public enum SFTJob {
         let maxLen = examples.map { $0.prompt.count + $0.completion.count }.max() ?? 1
         let ws = LlamaWorkspace(config: model.config, maxBatch: bs, maxSeqLen: maxLen)
         let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
-        let pad = TrainingSupport.padID(model.config)
+        let pad = model.config.batchPadID
         var nll = 0.0, tokens = 0
         for lo in stride(from: 0, to: examples.count, by: bs) {
             let b = batch(Array(examples[lo..<min(examples.count, lo + bs)]), pad: pad)

@@ -34,11 +34,13 @@ public struct OptimizerOptions: Codable, Sendable, Equatable {
 
     public init(lr: Double) { self.lr = lr }
 
-    /// Cross-field checks.
-    public func validate() throws {
-        guard lr >= 0, lr.isFinite else { throw JobError("--lr must be a non-negative number, got \(lr)") }
-        guard warmupSteps >= 0 else { throw JobError("--warmup-steps must be ≥ 0") }
-        guard maxGradNorm >= 0 else { throw JobError("--max-grad-norm must be ≥ 0 (0 turns clipping off)") }
+    /// Cross-field checks (NaN fails every range). `name` spells a setting (`lr`, `warmup_steps`,
+    /// `max_grad_norm`, `weight_decay`) the way the caller's users know it: CLI flags by default.
+    public func validate(name: (String) -> String = { $0 == "lr" ? "--lr" : DPOLossConfig.flag($0) }) throws {
+        guard lr >= 0, lr.isFinite else { throw JobError("\(name("lr")) must be a non-negative number, got \(lr)") }
+        guard warmupSteps >= 0 else { throw JobError("\(name("warmup_steps")) must be ≥ 0") }
+        guard maxGradNorm >= 0 else { throw JobError("\(name("max_grad_norm")) must be ≥ 0 (0 turns clipping off), got \(maxGradNorm)") }
+        guard adamw.weightDecay >= 0 else { throw JobError("\(name("weight_decay")) must be ≥ 0, got \(adamw.weightDecay)") }
         try adamw.validate()
     }
 }
@@ -61,12 +63,12 @@ public struct RunOptions: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// Cross-field checks.
-    public func validate() throws {
-        guard epochs >= 1 else { throw JobError("--epochs must be at least 1") }
-        guard batchSize >= 1 else { throw JobError("--batch-size must be at least 1") }
-        guard gradAccum >= 1 else { throw JobError("--grad-accum must be at least 1") }
-        if let s = stopAtStep, s < 1 { throw JobError("--stop-at-step must be at least 1") }
+    /// Cross-field checks. `name` spells a setting (`epochs`, `batch_size`, …) for the caller's users.
+    public func validate(name: (String) -> String = DPOLossConfig.flag) throws {
+        guard epochs >= 1 else { throw JobError("\(name("epochs")) must be at least 1") }
+        guard batchSize >= 1 else { throw JobError("\(name("batch_size")) must be at least 1") }
+        guard gradAccum >= 1 else { throw JobError("\(name("grad_accum")) must be at least 1") }
+        if let s = stopAtStep, s < 1 { throw JobError("\(name("stop_at_step")) must be at least 1") }
     }
 }
 
@@ -116,6 +118,18 @@ public final class TrainingPlan: @unchecked Sendable {
 
     /// Epochs completed after optimizer step `step` (0-based), as a fraction (HF's `epoch` log field).
     public func epoch(afterStep step: Int) -> Double { Double(step + 1) / Double(stepsPerEpoch) }
+
+    /// The step loop every training run shares (the offline jobs, DPO, PPO and the campaign's rounds):
+    /// optimizer steps `first`..<`lastStep`, each given its micro-batches; `body` runs the step (forward,
+    /// loss, backward, `Trainer.step`/`apply`) and answers whether to go on. A stop request is honoured
+    /// between optimizer steps, never inside one. Returns true when every planned step ran.
+    @discardableResult
+    public func runSteps(from first: Int = 0, _ body: (_ step: Int, _ microBatches: [[Int]]) throws -> TrainingControl) rethrows -> Bool {
+        for s in first..<max(first, lastStep) {
+            if try body(s, microBatches(step: s)) == .stop { return s + 1 == lastStep }
+        }
+        return true
+    }
 }
 
 /// What one optimizer step did.
@@ -307,9 +321,6 @@ enum TrainingSupport {
         try loadTextEncoder(dir, eos: config.eosTokenIDs.first.map(Int32.init))
     }
 
-    /// The id that pads batches: pad_token_id, else the first EOS, else 0.
-    static func padID(_ c: LlamaConfig) -> Int32 { Int32(c.padTokenID ?? c.eosTokenIDs.first ?? 0) }
-
     /// Refuses sequences longer than the model's positions, naming the data line.
     static func checkLengths(_ lengths: [(length: Int, line: Int)], config: LlamaConfig, data: URL) throws {
         for (len, line) in lengths where len > config.maxPositionEmbeddings {
@@ -405,8 +416,7 @@ enum TrainingSupport {
         let first = optimizer.step
         let started = Date()
         var last: Double?
-        for s in first..<plan.lastStep {
-            let micro = plan.microBatches(step: s)
+        try plan.runSteps(from: first) { s, micro in
             let w = work(micro, trainer)
             let stats = try trainer.step(microBatches: w.microBatches,
                                          context: context(step: s + 1, lines: micro.joined().map { spec.lines[$0] }, data: spec.data),
@@ -417,7 +427,7 @@ enum TrainingSupport {
             ])
             let p = TrainingProgress(step: stats.step, totalSteps: plan.totalSteps, epoch: plan.epoch(afterStep: s), loss: stats.loss,
                                      secondsPerStep: Date().timeIntervalSince(started) / Double(s - first + 1))
-            if progress(p) == .stop { break }
+            return progress(p)
         }
         let record = TrainingRecord(job: spec.job, model: spec.model.standardizedFileURL.path,
                                     reference: spec.reference?.standardizedFileURL.path, data: spec.data.standardizedFileURL.path,

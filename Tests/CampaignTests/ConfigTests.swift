@@ -16,7 +16,7 @@ import Testing
         let c = try CampaignConfig.parse(minimal, source: "demo.yaml")
         #expect(c.policy == "starter" && c.reference == .initial && c.prompts.perRound == 64)
         #expect(c.sampling.n == 8 && c.labeller.type == .verifier && c.pairs.strategy == .bestVsWorst)
-        #expect(c.algorithm.lossType == "sigmoid" && c.algorithm.beta == 0.1 && c.rounds == 10 && c.threads == 2)
+        #expect(c.algorithm.dpo.lossType == .sigmoid && c.algorithm.dpo.beta == 0.1 && c.rounds == 10 && c.threads == 2)
         // The resolved YAML reads back to the same config.
         #expect(try CampaignConfig.parse(c.yaml(), source: "resolved") == c)
     }

@@ -30,8 +30,9 @@ private func expectConfigError(_ extra: String, _ fragments: [String], sourceLoc
         expectConfigError("\nalgorithm:\n  loss_type: robust\n  label_smoothing: 0.5\n", ["'algorithm.label_smoothing' (line 8)", "[0, 0.5)"])
         expectConfigError("\nalgorithm:\n  loss_type: robust\n  label_smoothing: -0.1\n", ["'algorithm.label_smoothing' (line 8)", "[0, 0.5)"])
         let ok = try CampaignConfig.parse(minimal + "\nalgorithm:\n  loss_type: robust\n  label_smoothing: 0.2\n", source: "c.yaml")
-        #expect(ok.algorithm.labelSmoothing == 0.2)
-        expectConfigError("\nalgorithm:\n  type: ppo\n  label_smoothing: 0.1\n", ["'algorithm.label_smoothing'", "robust"])
+        #expect(ok.algorithm.dpo.labelSmoothing == 0.2 && ok.algorithm.dpo.lossType == .robust)
+        expectConfigError("\nalgorithm:\n  type: ppo\n  label_smoothing: 0.1\n",
+                          ["'algorithm.label_smoothing' (line 8)", "applies to type dpo", "this algorithm is ppo"])
     }
 
     @Test func everyNumberMustBeFinite() {
@@ -63,5 +64,42 @@ private func expectConfigError(_ extra: String, _ fragments: [String], sourceLoc
         expectConfigError("\nlabeller:\n  eval_verifier: maybe\n", ["'labeller.eval_verifier' (line 7) is \"maybe\", not true or false"])
         expectConfigError("\nsampling:\n  n: [1, 2]\n", ["'sampling.n' (line 7) is a list, not a single value"])
         expectConfigError("\nalgorithm:\n  beta: -1\n", ["'algorithm.beta' (line 7) must be"])
+    }
+
+    @Test func closedSetsNameTheirChoices() {
+        expectConfigError("\nalgorithm:\n  loss_type: kto\n", ["'algorithm.loss_type' (line 7) must be sigmoid, ipo, hinge, robust (found 'kto')"])
+        expectConfigError("\nalgorithm:\n  type: ppo\n  kl_estimator: k2\n", ["'algorithm.kl_estimator' (line 8) must be k1, k3 (found 'k2')"])
+        expectConfigError("\nalgorithm:\n  type: a2c\n", ["'algorithm.type' (line 7) must be dpo, ppo", "(found 'a2c')"])
+        expectConfigError("\nalgorithm:\n  schedule: cosine\n", ["'algorithm.schedule' (line 7) must be 'constant'"])
+        expectConfigError("\nalgorithm:\n  schedule: steep\n", ["'algorithm.schedule' (line 7) must be constant, linear, cosine"])
+    }
+
+    @Test func keysOfAnotherAlgorithmAreRefusedUnlessDefault() throws {
+        expectConfigError("\nalgorithm:\n  type: dpo\n  kl_coef: 0.2\n", ["'algorithm.kl_coef' (line 8) applies to type ppo", "remove it"])
+        expectConfigError("\nalgorithm:\n  type: ppo\n  beta: 0.3\n", ["'algorithm.beta' (line 8) applies to type dpo"])
+        // A config.yaml written before the per-type form holds every key at its default.
+        let old = try CampaignConfig.parse(minimal + "\nalgorithm: {type: ppo, beta: 0.1, loss_type: sigmoid, kl_coef: 0.07}\n", source: "c.yaml")
+        #expect(old.algorithm.type == .ppo && old.algorithm.ppo.klCoef == 0.07)
+    }
+
+    @Test func eachTypeDecodesIntoTrainingsSettingsAndWritesOnlyItsKeys() throws {
+        let text = minimal + "\nalgorithm: {type: ppo, kl_estimator: k3, gamma: 0.9, learning_rate: 0.001, weight_decay: 0.01}\n"
+        let c = try CampaignConfig.parse(text, source: "c.yaml")
+        #expect(c.algorithm.ppo.loss.klEstimator == .k3 && c.algorithm.ppo.loss.gamma == 0.9)
+        #expect(c.algorithm.optimizer.lr == 0.001 && c.algorithm.optimizer.adamw.weightDecay == 0.01 && c.algorithm.optimizer.schedule == .constant)
+        let yaml = try c.yaml()
+        #expect(yaml.contains("kl_estimator: k3") && !yaml.contains("beta") && !yaml.contains("loss_type"), "\(yaml)")
+        #expect(try CampaignConfig.parse(yaml, source: "resolved") == c)
+        let dpo = try CampaignConfig.parse(minimal, source: "c.yaml").yaml()
+        #expect(dpo.contains("loss_type: sigmoid") && !dpo.contains("kl_coef"), "\(dpo)")
+    }
+
+    @Test func trainingsOwnChecksRunForEverySection() {
+        expectConfigError("\nalgorithm:\n  epochs: 0\n", ["'algorithm.epochs' (line 7) must be at least 1"])
+        expectConfigError("\nalgorithm:\n  batch_size: 0\n", ["'algorithm.batch_size' (line 7) must be at least 1"])
+        expectConfigError("\nalgorithm:\n  warmup_steps: -2\n", ["'algorithm.warmup_steps' (line 7) must be ≥ 0"])
+        expectConfigError("\nalgorithm:\n  learning_rate: -1\n", ["'algorithm.learning_rate' (line 7) must be a non-negative number"])
+        expectConfigError("\nalgorithm:\n  type: ppo\n  cliprange: 0\n", ["'algorithm.cliprange' (line 8) must be > 0"])
+        expectConfigError("\nalgorithm:\n  type: ppo\n  lam: 1.5\n", ["'algorithm.lam' (line 8) must be in [0, 1]"])
     }
 }

@@ -123,6 +123,24 @@ func maxRelErr(_ a: [Float], _ b: [Float]) -> Float { relativeError(a, b) }
         #expect(maxRelErr(g1, g2) < 1e-5)
     }
 
+    @Test func softmaxEntropyMatchesNaive() {
+        let rows = 5, v = 333
+        var logits = randomArray(rows * v, seed: 13, scale: 6)
+        for i in 0..<v { logits[4 * v + i] = i == 7 ? 40 : 0 }  // a nearly one-hot row: entropy ≈ 0
+        let target = [Int32](repeating: 0, count: rows)
+        var lp = [Float](repeating: 0, count: rows), lse = lp, h1 = lp, h2 = lp
+        logSoftmaxGatherForward(logp: &lp, lse: &lse, logits: logits, target: target, rows: rows, vocab: v)
+        softmaxEntropyForward(entropy: &h1, logits: logits, lse: lse, rows: rows, vocab: v)
+        softmaxEntropyForwardNaive(entropy: &h2, logits: logits, rows: rows, vocab: v)
+        for r in 0..<rows { #expect(abs(h1[r] - h2[r]) <= 2e-6 * max(1, h2[r]), "row \(r): \(h1[r]) vs \(h2[r])") }
+        #expect(h1[4] >= 0 && h1[4] < 1e-6, "one-hot row entropy \(h1[4])")
+        let uniform = [Float](repeating: 0.5, count: v)
+        var hu: Float = 0, lu: Float = 0, pu: Float = 0
+        logSoftmaxGatherForward(logp: &pu, lse: &lu, logits: uniform, target: target, rows: 1, vocab: v)
+        softmaxEntropyForward(entropy: &hu, logits: uniform, lse: &lu, rows: 1, vocab: v)
+        #expect(abs(hu - logf(Float(v))) < 1e-5, "uniform entropy \(hu) vs log V")
+    }
+
     @Test func vectorHelpersMatchScalarLoops() {
         for n in [1, 15, 16, 17, 33, 100] {
             let a = randomArray(n, seed: UInt64(n), scale: 5), b = randomArray(n, seed: UInt64(n + 1000))

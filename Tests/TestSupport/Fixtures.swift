@@ -25,6 +25,10 @@ public enum Fixtures {
     public static var gguf: URL {
         oracle.deletingLastPathComponent().appendingPathComponent("gguf", isDirectory: true)
     }
+    /// `Tests/Fixtures/grpo`: TRL 1.16 GRPO / RLOO advantages, losses and gradients (see its README.md).
+    public static var grpo: URL {
+        oracle.deletingLastPathComponent().appendingPathComponent("grpo", isDirectory: true)
+    }
     /// `Tests/Fixtures/tokenizer-llama3`: a Llama-3-style tokenizer.json and its cases.json.
     public static var tokenizerLlama3: URL {
         oracle.deletingLastPathComponent().appendingPathComponent("tokenizer-llama3", isDirectory: true)

@@ -23,5 +23,5 @@ public enum LoRAFixture {
     public static func mergedDir(_ name: String) -> URL { dir.appendingPathComponent("merged-\(name)", isDirectory: true) }
 
     /// Floats of a case value: inline numbers or a reference into tensors.safetensors.
-    public static func floats(_ v: JSONValue?) -> [Float] { Oracle.floats(v, from: tensors) }
+    public static func floats(_ v: JSONValue?) -> [Float] { Oracle.floats(v, in: tensors) }
 }

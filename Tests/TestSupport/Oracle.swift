@@ -21,13 +21,14 @@ public enum Oracle {
     /// `tensors.safetensors`.
     public static let tensors = try! SafetensorsFile(url: Fixtures.tensors)
 
-    /// Floats of a case value: inline (possibly nested) numbers or a reference into tensors.safetensors.
-    /// `file` holds the referenced tensors (default: the oracle's tensors.safetensors).
-    public static func floats(_ v: JSONValue?, from file: SafetensorsFile = tensors) -> [Float] {
+    /// Floats of a case value: inline (possibly nested) numbers or a reference into `file`
+    /// (this set's tensors.safetensors by default); JSON null becomes NaN.
+    public static func floats(_ v: JSONValue?, in file: SafetensorsFile = tensors) -> [Float] {
         guard let v else { return [] }
         if let key = v["tensor"]?.string { return try! file.tensor(key).values }
         if let d = v.double { return [Float(d)] }
-        return (v.array ?? []).flatMap { floats($0, from: file) }
+        if v == .null { return [.nan] }
+        return (v.array ?? []).flatMap { floats($0, in: file) }
     }
 
     /// Integers of a case value, flattened.

@@ -72,10 +72,11 @@ func distinct2(_ seqs: [[Int32]]) -> Double {
 
 /// Per-token log-probabilities of each response after its prompt under `model`, computed in
 /// batches of 16 rows in the given order (the same grouping gives the same bits).
-func responseLogprobs(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], batchSize: Int = 16) throws -> [[Float]] {
+func responseLogprobs(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], batchSize: Int = 16,
+                      progress: PhaseProgress? = nil) throws -> [[Float]] {
     let pad = model.config.batchPadID
     return try forwardInBatches(model, prompts: prompts, responses: responses, batchSize: batchSize, pad: pad,
-                                scoreResponses: true) { out, row, i in
+                                scoreResponses: true, progress: progress) { out, row, i in
         (0..<responses[i].count).map { out[row + prompts[i].count + $0] }
     }
 }
@@ -84,7 +85,7 @@ func responseLogprobs(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int3
 /// order, with one workspace; `gather(output, first position of row i in output, i)` takes row
 /// i's values. `scoreResponses` marks the response tokens as the positions an LM head scores.
 func forwardInBatches(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], batchSize: Int, pad: Int32,
-                      scoreResponses: Bool,
+                      scoreResponses: Bool, progress: PhaseProgress? = nil,
                       _ gather: (UnsafeBufferPointer<Float>, Int, Int) -> [Float]) throws -> [[Float]] {
     let maxLen = zip(prompts, responses).map { $0.count + $1.count }.max() ?? 1
     let ws = LlamaWorkspace(config: model.config, maxBatch: batchSize, maxSeqLen: max(1, maxLen))
@@ -96,6 +97,7 @@ func forwardInBatches(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int3
                                    : TokenBatch(rows: rows, pad: pad)
         let values = try model.forward(batch, workspace: ws)
         for (b, i) in (lo..<hi).enumerated() { out.append(gather(values, b * batch.seqLen, i)) }
+        progress?.advance(by: hi - lo)
     }
     return out
 }

@@ -25,11 +25,25 @@ final class PhaseClock {
 
     init(store: CampaignStore, round: Int, stop: StopFlag) { self.store = store; self.round = round; self.stop = stop }
 
+    /// The phase running now.
+    private(set) var current = ""
+
     /// Enters a phase: throws `RoundInterrupted` on a stop request, else records it in status.json.
     func enter(_ name: String) throws -> Date {
         if stop.isSet { throw RoundInterrupted() }
+        current = name
         store.writeStatus(round: round, phase: name)
         return Date()
+    }
+
+    /// Progress of the running phase over `total` items (see PhaseProgress): into status.json, and a
+    /// log line through `log`.
+    func progress(total: Int, unit: String, log: @escaping (String) -> Void) -> PhaseProgress {
+        let (store, round, phase) = (store, round, current)
+        return PhaseProgress(total: total, unit: unit) { snapshot, logged in
+            store.writeStatus(round: round, phase: phase, progress: snapshot)
+            if logged { log("round \(round): \(phase) \(snapshot.line)") }
+        }
     }
 
     /// Runs one phase and records its time under `key`.
@@ -87,18 +101,23 @@ extension Campaign {
         let sc = samplingConfig(round: r)
         log("round \(r): sampling \(picked.count) prompts × \(sc.n)")
         let samples = try clock.run("sample", "time/sample_s") {
-            try Sampler(model: policy, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } }).generate(picked.map { train[$0].ids })
+            let progress = clock.progress(total: picked.count * sc.n, unit: "samples", log: log)
+            return try Sampler(model: policy, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
+                .generate(picked.map { train[$0].ids }) { if case .finished = $0 { progress.advance() } }
                 .sorted { ($0.promptIndex, $0.sampleIndex) < ($1.promptIndex, $1.sampleIndex) }
         }
         let texts = samples.map { tokenizer?.decode($0.tokens, skipSpecialTokens: true) ?? "" }
         var judged: [JudgeCall] = [], judgeMetrics: [(String, Double)] = []
         let scores = try clock.run("label", "time/label_s") { () -> [Float] in
-            guard let judge = labeller as? HTTPJudge else { return try label(r, samples, texts, picked) }
+            guard let judge = labeller as? HTTPJudge else {
+                return try label(r, samples, texts, picked, progress: clock.progress(total: picked.count, unit: "prompts", log: log))
+            }
             (judged, judgeMetrics) = try judgeLabels(judge, r, samples, texts, picked)
             return judged.map { $0.score ?? .nan }
         }
         let refLogprobs = try clock.run("reference", "time/reference_s") {
-            try responseLogprobs(reference, prompts: samples.map { train[picked[$0.promptIndex]].ids }, responses: samples.map(\.tokens))
+            try responseLogprobs(reference, prompts: samples.map { train[picked[$0.promptIndex]].ids }, responses: samples.map(\.tokens),
+                                 progress: clock.progress(total: samples.count, unit: "rows", log: log))
         }
         var records: [SampleRecord] = samples.enumerated().map { i, s in
             let prompt = train[picked[s.promptIndex]]
@@ -136,7 +155,7 @@ extension Campaign {
     }
 
     /// Scores every sample, one labeller request per prompt.
-    func label(_ r: Int, _ samples: [Sample], _ texts: [String], _ picked: [Int]) throws -> [Float] {
+    func label(_ r: Int, _ samples: [Sample], _ texts: [String], _ picked: [Int], progress: PhaseProgress? = nil) throws -> [Float] {
         var scores = [Float](repeating: 0, count: samples.count)
         var start = 0
         while start < samples.count {
@@ -152,6 +171,7 @@ extension Campaign {
                 throw CampaignError("round \(r), \(which) (prompt \(prompt.id.map { "'\($0)'" } ?? "#\(picked[p])")): \(e.description); the round was not committed")
             }
             for k in start..<end { scores[k] = s[k - start] }
+            progress?.advance()
             start = end
         }
         return scores

@@ -20,3 +20,9 @@ public func peakRSSMiB() -> Double {
     getrusage(RUSAGE_SELF.rawValue, &u)
     return Double(u.ru_maxrss) / 1024
 }
+
+/// `x` with `digits` significant digits for a JSON line (`%g`: small fractions such as an MFU of a
+/// tiny model on a loaded machine keep their digits instead of printing as 0.000).
+public func formatSignificant(_ x: Double, _ digits: Int = 4) -> String {
+    x.isFinite ? String(format: "%.\(digits)g", x) : jsonNumber(x)
+}

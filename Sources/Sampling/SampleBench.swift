@@ -138,9 +138,9 @@ public enum SampleBench {
             ("sgemm_rows", "\(min(rows, sgemmRateMaxRows))"), ("sgemm_gflop_per_s", formatFixed(sgemm)),
             ("sgemm_core", jsonString(MachineRates.blasCoreName)),
             ("decode_flop_per_step", formatFixed(stepFLOPs, 0)),
-            ("bound_ms_per_step", formatFixed(boundMs, 3)), ("fraction_of_bound", formatFixed(boundMs / decodeMs, 3)),
+            ("bound_ms_per_step", formatSignificant(boundMs)), ("fraction_of_bound", formatSignificant(boundMs / decodeMs)),
             ("prefill_gflop_per_s", formatFixed(prefillGFLOPS)),
-            ("prefill_fraction_of_sgemm", formatFixed(prefillGFLOPS / sgemm, 3)),
+            ("prefill_fraction_of_sgemm", formatSignificant(prefillGFLOPS / sgemm)),
         ]
     }
 }

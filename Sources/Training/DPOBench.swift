@@ -104,8 +104,8 @@ public enum DPOBench {
             ("tokens_per_s", formatFixed(Double(tokens) / (ms / 1e3))),
             ("phase_ms_median", "{\(phaseJSON)}"),
             ("ms_per_step_min_max", "[\(formatFixed(total.min()!)), \(formatFixed(total.max()!))]"),
-            ("flops_per_step", formatFixed(flops)), ("achieved_gflops_median", formatFixed(gflops)),
-            ("mfu", formatFixed(gflops / sgemm, 3)),
+            ("flops_per_step", formatFixed(flops)), ("achieved_gflops_median", formatSignificant(gflops)),
+            ("mfu", formatSignificant(gflops / sgemm)),
             ("sgemm_gflop_per_s", formatFixed(sgemm)), ("sgemm_core", jsonString(MachineRates.blasCoreName)), ("n_params", "\(params.count)"),
             ("lora", adapter.map { a in
                 "{\"r\": \(a.config.r), \"lora_alpha\": \(jsonNumber(a.config.alpha)), \"use_rslora\": \(a.config.useRSLoRA), "

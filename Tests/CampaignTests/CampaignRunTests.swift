@@ -62,10 +62,10 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
     let startup = Date().timeIntervalSince(launched)
     // Each attempt aims at one phase, in turn: it watches the new daemon's status.json and kills it a
     // few milliseconds after that phase begins (or a start-up plus a round's time after launch if the phase never comes:
-    // `values` in a DPO campaign, or a phase too short to see). Aiming at phases rather than at
+    // `values` (PPO's) or `advantages` (GRPO's) in another campaign, or a phase too short to see). Aiming at phases rather than at
     // times keeps the kills spread over every phase however loaded the machine is and however long
     // each phase takes. Every fourth attempt first lets a round commit, so the campaign advances.
-    let aims = ["sample", "label", "reference", "values", "update", "eval", "buffer", "commit"]
+    let aims = ["sample", "label", "reference", "values", "advantages", "update", "eval", "buffer", "commit"]
     let run = dir.appendingPathComponent("crashy")
     var g = SystemRandomNumberGenerator()
     var kills = 0, attempts = 0
@@ -121,7 +121,7 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
     }
     print("kill -9: \(kills) kills by phase \(phases.sorted { $0.key < $1.key })")
     #expect(kills >= target * 5 / 6, "only \(kills) kills landed before the campaign finished; phases \(phases)")
-    #expect(phases.keys.filter { ["sample", "update", "commit", "eval", "reference", "values", "label", "buffer"].contains($0) }.count >= 3,
+    #expect(phases.keys.filter { aims.contains($0) }.count >= 3,
             "kills should land in several phases: \(phases)")
     // Finish, then the result equals the uninterrupted run.
     if try committed(run).last != rounds {

@@ -10,7 +10,7 @@ import Foundation
 import Training
 
 /// Which algorithm updates the policy each round (RoundAlgorithms.registry maps it to its round).
-public enum AlgorithmKind: String, Codable, Sendable, CaseIterable { case dpo, ppo, grpo }
+public enum AlgorithmKind: String, Codable, Sendable, CaseIterable { case dpo, ppo, grpo, rloo }
 
 /// PPO's settings (type ppo): TRL's PPOConfig names and defaults.
 public struct PPOSection: Sendable, Equatable {
@@ -49,6 +49,8 @@ public struct AlgorithmSection: Sendable, Equatable {
     /// GRPO (type grpo), nested under `grpo:` with TRL's GRPOConfig names (its `loss_type` and `beta`
     /// mean other things than DPO's).
     public var grpo = GRPOConfig()
+    /// RLOO (type rloo), nested under `rloo:` with TRL's RLOOConfig names.
+    public var rloo = RLOOConfig()
     public init() {}
 }
 
@@ -59,13 +61,14 @@ enum AlgorithmKey: String, CodingKey, CaseIterable {
     case lossType = "loss_type", beta, labelSmoothing = "label_smoothing", rpoAlpha = "rpo_alpha"
     case klCoef = "kl_coef", klEstimator = "kl_estimator", klTarget = "kl_target", klHorizon = "kl_horizon", gamma, lam
     case cliprange, cliprangeValue = "cliprange_value", vfCoef = "vf_coef", valueModel = "value_model"
-    case grpo
+    case grpo, rloo
 
     var owner: AlgorithmKind? {
         switch self {
         case .lossType, .beta, .labelSmoothing, .rpoAlpha: return .dpo
         case .klCoef, .klEstimator, .klTarget, .klHorizon, .gamma, .lam, .cliprange, .cliprangeValue, .vfCoef, .valueModel: return .ppo
         case .grpo: return .grpo
+        case .rloo: return .rloo
         default: return nil
         }
     }
@@ -102,8 +105,10 @@ extension AlgorithmSection: Codable {
         ppo.loss.cliprangeValue = try c.value(.cliprangeValue, ppo.loss.cliprangeValue)
         ppo.loss.vfCoef = try c.value(.vfCoef, ppo.loss.vfCoef); ppo.valueModel = try c.decodeIfPresent(String.self, forKey: .valueModel)
         grpo = try c.value(.grpo, grpo)
+        rloo = try c.value(.rloo, rloo)
         let defaults = AlgorithmSection()
-        let changed: [AlgorithmKind: Bool] = [.dpo: dpo != defaults.dpo, .ppo: ppo != defaults.ppo, .grpo: grpo != defaults.grpo]
+        let changed: [AlgorithmKind: Bool] = [.dpo: dpo != defaults.dpo, .ppo: ppo != defaults.ppo, .grpo: grpo != defaults.grpo,
+                                              .rloo: rloo != defaults.rloo]
         for k in c.allKeys.compactMap({ AlgorithmKey(rawValue: $0.stringValue) }) {
             guard let owner = k.owner, owner != type, changed[owner] ?? true else { continue }
             let keys = AlgorithmKey.allCases.filter { $0.owner == owner }.map(\.rawValue).joined(separator: ", ")
@@ -131,5 +136,6 @@ extension AlgorithmSection: Codable {
             try c.encode(ppo.loss.vfCoef, forKey: .vfCoef); try c.encodeIfPresent(ppo.valueModel, forKey: .valueModel)
         }
         if type == .grpo { try c.encode(grpo, forKey: .grpo) }
+        if type == .rloo { try c.encode(rloo, forKey: .rloo) }
     }
 }

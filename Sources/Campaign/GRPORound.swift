@@ -21,7 +21,8 @@ import Rollouts
 import Sampling
 import Training
 
-final class GRPORound: RoundAlgorithm {
+final class GRPORound: GroupRound {
+    static let name = "GRPO"
     static let kind = AlgorithmKind.grpo
     static let statusColumns = ["reward", "frac_reward_zero_std"]
     static let rowsPhase = (name: "advantages", key: "time/advantages_s")
@@ -43,54 +44,20 @@ final class GRPORound: RoundAlgorithm {
     }
 
     static func validate(_ config: CampaignConfig, _ bad: (String, String) -> CampaignError) throws {
-        let g = config.algorithm.grpo, d = GRPOConfig()
-        if config.sampling.n < 2 { throw bad("sampling.n", "must be ≥ 2 (GRPO's advantages compare the samples of a prompt)") }
-        if config.sampling.temperature != 1 {
-            throw bad("sampling.temperature", "must be 1 for GRPO: the stored old log-probs are the sampler's, at temperature 1")
-        }
-        if g.temperature != d.temperature || g.maxCompletionLength != d.maxCompletionLength {
-            throw bad("algorithm.grpo", "takes temperature and max_completion_length from sampling.temperature and sampling.max_new_tokens; remove them")
-        }
-        if config.algorithm.epochs != 1 {
-            throw bad("algorithm.epochs", "must be 1 for GRPO; passes over a round's samples are algorithm.grpo.num_iterations")
-        }
-        try config.trainingCheck(section: "algorithm.grpo") { try g.validate(name: $0) }
-    }
-
-    /// Group-relative advantages from the scores, stored per token.
-    func buildRows(_ records: inout [SampleRecord], round r: Int, previous: RoundState) throws -> RoundRows {
-        let adv = try advantages(records)
-        for i in records.indices {
-            records[i].advantages = Array(repeating: Float(adv.advantages[i]), count: records[i].responseIDs.count)
-        }
-        return RoundRows(metrics: adv.metrics, summary: "\(records.count) samples in groups of \(groupSize), GRPO update")
-    }
-
-    func replayRows(_ records: inout [SampleRecord], pairs: [PairRecord], previous: RoundState,
-                    campaign: AlgorithmSection) throws -> ReplayRows {
-        let adv = try advantages(records)
-        let match = records.indices.allSatisfy { i in
-            records[i].advantages == Array(repeating: Float(adv.advantages[i]), count: records[i].responseIDs.count)
-        }
-        for i in records.indices {
-            records[i].advantages = Array(repeating: Float(adv.advantages[i]), count: records[i].responseIDs.count)
-        }
-        return ReplayRows(metrics: adv.metrics,
-                          report: "advantages recomputed from the buffer's scores \(match ? "match" : "DIFFER from") the stored ones\n",
-                          matchesBuffer: match)
+        let c = config.algorithm.grpo, d = GRPOConfig()
+        try validateGroups(config, section: "algorithm.grpo", leavesSamplingKeys: c.temperature == d.temperature && c.maxCompletionLength == d.maxCompletionLength,
+                           bad)
+        try config.trainingCheck(section: "algorithm.grpo") { try c.validate(name: $0) }
     }
 
     func advantages(_ records: [SampleRecord]) throws -> GroupAdvantages {
-        for (i, s) in records.enumerated() where s.promptIndex != records[i / groupSize * groupSize].promptIndex {
-            throw CampaignError("sample \(i): GRPO needs \(groupSize) samples (sampling.n) per prompt, in prompt order; the buffer does not hold a GRPO round")
-        }
+        try checkGroups(records, size: groupSize, algorithm: "GRPO")
         return try GroupAdvantage.grpo(rewards: records.map { [Double($0.label?.score ?? .nan)] }, groupSize: groupSize,
                                        names: ["reward"], config: grpo)
     }
 
     func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
                 shouldStop: () -> Bool) throws -> [(String, Double)] {
-        guard !samples.isEmpty else { return [("train/samples", 0), ("train/steps", 0)] }
         let T = grpo.maxCompletionLength
         for (i, s) in samples.enumerated() {
             let n = s.responseIDs.count
@@ -98,60 +65,18 @@ final class GRPORound: RoundAlgorithm {
                 throw CampaignError("sample \(i): GRPO needs logprobs\(grpo.beta == 0 ? "" : ", ref_logprobs") and advantages for each of its \(n) tokens (max_new_tokens \(T)); the buffer does not hold a GRPO round")
             }
         }
-        let bs = max(1, min(algorithm.batchSize, samples.count))
-        var run = RunOptions()
-        run.epochs = grpo.numIterations; run.batchSize = bs; run.seed = CampaignConfig.roundSeed(seed, r)
-        let plan = TrainingPlan(examples: samples.count, run: run)
+        let u = PolicyGradientUpdate(algorithm: algorithm, passes: grpo.numIterations, temperature: grpo.temperature, width: T,
+                                     seed: seed, name: "GRPO")
         let truncated = samples.map { $0.finishReason == FinishReason.length.rawValue }
         let masked = grpo.maskTruncatedCompletions ? truncated : nil
         let tokens = samples.indices.reduce(0) { $0 + (masked?[$1] ?? false ? 0 : samples[$1].responseIDs.count) }
-        let scaling = PolicyLossScaling(numItemsInBatch: tokens, stepsPerGeneration: plan.stepsPerEpoch)
-        let trainer = Trainer(model: policy, optimizer: optimizer, schedule: roundSchedule(algorithm), maxGradNorm: algorithm.optimizer.maxGradNorm)
-        let ws = LlamaWorkspace(config: policy.config, maxBatch: bs, maxSeqLen: samples.map { $0.promptIDs.count + T }.max()!)
-        ws.head = LMHeadOptions(temperature: grpo.temperature, entropies: true)
-        var sums: [String: Double] = [:], keys: [String] = []
-        var gradNorm = 0.0, lr = 0.0
-        let completed = try plan.runSteps { s, micro in
-            if shouldStop() { return .stop }
-            let stats = try trainer.step(microBatches: micro.count, context: "round \(r), GRPO step \(s + 1)") { m in
-                let idx = micro[m]
-                let l = try stepLoss(policy, ws, trainer, idx.map { samples[$0] }, masked: masked.map { mk in idx.map { mk[$0] } },
-                                     scaling: scaling, width: T)
-                for (k, v) in l.metrics {
-                    if sums[k] == nil { keys.append(k) }
-                    sums[k, default: 0] += v
-                }
-                return Float(l.loss)
-            }
-            gradNorm += Double(stats.gradNorm)
-            lr = stats.learningRate
-            return .proceed
+        let scaling = PolicyLossScaling(numItemsInBatch: tokens, stepsPerGeneration: u.plan(samples: samples.count, round: r).stepsPerEpoch)
+        return try u.run(policy: policy, optimizer: optimizer, samples: samples, round: r, shouldStop: shouldStop) { rows, idx, batch, logps, entropies in
+            let lb = PolicyLossBatch(width: T, logps: logps, mask: batch.mask(masked: masked.map { mk in idx.map { mk[$0] } }),
+                                     oldLogps: batch.grid(rows: rows.map(\.logprobs)),
+                                     refLogps: grpo.beta == 0 ? nil : batch.grid(rows: rows.map { $0.refLogprobs! }),
+                                     advantages: rows.map { $0.advantages!.first ?? 0 }, entropies: entropies)
+            return try GRPOLoss.compute(lb, scaling: scaling, config: grpo)
         }
-        guard completed else { throw RoundInterrupted() }
-        let steps = Double(max(1, plan.lastStep))
-        return keys.map { ($0, sums[$0]! / steps) }
-            + [("grad_norm", gradNorm / steps), ("learning_rate", lr), ("train/samples", Double(samples.count)),
-               ("train/steps", Double(plan.lastStep))]
-    }
-
-    /// One minibatch: the policy's log-probs and entropies at the temperature, GRPO's loss against the
-    /// stored old (and reference) log-probs, and the backward of its gradient into the trainer.
-    func stepLoss(_ policy: LlamaModel, _ ws: LlamaWorkspace, _ trainer: Trainer, _ rows: [SampleRecord], masked: [Bool]?,
-                  scaling: PolicyLossScaling, width T: Int) throws -> (loss: Double, metrics: [(String, Double)]) {
-        let batch = try CompletionBatch(prompts: rows.map(\.promptIDs), completions: rows.map(\.responseIDs), width: T,
-                                        pad: policy.config.batchPadID)
-        let out = try policy.forward(batch.tokens, workspace: ws)
-        let lb = PolicyLossBatch(width: T, logps: batch.grid(out), mask: batch.mask(masked: masked),
-                                 oldLogps: batch.grid(rows: rows.map(\.logprobs)),
-                                 refLogps: grpo.beta == 0 ? nil : batch.grid(rows: rows.map { $0.refLogprobs! }),
-                                 advantages: rows.map { $0.advantages!.first ?? 0 },
-                                 entropies: batch.grid(UnsafeBufferPointer(start: ws.entropy, count: rows.count * batch.tokens.seqLen)))
-        let l = try GRPOLoss.compute(lb, scaling: scaling, config: grpo)
-        if l.loss.isFinite {
-            batch.outputGradient(l.dLogps).withUnsafeBufferPointer {
-                policy.backward(batch.tokens, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
-            }
-        }
-        return (l.loss, [("loss", l.loss)] + l.metrics)
     }
 }

@@ -87,6 +87,7 @@ enum RoundAlgorithms {
         .dpo: DPORound.self,
         .ppo: PPORound.self,
         .grpo: GRPORound.self,
+        .rloo: RLOORound.self,
     ]
 
     /// Every algorithm's extra full-state files.

@@ -62,6 +62,36 @@ let grpoAlgorithm = "{type: grpo, batch_size: 16, learning_rate: 1.0e-4, grpo: {
         }
     }
 
+    /// RLOO is one more file on the same loop: leave-one-out advantages (with the k1 KL penalty of
+    /// beta 0.05, TRL's default) zero-sum within each group, TRL's metric names, bit-for-bit replays.
+    @Test func rlooRoundsReplayBitForBit() throws {
+        try withTemporaryDirectory { dir in
+            let run = dir.appendingPathComponent("run")
+            let algorithm = "{type: rloo, batch_size: 16, learning_rate: 1.0e-4, rloo: {num_iterations: 2}}"
+            let start = try runRondo(["start", try smallConfig(dir, algorithm: algorithm).path, "--dir", run.path])
+            #expect(start.status == 0, "\(start.stderr)")
+            #expect(try committed(run) == [0, 1, 2, 3])
+            let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            let last = try JSONDecoder().decode(JSONValue.self, from: Data(lines[3].utf8))
+            for key in ["reward", "frac_reward_zero_std", "kl", "loss", "entropy", "clip_ratio/region_mean", "grad_norm"] {
+                #expect(last[key]?.double?.isFinite == true, "metrics lack \(key): \(last)")
+            }
+            #expect(last["train/steps"]?.double == 6, "12 prompts × 4 samples in minibatches of 16, 2 iterations: \(last)")
+            var advantages: [Int: [Float]] = [:]
+            try BufferReader(url: run.appendingPathComponent("rounds/000002/rollouts.jsonl.zst")).read { item in
+                guard case .sample(let s) = item else { return }
+                advantages[s.promptIndex, default: []].append(s.advantages?.first ?? .nan)
+            }
+            #expect(advantages.count == 12 && advantages.values.allSatisfy { $0.count == 4 })
+            for g in advantages.values { #expect(abs(g.reduce(0, +)) < 1e-3, "leave-one-out advantages \(g)") }
+            for r in 1...3 {
+                let replay = try runRondo(["replay", run.path, "--round", "\(r)"])
+                #expect(replay.status == 0 && replay.stdout.contains("identical") && replay.stdout.contains("advantages recomputed"),
+                        "round \(r): \(replay.stdout) \(replay.stderr)")
+            }
+        }
+    }
+
     @Test func groupsNeedTwoSamplesAndTemperatureOne() {
         for (extra, key) in [("sampling: {n: 1}", "sampling.n"), ("sampling: {temperature: 0.7}", "sampling.temperature")] {
             expectError(CampaignError.self, mentioning: [key, "GRPO"]) {
@@ -70,6 +100,12 @@ let grpoAlgorithm = "{type: grpo, batch_size: 16, learning_rate: 1.0e-4, grpo: {
         }
         expectError(CampaignError.self, mentioning: ["'algorithm.grpo.epsilon' (line 3)"]) {
             _ = try CampaignConfig.parse("policy: p\nprompts: {train: t, eval: e}\nalgorithm: {type: grpo, grpo: {epsilon: -1}}\n", source: "c.yaml")
+        }
+        expectError(CampaignError.self, mentioning: ["sampling.n", "RLOO"]) {
+            _ = try CampaignConfig.parse("policy: p\nprompts: {train: t, eval: e}\nalgorithm: {type: rloo}\nsampling: {n: 1}\n", source: "c.yaml")
+        }
+        expectError(CampaignError.self, mentioning: ["'algorithm.rloo.epsilon' (line 3)"]) {
+            _ = try CampaignConfig.parse("policy: p\nprompts: {train: t, eval: e}\nalgorithm: {type: rloo, rloo: {epsilon: -1}}\n", source: "c.yaml")
         }
     }
 

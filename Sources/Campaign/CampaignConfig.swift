@@ -30,26 +30,34 @@ public struct PromptsConfig: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey, CaseIterable { case train, eval, perRound = "per_round", evalLimit = "eval_limit" }
 }
 
+/// The campaign's `sampling:` keys: Sampling's own config with the campaign's defaults (8 samples
+/// per prompt, 64 rows decoded at once) and its key for stop strings, `stop`. The round sets the
+/// seed; stop token ids are the model's. Fields read through: `sampling.n`, `sampling.topP`, ….
+@dynamicMemberLookup
 public struct SamplingSection: Codable, Sendable, Equatable {
-    public var n: Int = 8
-    public var temperature: Float = 1
-    public var topK: Int = 0
-    public var topP: Float = 1
-    public var maxNewTokens: Int = 64
-    public var stop: [String] = []
-    /// Rows decoded at once.
-    public var batchSize: Int = 64
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case n, temperature, topK = "top_k", topP = "top_p", maxNewTokens = "max_new_tokens", stop, batchSize = "batch_size"
+    /// The sampler's settings (seed 0; the round sets its own).
+    public var samplingConfig: SamplingConfig
+
+    public init() {
+        samplingConfig = SamplingConfig()
+        samplingConfig.n = 8
+        samplingConfig.batchSize = 64
     }
 
-    /// The sampler's settings (seed 0; the round sets its own). The one place the campaign's keys
-    /// become Sampling's config.
-    public var samplingConfig: SamplingConfig {
-        var sc = SamplingConfig()
-        sc.n = n; sc.temperature = temperature; sc.topK = topK; sc.topP = topP
-        sc.maxNewTokens = maxNewTokens; sc.stopStrings = stop; sc.batchSize = batchSize
-        return sc
+    public subscript<T>(dynamicMember key: WritableKeyPath<SamplingConfig, T>) -> T {
+        get { samplingConfig[keyPath: key] }
+        set { samplingConfig[keyPath: key] = newValue }
+    }
+
+    /// Strings that end a sample (Sampling's `stop_strings`).
+    public var stop: [String] {
+        get { samplingConfig.stopStrings }
+        set { samplingConfig.stopStrings = newValue }
+    }
+
+    /// The keys a campaign accepts: Sampling's, less `seed` and `stop_token_ids`, with `stop`.
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case n, temperature, topK = "top_k", topP = "top_p", maxNewTokens = "max_new_tokens", stop, batchSize = "batch_size"
     }
 }
 
@@ -175,12 +183,17 @@ extension PromptsConfig {
 extension SamplingSection {
     public init(from decoder: Decoder) throws {
         try rejectUnknownKeys(decoder, CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = SamplingSection()
-        n = try c.value(.n, d.n); temperature = try c.value(.temperature, d.temperature)
-        topK = try c.value(.topK, d.topK); topP = try c.value(.topP, d.topP)
-        maxNewTokens = try c.value(.maxNewTokens, d.maxNewTokens); stop = try c.value(.stop, d.stop)
-        batchSize = try c.value(.batchSize, d.batchSize)
+        samplingConfig = try SamplingConfig(from: decoder, over: SamplingSection().samplingConfig)
+        stop = try decoder.container(keyedBy: CodingKeys.self).value(.stop, [])
+    }
+
+    /// The campaign's keys, as the config file has them.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        let s = samplingConfig
+        try c.encode(s.n, forKey: .n); try c.encode(s.temperature, forKey: .temperature); try c.encode(s.topK, forKey: .topK)
+        try c.encode(s.topP, forKey: .topP); try c.encode(s.maxNewTokens, forKey: .maxNewTokens)
+        try c.encode(s.stopStrings, forKey: .stop); try c.encode(s.batchSize, forKey: .batchSize)
     }
 }
 

@@ -5,6 +5,7 @@
 // found.
 
 import Foundation
+import Sampling
 import Training
 import Yams
 
@@ -34,12 +35,7 @@ extension CampaignConfig {
         for (key, v) in numbers where !v.isFinite { throw bad(key, "is \(v); every number in the config must be finite") }
         if prompts.perRound < 1 { throw bad("prompts.per_round", "must be ≥ 1") }
         if let l = prompts.evalLimit, l < 1 { throw bad("prompts.eval_limit", "must be ≥ 1 (or omitted for all)") }
-        if sampling.n < 1 { throw bad("sampling.n", "must be ≥ 1") }
-        if sampling.temperature < 0 { throw bad("sampling.temperature", "must be ≥ 0") }
-        if sampling.topK < 0 { throw bad("sampling.top_k", "must be ≥ 0 (0 = off)") }
-        if !(sampling.topP > 0 && sampling.topP <= 1) { throw bad("sampling.top_p", "must be in (0, 1]") }
-        if sampling.maxNewTokens < 1 { throw bad("sampling.max_new_tokens", "must be ≥ 1") }
-        if sampling.batchSize < 1 { throw bad("sampling.batch_size", "must be ≥ 1") }
+        try trainingCheck(section: "sampling", ["stop_strings": "stop"]) { try sampling.samplingConfig.validate(name: $0) }
         switch labeller.type {
         case .command:
             if labeller.command?.isEmpty ?? true { throw bad("labeller.command", "is required for type command (program and arguments)") }
@@ -67,8 +63,8 @@ extension CampaignConfig {
         try retention?.validate(bad)
     }
 
-    /// Runs one of Training's `validate(name:)` with the campaign's key names (`rename` maps
-    /// Training's name to the campaign's); its error becomes a CampaignError naming the key, which
+    /// Runs one of Training's (or Sampling's) `validate(name:)` with the campaign's key names
+    /// (`rename` maps the module's name to the campaign's); its error becomes a CampaignError naming the key, which
     /// the message then shows with its line.
     func trainingCheck(section: String = "algorithm", _ rename: [String: String] = [:],
                        _ body: ((String) -> String) throws -> Void) throws {
@@ -80,6 +76,8 @@ extension CampaignConfig {
                 return "'\(k)'"
             }
         } catch let e as JobError {
+            throw CampaignError("config: \(e.description)", key: named.first)
+        } catch let e as SamplingError {
             throw CampaignError("config: \(e.description)", key: named.first)
         }
     }

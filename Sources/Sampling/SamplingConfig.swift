@@ -58,38 +58,45 @@ public struct SamplingConfig: Codable, Sendable, Equatable {
 
     /// Reads the keys present (others keep their defaults) and validates the result.
     public init(from decoder: Decoder) throws {
+        try self.init(from: decoder, over: SamplingConfig())
+        do { try validate() } catch let e as SamplingError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: e.description))
+        }
+    }
+
+    /// Reads the keys present over `defaults`, without validating (a caller with its own defaults
+    /// and key names, such as a campaign's `sampling:` section, validates with `validate(name:)`).
+    public init(from decoder: Decoder, over defaults: SamplingConfig) throws {
+        self = defaults
         let c = try decoder.container(keyedBy: CodingKeys.self)
         n = try c.decodeIfPresent(Int.self, forKey: .n) ?? n
         temperature = try c.decodeIfPresent(Float.self, forKey: .temperature) ?? temperature
         topK = try c.decodeIfPresent(Int.self, forKey: .topK) ?? topK
         topP = try c.decodeIfPresent(Float.self, forKey: .topP) ?? topP
         maxNewTokens = try c.decodeIfPresent(Int.self, forKey: .maxNewTokens) ?? maxNewTokens
-        stopTokenIDs = try c.decodeIfPresent([Int32].self, forKey: .stopTokenIDs)
+        stopTokenIDs = try c.decodeIfPresent([Int32].self, forKey: .stopTokenIDs) ?? stopTokenIDs
         stopStrings = try c.decodeIfPresent([String].self, forKey: .stopStrings) ?? stopStrings
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? batchSize
-        do { try validate() } catch let e as SamplingError {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: e.description))
-        }
     }
 
-    /// Checks ranges and cross-field rules.
-    public func validate() throws {
+    /// Checks ranges and cross-field rules; `name` turns a key into how the message shows it.
+    public func validate(name: (String) -> String = { $0 }) throws {
         guard n >= 1, n <= Self.maxSamplesPerPrompt else {
-            throw SamplingError("n = \(n): samples per prompt must be in 1...\(Self.maxSamplesPerPrompt)")
+            throw SamplingError("\(name("n")) = \(n): samples per prompt must be in 1...\(Self.maxSamplesPerPrompt)")
         }
         guard temperature.isFinite, temperature >= 0 else {
-            throw SamplingError("temperature = \(temperature): must be a finite number ≥ 0 (0 = greedy)")
+            throw SamplingError("\(name("temperature")) = \(temperature): must be a finite number ≥ 0 (0 = greedy)")
         }
-        guard topK >= 0 else { throw SamplingError("top_k = \(topK): must be ≥ 0 (0 = off)") }
-        guard topP > 0, topP <= 1 else { throw SamplingError("top_p = \(topP): must be in (0, 1] (1 = off)") }
-        guard maxNewTokens >= 1 else { throw SamplingError("max_new_tokens = \(maxNewTokens): must be ≥ 1") }
-        guard batchSize >= 1 else { throw SamplingError("batch_size = \(batchSize): must be ≥ 1") }
+        guard topK >= 0 else { throw SamplingError("\(name("top_k")) = \(topK): must be ≥ 0 (0 = off)") }
+        guard topP > 0, topP <= 1 else { throw SamplingError("\(name("top_p")) = \(topP): must be in (0, 1] (1 = off)") }
+        guard maxNewTokens >= 1 else { throw SamplingError("\(name("max_new_tokens")) = \(maxNewTokens): must be ≥ 1") }
+        guard batchSize >= 1 else { throw SamplingError("\(name("batch_size")) = \(batchSize): must be ≥ 1") }
         if let ids = stopTokenIDs, let bad = ids.first(where: { $0 < 0 }) {
             throw SamplingError("stop token id \(bad) is negative")
         }
         if stopStrings.contains(where: \.isEmpty) {
-            throw SamplingError("an empty stop string would end every sample at once; remove it")
+            throw SamplingError("\(name("stop_strings")): an empty stop string would end every sample at once; remove it")
         }
     }
 }

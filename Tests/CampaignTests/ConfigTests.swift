@@ -16,9 +16,28 @@ import Testing
         let c = try CampaignConfig.parse(minimal, source: "demo.yaml")
         #expect(c.policy == "starter" && c.reference == .initial && c.prompts.perRound == 64)
         #expect(c.sampling.n == 8 && c.labeller.type == .verifier && c.pairs.strategy == .bestVsWorst)
+        #expect(c.sampling.batchSize == 64 && c.sampling.maxNewTokens == 64 && c.sampling.stop.isEmpty)
         #expect(c.algorithm.dpo.lossType == .sigmoid && c.algorithm.dpo.beta == 0.1 && c.rounds == 10 && c.threads == 2)
         // The resolved YAML reads back to the same config.
         #expect(try CampaignConfig.parse(c.yaml(), source: "resolved") == c)
+    }
+
+    /// The campaign's keys become the sampler's config: `stop` is Sampling's stop strings, the rest
+    /// keep their names, and the resolved YAML writes the campaign's keys back.
+    @Test func samplingKeysBecomeTheSamplersConfig() throws {
+        let c = try CampaignConfig.parse(minimal + """
+
+            sampling: {n: 3, temperature: 0.5, top_k: 7, top_p: 0.9, max_new_tokens: 12, stop: ["\\n"], batch_size: 5}
+            """, source: "s.yaml")
+        let sc = c.sampling.samplingConfig
+        #expect(sc.n == 3 && sc.temperature == 0.5 && sc.topK == 7 && sc.topP == 0.9)
+        #expect(sc.maxNewTokens == 12 && sc.stopStrings == ["\n"] && sc.batchSize == 5 && sc.seed == 0 && sc.stopTokenIDs == nil)
+        let yaml = try c.yaml()
+        let lines = yaml.split(separator: "\n").map(String.init)
+        let section = lines.drop { $0 != "sampling:" }.dropFirst().prefix { $0.hasPrefix("  ") }
+        let keys = section.filter { !$0.hasPrefix("  -") && !$0.hasPrefix("    ") }.map { $0.split(separator: ":")[0].trimmingCharacters(in: .whitespaces) }
+        #expect(Set(keys) == ["n", "temperature", "top_k", "top_p", "max_new_tokens", "stop", "batch_size"], "\(yaml)")
+        #expect(try CampaignConfig.parse(yaml, source: "resolved") == c)
     }
 
     @Test func unlimitedRounds() throws {
@@ -49,6 +68,13 @@ import Testing
             ("\nreference: latest\n", "reference"),
             ("\nrounds: 0\n", "rounds"),
             ("\nsampling:\n  top_p: 2\n", "sampling.top_p"),
+            ("\nsampling:\n  n: 0\n", "sampling.n"),
+            ("\nsampling:\n  max_new_tokens: 0\n", "sampling.max_new_tokens"),
+            ("\nsampling:\n  batch_size: 0\n", "sampling.batch_size"),
+            ("\nsampling:\n  stop: [\"\"]\n", "sampling.stop"),
+            // The round sets the seed and the model its stop ids: neither is a campaign key.
+            ("\nsampling:\n  seed: 3\n", "sampling.seed"),
+            ("\nsampling:\n  stop_token_ids: [2]\n", "sampling.stop_token_ids"),
         ]
         for (extra, key) in cases {
             do {

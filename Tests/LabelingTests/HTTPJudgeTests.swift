@@ -162,7 +162,9 @@ private let responses = ["4", "seventeen", "the answer is 47"]
         check("concurrency") { $0.concurrency = 0 }
         check("timeout_s") { $0.timeoutS = .nan }
         check("max_unscored") { $0.maxUnscored = 1.5 }
-        check("mode") { $0.mode = .pairwise }
+        var pairwise = HTTPJudgeConfig(url: "http://127.0.0.1:1/v1/chat/completions")
+        pairwise.mode = .pairwise  // valid; the campaign config checks what it goes with (pairs.strategy, DPO)
+        try pairwise.validate { k, why in LabelError("\(k) \(why)") }
         check("api_key_env") { $0.apiKeyEnv = "KEY=sk-123" }
         var missing = HTTPJudgeConfig(url: "http://127.0.0.1:1/v1/chat/completions")
         missing.apiKeyEnv = "RONDO_TEST_UNSET_VARIABLE"

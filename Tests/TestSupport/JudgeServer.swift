@@ -41,13 +41,16 @@ public final class JudgeServer: @unchecked Sendable {
     public static func score(of message: String) -> Int { message.utf8.count % 7 }
 
     /// The pairwise verdict about a user message holding `<A>response a</A>` and `<B>response b</B>`:
-    /// the shorter response (UTF-8 bytes) wins, equal lengths tie. `biased` answers "A" whenever the
-    /// lengths differ by at most 2 bytes (a position-biased judge).
+    /// the shorter response (UTF-8 bytes) wins, then the one whose bytes sort first; identical
+    /// responses tie. `biased` answers "A" whenever the sum of both responses' bytes is a multiple
+    /// of 3 (the same for either order: a position-biased judge that disagrees with itself).
     public static func verdict(of message: String, biased: Bool) -> String {
         let (a, b) = pairwiseResponses(message)
-        let la = a.utf8.count, lb = b.utf8.count
-        if biased && abs(la - lb) <= 2 { return "A" }
-        return la < lb ? "A" : la > lb ? "B" : "tie"
+        let x = Array(a.utf8), y = Array(b.utf8)
+        if biased && (x + y).reduce(0, { $0 + Int($1) }) % 3 == 0 { return "A" }
+        if x == y { return "tie" }
+        if x.count != y.count { return x.count < y.count ? "A" : "B" }
+        return x.lexicographicallyPrecedes(y) ? "A" : "B"
     }
 
     /// Responses A and B of a pairwise user message (between the first `<A>` and the last `</A>`,

@@ -88,7 +88,9 @@ public struct LabellerSection: Codable, Sendable, Equatable {
     }
 }
 
-public enum PairStrategy: String, Codable, Sendable { case bestVsWorst = "best_vs_worst" }
+/// best_vs_worst ranks scored samples; judge_pairwise takes the verdicts of a pairwise HTTP judge
+/// (PairwiseJudging.swift).
+public enum PairStrategy: String, Codable, Sendable { case bestVsWorst = "best_vs_worst", judgePairwise = "judge_pairwise" }
 
 public struct PairsSection: Codable, Sendable, Equatable {
     public var strategy: PairStrategy = .bestVsWorst
@@ -97,8 +99,13 @@ public struct PairsSection: Codable, Sendable, Equatable {
     /// Never pair two responses with equal scores.
     public var skipTies: Bool = true
     public var maxPerPrompt: Int = 1
+    /// judge_pairwise: distinct sample pairs asked per prompt (nil = `defaultCandidates`).
+    public var candidatesPerPrompt: Int? = nil
+    public static let defaultCandidates = 2
+    public var candidates: Int { candidatesPerPrompt ?? Self.defaultCandidates }
     enum CodingKeys: String, CodingKey, CaseIterable {
         case strategy, minMargin = "min_margin", skipTies = "skip_ties", maxPerPrompt = "max_per_prompt"
+        case candidatesPerPrompt = "candidates_per_prompt"
     }
 }
 
@@ -238,6 +245,7 @@ extension PairsSection {
         let d = PairsSection()
         strategy = try c.value(.strategy, d.strategy); minMargin = try c.value(.minMargin, d.minMargin)
         skipTies = try c.value(.skipTies, d.skipTies); maxPerPrompt = try c.value(.maxPerPrompt, d.maxPerPrompt)
+        candidatesPerPrompt = try c.decodeIfPresent(Int.self, forKey: .candidatesPerPrompt)
     }
 }
 

@@ -49,6 +49,7 @@ extension CampaignConfig {
         }
         if pairs.maxPerPrompt < 1 { throw bad("pairs.max_per_prompt", "must be ≥ 1") }
         if pairs.minMargin < 0 { throw bad("pairs.min_margin", "must be ≥ 0") }
+        try validatePairwise(bad)
         try trainingCheck(["lr": "learning_rate"]) { try algorithm.optimizer.validate(name: $0) }
         var run = RunOptions()
         run.epochs = algorithm.epochs; run.batchSize = algorithm.batchSize

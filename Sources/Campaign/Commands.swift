@@ -97,12 +97,13 @@ public enum CampaignCommands {
         let (policy, optimizer, prev) = try campaign.loadRound(n - 1)
         let algo = RoundAlgorithms.type(of: campaign.config.algorithm.type).init(campaign: campaign, algorithm: algorithm)
         try algo.loadState(round: n - 1, state: prev)
-        var samples: [SampleRecord] = [], pairs: [PairRecord] = []
+        var samples: [SampleRecord] = [], pairs: [PairRecord] = [], comparisons: [ComparisonRecord] = []
         var header: BufferHeader?
         let buffer = store.roundURL(n).appendingPathComponent("rollouts.jsonl.zst")
         try BufferReader(url: buffer).read { item in
             switch item {
             case .sample(let s): samples.append(s)
+            case .comparison(let c): comparisons.append(c)
             case .pair(let p): pairs.append(p)
             case .header(let h): header = h
             }
@@ -113,6 +114,12 @@ public enum CampaignCommands {
         defer { if out == nil { try? FileManager.default.removeItem(at: target) } }
         let rows = try algo.replayRows(&samples, pairs: pairs, previous: prev, campaign: campaign.config.algorithm)
         var report = rows.report
+        var judgedSame = true
+        if campaign.config.pairs.strategy == .judgePairwise {  // the judge's verdicts must make the buffer's pairs
+            let (line, same) = try Campaign.checkJudgedPairs(comparisons, pairs)
+            report += line
+            judgedSame = same
+        }
         log("replaying round \(n): \(campaign.config.algorithm.type.rawValue) on \(samples.count) samples and \(pairs.count) pairs from \(store.roundURL(n).path)")
         let metrics = try rows.metrics + algo.update(policy: policy, optimizer: optimizer, samples: samples, pairs: pairs, round: n,
                                                      shouldStop: { false })
@@ -123,7 +130,7 @@ public enum CampaignCommands {
             try AtomicFile.write(Data(metricsLine([("round", .number(Double(n)))] + metrics.map { ($0.0, json($0.1)) }).utf8),
                                  to: target.appendingPathComponent("metrics.json"))
         }
-        var same = rows.matchesBuffer
+        var same = rows.matchesBuffer && judgedSame
         for f in files {
             let url = store.roundURL(n).appendingPathComponent(f)
             guard FileManager.default.fileExists(atPath: url.path) || f == "policy/model.safetensors" else {

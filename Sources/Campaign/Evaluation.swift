@@ -18,6 +18,20 @@ struct Evaluator {
     let tokenizer: Tokenizer?
     let seed: UInt64
 
+    /// eval/reward_mean of the greedy responses (and eval/judge_unscored for an HTTP judge).
+    func rewardMean(_ labeller: Labeller, _ requests: [LabelRequest]) throws -> [(String, Double)] {
+        var rewards: [Float] = [], out: [(String, Double)] = []
+        if let judge = labeller as? HTTPJudge {
+            // An HTTP judge: all prompts at once; the mean is over the scored ones.
+            rewards = try judge.judge(requests).compactMap { $0[0].score }
+            out.append(("eval/judge_unscored", Double(requests.count - rewards.count)))
+        } else {
+            for req in requests { rewards.append(try labeller.checkedScore(req)[0]) }
+        }
+        out.append(("eval/reward_mean", rewards.reduce(0.0) { $0 + Double($1) } / Double(rewards.count)))
+        return out
+    }
+
     func evaluate(policy: LlamaModel, reference: LlamaModel, labeller: Labeller, useVerifier: Bool) throws -> [(String, Double)] {
         var greedy = sampling.samplingConfig
         greedy.n = 1; greedy.temperature = 0; greedy.topK = 0; greedy.topP = 1
@@ -29,18 +43,12 @@ struct Evaluator {
             let right = zip(prompts, texts).filter { Verifier.matches($1, $0.answer!) }.count
             out.append(("eval/accuracy", Double(right) / Double(prompts.count)))
         }
-        var rewards: [Float] = []
-        let requests = zip(prompts, zip(g, texts)).map { p, st in
-            LabelRequest(prompt: p.text, promptIDs: p.ids, answer: p.answer, responses: [st.1], responseIDs: [st.0.tokens])
+        // A pairwise judge gives no scores: no eval/reward_mean (docs/judges.md).
+        if (labeller as? HTTPJudge)?.config.mode != .pairwise {
+            out += try rewardMean(labeller, zip(prompts, zip(g, texts)).map { p, st in
+                LabelRequest(prompt: p.text, promptIDs: p.ids, answer: p.answer, responses: [st.1], responseIDs: [st.0.tokens])
+            })
         }
-        if let judge = labeller as? HTTPJudge {
-            // An HTTP judge: all prompts at once; the mean is over the scored ones.
-            rewards = try judge.judge(requests).compactMap { $0[0].score }
-            out.append(("eval/judge_unscored", Double(requests.count - rewards.count)))
-        } else {
-            for req in requests { rewards.append(try labeller.checkedScore(req)[0]) }
-        }
-        out.append(("eval/reward_mean", rewards.reduce(0.0) { $0 + Double($1) } / Double(rewards.count)))
 
         var sampled = sampling.samplingConfig
         sampled.n = 1; sampled.temperature = 1; sampled.topK = 0; sampled.topP = 1

@@ -11,15 +11,10 @@ extension Campaign {
     func judgeLabels(_ judge: HTTPJudge, _ r: Int, _ samples: [Sample], _ texts: [String], _ picked: [Int])
         throws -> ([JudgeCall], [(String, Double)])
     {
-        var requests: [LabelRequest] = []
-        var start = 0
-        while start < samples.count {
-            var end = start
-            while end < samples.count && samples[end].promptIndex == samples[start].promptIndex { end += 1 }
-            let prompt = train[picked[samples[start].promptIndex]]
-            requests.append(LabelRequest(prompt: prompt.text, promptIDs: prompt.ids, answer: prompt.answer,
-                                         responses: Array(texts[start..<end]), responseIDs: samples[start..<end].map(\.tokens)))
-            start = end
+        let requests = promptRuns(samples).map { run in
+            let prompt = train[picked[samples[run.lowerBound].promptIndex]]
+            return LabelRequest(prompt: prompt.text, promptIDs: prompt.ids, answer: prompt.answer,
+                                responses: Array(texts[run]), responseIDs: samples[run].map(\.tokens))
         }
         _ = judge.takeMetrics()
         let calls: [JudgeCall]
@@ -40,12 +35,18 @@ extension Campaign {
         return (calls, metrics)
     }
 
-    /// Sample i's label: its score, and its judge exchange when an HTTP judge gave it.
+    /// Sample i's label: its score, and its judge exchange when an HTTP judge gave it (a pairwise
+    /// judge gives neither: `scores` is empty and the exchanges are the round's comparisons).
     func label(_ i: Int, _ scores: [Float], _ judged: [JudgeCall]) -> Label {
-        guard i < judged.count else { return Label(labeller: labeller.id, score: scores[i]) }
+        guard i < judged.count else { return Label(labeller: labeller.id, score: i < scores.count ? scores[i] : nil) }
         let c = judged[i]
-        return Label(labeller: labeller.id, score: c.score, verdict: c.verdict,
-                     judge: JudgeExchange(prompt: c.prompt, reply: c.reply, verdict: c.verdict, latencyS: Float(c.latencyS),
-                                          retries: c.retries, error: c.error))
+        return Label(labeller: labeller.id, score: c.score, verdict: c.verdict, judge: c.exchange)
+    }
+}
+
+extension JudgeCall {
+    /// The exchange as the buffer keeps it.
+    var exchange: JudgeExchange {
+        JudgeExchange(prompt: prompt, reply: reply, verdict: verdict, latencyS: Float(latencyS), retries: retries, error: error)
     }
 }

@@ -107,10 +107,14 @@ extension Campaign {
                 .sorted { ($0.promptIndex, $0.sampleIndex) < ($1.promptIndex, $1.sampleIndex) }
         }
         let texts = samples.map { tokenizer?.decode($0.tokens, skipSpecialTokens: true) ?? "" }
-        var judged: [JudgeCall] = [], judgeMetrics: [(String, Double)] = []
+        var judged: [JudgeCall] = [], judgeMetrics: [(String, Double)] = [], comparisons: [ComparisonRecord] = []
         let scores = try clock.run("label", "time/label_s") { () -> [Float] in
             guard let judge = labeller as? HTTPJudge else {
                 return try label(r, samples, texts, picked, progress: clock.progress(total: picked.count, unit: "prompts", log: log))
+            }
+            if judge.config.mode == .pairwise {  // no scores: verdicts about pairs (PairwiseJudging.swift)
+                (comparisons, judgeMetrics) = try judgePairs(judge, r, samples, texts, picked)
+                return []
             }
             (judged, judgeMetrics) = try judgeLabels(judge, r, samples, texts, picked)
             return judged.map { $0.score ?? .nan }
@@ -128,13 +132,17 @@ extension Campaign {
                                 seed: SeedStream(seed: sc.seed, stream: UInt64(s.promptIndex) << 20 | UInt64(s.sampleIndex)))
         }
         let phase = type(of: algorithm).rowsPhase
-        let rows = try clock.run(phase.name, phase.key) { try algorithm.buildRows(&records, round: r, previous: prev) }
+        let rows = try clock.run(phase.name, phase.key) { () -> RoundRows in
+            if config.pairs.strategy == .judgePairwise { return try PairwiseOutcome(comparisons).rows }
+            return try algorithm.buildRows(&records, round: r, previous: prev)
+        }
         let tmp = try store.beginRound(r)
         var rollout = BufferSummary()
         try clock.run("buffer", "time/buffer_s") {
             let w = try BufferWriter(url: tmp.appendingPathComponent("rollouts.jsonl.zst"),
                                      header: BufferHeader(round: r, policySHA256: prev.policySHA256, configSHA256: sha256(configText)))
             for rec in records { try w.append(rec); rollout.add(rec) }
+            for c in comparisons { try w.append(c) }
             for p in rows.pairs { try w.append(p); rollout.add(p) }
             try w.finish(timings: Dictionary(uniqueKeysWithValues: clock.times))
         }
@@ -157,11 +165,8 @@ extension Campaign {
     /// Scores every sample, one labeller request per prompt.
     func label(_ r: Int, _ samples: [Sample], _ texts: [String], _ picked: [Int], progress: PhaseProgress? = nil) throws -> [Float] {
         var scores = [Float](repeating: 0, count: samples.count)
-        var start = 0
-        while start < samples.count {
-            let p = samples[start].promptIndex
-            var end = start
-            while end < samples.count && samples[end].promptIndex == p { end += 1 }
+        for run in promptRuns(samples) {
+            let (start, end, p) = (run.lowerBound, run.upperBound, samples[run.lowerBound].promptIndex)
             let prompt = train[picked[p]]
             let request = LabelRequest(prompt: prompt.text, promptIDs: prompt.ids, answer: prompt.answer,
                                        responses: Array(texts[start..<end]), responseIDs: samples[start..<end].map(\.tokens))
@@ -172,9 +177,20 @@ extension Campaign {
             }
             for k in start..<end { scores[k] = s[k - start] }
             progress?.advance()
-            start = end
         }
         return scores
+    }
+
+    /// The runs of consecutive samples of one prompt (a round's samples are sorted by prompt).
+    func promptRuns(_ samples: [Sample]) -> [Range<Int>] {
+        var runs: [Range<Int>] = [], start = 0
+        while start < samples.count {
+            var end = start
+            while end < samples.count && samples[end].promptIndex == samples[start].promptIndex { end += 1 }
+            runs.append(start..<end)
+            start = end
+        }
+        return runs
     }
 
     /// The commit phase: checkpoint, the algorithm's state, round_state.json and metrics.json, then
@@ -196,7 +212,10 @@ extension Campaign {
         metrics += evalMetrics.map { ($0.0, json($0.1)) }
         if let trained {
             metrics += (trained.rows.metrics + trained.trainMetrics + trained.labelMetrics).map { ($0.0, json($0.1)) }
-            for k in ["score_mean", "length_mean", "length_score_corr", "pair_length_gap", "distinct_2", "duplicate_rate"] {
+            // Samples judged pairwise have no scores: their score metrics are left out, not 0 or null.
+            let scoreKeys: Set = config.pairs.strategy == .judgePairwise ? ["score_mean", "length_score_corr"] : []
+            for k in ["score_mean", "length_mean", "length_score_corr", "pair_length_gap", "distinct_2", "duplicate_rate"]
+                where !scoreKeys.contains(k) {
                 metrics.append(("rollout/\(k)", json(rv[k]?.double ?? .nan)))
             }
             metrics.append(("alarms", .array(alarms.map { .string($0) })))

@@ -1,4 +1,5 @@
-// The HTTP judge: an OpenAI-compatible chat-completions endpoint scores each response (pointwise).
+// The HTTP judge: an OpenAI-compatible chat-completions endpoint scores each response (pointwise),
+// or says which of two responses is better (pairwise, PairwiseJudge.swift).
 // For every response the judge prompt is rendered from a Jinja template (Templates), sent as one
 // user message, and the reply's text is matched against the `parse` regex; its first group is the
 // score. Each exchange (rendered prompt, raw reply, verdict, latency, retries) is returned as a
@@ -62,7 +63,8 @@ public final class HTTPJudge: Labeller {
         self.config = config
         self.id = "http:\(name ?? config.model)"
         self.interrupted = interrupted
-        var source = Self.defaultTemplate
+        let pairwise = config.mode == .pairwise
+        var source = pairwise ? Self.defaultPairwiseTemplate : Self.defaultTemplate
         if let path = config.promptTemplate {
             do { source = try String(contentsOfFile: path, encoding: .utf8) } catch {
                 throw LabelError("labeller.prompt_template: cannot read \(path) (\(error.localizedDescription)); give a Jinja file")
@@ -71,7 +73,7 @@ public final class HTTPJudge: Labeller {
         do { template = try ChatTemplate(source, name: config.promptTemplate ?? "built-in judge template") } catch {
             throw LabelError("labeller.prompt_template \(config.promptTemplate ?? "(built-in)"): \(error)")
         }
-        do { regex = try NSRegularExpression(pattern: config.parse ?? Self.defaultParse) } catch {
+        do { regex = try NSRegularExpression(pattern: config.parse ?? (pairwise ? Self.defaultPairwiseParse : Self.defaultParse)) } catch {
             throw LabelError("labeller.parse: not a valid regular expression: \(error.localizedDescription)")
         }
     }
@@ -92,6 +94,9 @@ public final class HTTPJudge: Labeller {
 
     /// One JudgeCall per response of every request, in order; requests run `concurrency` at a time.
     public func judge(_ requests: [LabelRequest]) throws -> [[JudgeCall]] {
+        guard config.mode == .pointwise else {
+            throw LabelError("\(id): labeller.mode is pairwise; it compares pairs of responses (compare) and gives no scores")
+        }
         var prompts: [String] = []
         for r in requests {
             for resp in r.responses { prompts.append(try render(r, response: resp)) }
@@ -137,19 +142,27 @@ public final class HTTPJudge: Labeller {
         let (reply, retries) = try exchange.send(userMessage: prompt)
         let latency = seconds(ContinuousClock.now - start)
         var c = JudgeCall(prompt: prompt, reply: reply.text, verdict: nil, score: nil, latencyS: latency, retries: retries, error: reply.error)
-        if c.error == nil, let text = reply.text { (c.verdict, c.score, c.error) = parse(text) }
-        metrics.record(latency: latency, retries: retries, parsed: c.score != nil)
+        if c.error == nil, let text = reply.text {
+            (c.verdict, c.score, c.error) = config.mode == .pairwise ? parsePreference(text) : parse(text)
+        }
+        metrics.record(latency: latency, retries: retries, parsed: c.error == nil)
         return c
+    }
+
+    /// The regex's first group in a reply's text, or why there is none.
+    func match(_ text: String) -> (String?, String?) {
+        let ns = text as NSString
+        guard let m = regex.firstMatch(in: text, range: NSRange(location: 0, length: ns.length)),
+              m.numberOfRanges > 1, m.range(at: 1).location != NSNotFound else {
+            return (nil, "the reply does not match labeller.parse (\(regex.pattern))")
+        }
+        return (ns.substring(with: m.range(at: 1)), nil)
     }
 
     /// The verdict and score in a reply's text, or why there is none.
     func parse(_ text: String) -> (String?, Float?, String?) {
-        let ns = text as NSString
-        guard let m = regex.firstMatch(in: text, range: NSRange(location: 0, length: ns.length)),
-              m.numberOfRanges > 1, m.range(at: 1).location != NSNotFound else {
-            return (nil, nil, "the reply does not match labeller.parse (\(regex.pattern))")
-        }
-        let verdict = ns.substring(with: m.range(at: 1))
+        let (found, why) = match(text)
+        guard let verdict = found else { return (nil, nil, why) }
         guard let d = Double(verdict.trimmingCharacters(in: .whitespaces)), d.isFinite, abs(d) <= maxScoreMagnitude else {
             return (verdict, nil, "verdict '\(verdict)' is not a finite number")
         }

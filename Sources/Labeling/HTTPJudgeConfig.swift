@@ -5,7 +5,8 @@
 
 import Foundation
 
-/// How the judge is asked. Only pointwise (one score per response) is implemented.
+/// How the judge is asked: pointwise (one score per response) or pairwise (which of two responses
+/// is better; campaigns pair it with `pairs.strategy: judge_pairwise`, checked by the campaign config).
 public enum JudgeMode: String, Codable, Sendable { case pointwise, pairwise }
 
 public struct HTTPJudgeConfig: Codable, Sendable, Equatable {
@@ -17,10 +18,12 @@ public struct HTTPJudgeConfig: Codable, Sendable, Equatable {
     /// itself is read at run time and written nowhere.
     public var apiKeyEnv: String? = nil
     public var mode: JudgeMode = .pointwise
-    /// A Jinja file rendered into the judge's user message (variables `prompt`, `response`, `answer`);
-    /// nil = the built-in template (`HTTPJudge.defaultTemplate`).
+    /// A Jinja file rendered into the judge's user message (variables `prompt`, `response`, `answer`;
+    /// pairwise: `response_a`, `response_b` instead of `response`); nil = the built-in template
+    /// (`HTTPJudge.defaultTemplate`, `HTTPJudge.defaultPairwiseTemplate`).
     public var promptTemplate: String? = nil
-    /// A regular expression whose first group is the score; nil = `HTTPJudge.defaultParse`.
+    /// A regular expression whose first group is the score (pairwise: A, B or tie); nil =
+    /// `HTTPJudge.defaultParse` (`HTTPJudge.defaultPairwiseParse`).
     public var parse: String? = nil
     public var temperature: Double = 0
     public var maxTokens: Int = 64
@@ -33,7 +36,8 @@ public struct HTTPJudgeConfig: Codable, Sendable, Equatable {
     public var retries: Int = 3
     /// Requests started per second at most (nil = no limit).
     public var maxRequestsPerS: Double? = nil
-    /// The largest share of a round's samples that may stay unscored; above it the round is not committed.
+    /// The largest share of a round's samples that may stay unscored (pairwise: of its asked pairs
+    /// left unjudged by an unparseable reply); above it the round is not committed.
     public var maxUnscored: Double = 0.2
 
     public init(url: String) { self.url = url }
@@ -66,9 +70,6 @@ public struct HTTPJudgeConfig: Codable, Sendable, Equatable {
     public func validate(_ bad: (String, String) -> Error) throws {
         guard let u = URL(string: url), let scheme = u.scheme?.lowercased(), ["http", "https"].contains(scheme), u.host != nil else {
             throw bad("url", "must be an http(s) URL such as http://127.0.0.1:8000/v1/chat/completions (found '\(url)')")
-        }
-        if mode == .pairwise {
-            throw bad("mode", "pairwise is not implemented yet; use mode: pointwise (one score per response)")
         }
         if let e = apiKeyEnv, e.isEmpty || e.contains("=") {
             throw bad("api_key_env", "must be the name of an environment variable (not the key itself)")

@@ -97,6 +97,15 @@ public final class BufferWriter {
         try flushLine()
     }
 
+    /// A pairwise judge exchange; written after the samples it names and before the pairs.
+    public func append(_ c: ComparisonRecord) throws {
+        guard c.a >= 0, c.a < records, c.b >= 0, c.b < records, c.a != c.b else {
+            throw BufferError(.record, "\(url.path): comparison refers to samples \(c.a)/\(c.b), but only \(records) samples were written before it")
+        }
+        json.write(c)
+        try flushLine()
+    }
+
     public func append(_ p: PairRecord) throws {
         guard p.chosen >= 0, p.chosen < records, p.rejected >= 0, p.rejected < records else {
             throw BufferError(.record, "\(url.path): pair refers to sample \(p.chosen)/\(p.rejected), but only \(records) samples were written before it")
@@ -254,6 +263,7 @@ public struct BufferReader {
                 }
                 report.records += 1
             case .pair: report.pairs += 1
+            case .comparison: break
             }
             try body(item)
         }

@@ -86,6 +86,7 @@ public enum InspectJob {
                 }
             case .pair(let p):
                 if matched.contains(p.chosen) && matched.contains(p.rejected) { s.summary.add(p) }
+            case .comparison: break
             }
         }
         try s.header?.checkPlacement(of: url)

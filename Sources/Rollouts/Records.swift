@@ -112,10 +112,25 @@ public struct PairRecord: Sendable, Equatable {
     }
 }
 
+/// One pairwise judge exchange (`labeller.mode: pairwise`): sample `a` was shown as response A and
+/// `b` as response B. Each candidate pair is asked in both orders, so a buffer holds two of these
+/// per asked pair, (a, b) then (b, a); the pairs the round kept are rebuilt from them.
+public struct ComparisonRecord: Sendable, Equatable {
+    public var promptIndex: Int
+    public var a: Int
+    public var b: Int
+    /// The exchange; its verdict is "A", "B" or "tie", nil when the reply did not parse.
+    public var judge: JudgeExchange
+    public init(promptIndex: Int, a: Int, b: Int, judge: JudgeExchange) {
+        self.promptIndex = promptIndex; self.a = a; self.b = b; self.judge = judge
+    }
+}
+
 /// One line of a buffer.
 public enum BufferItem: Sendable {
     case header(BufferHeader)
     case sample(SampleRecord)
+    case comparison(ComparisonRecord)
     case pair(PairRecord)
 }
 
@@ -181,6 +196,16 @@ extension JSONWriter {
         endObject()
     }
 
+    public mutating func write(_ c: ComparisonRecord) {
+        beginObject()
+        key("kind"); string("comparison")
+        key("prompt_index"); int(c.promptIndex)
+        key("a"); int(c.a)
+        key("b"); int(c.b)
+        write(c.judge)
+        endObject()
+    }
+
     public mutating func write(_ p: PairRecord) {
         beginObject()
         key("kind"); string("pair")
@@ -211,6 +236,7 @@ extension JSONCursor {
         switch kind {
         case "sample": item = .sample(try sampleBody(&first))
         case "pair": item = .pair(try pairBody(&first))
+        case "comparison": item = .comparison(try comparisonBody(&first))
         case "header": item = .header(try headerBody(&first))
         default: throw fail("unknown record kind \"\(kind)\"")
         }
@@ -314,6 +340,24 @@ extension JSONCursor {
             }
         }
         return j
+    }
+
+    private mutating func comparisonBody(_ first: inout Bool) throws -> ComparisonRecord {
+        var c = ComparisonRecord(promptIndex: -1, a: -1, b: -1, judge: JudgeExchange(prompt: "", reply: nil, verdict: nil, latencyS: 0, retries: 0, error: nil))
+        var seen = 0
+        while let k = try nextKey(first: &first) {
+            switch k {
+            case "prompt_index": c.promptIndex = try int(); seen |= 1
+            case "a": c.a = try int(); seen |= 2
+            case "b": c.b = try int(); seen |= 4
+            case "judge":
+                guard let j = try judgeExchange() else { throw fail("comparison record with a null \"judge\"") }
+                c.judge = j; seen |= 8
+            default: try skipValue()
+            }
+        }
+        guard seen == 15 else { throw fail("comparison record needs prompt_index, a, b and judge") }
+        return c
     }
 
     private mutating func pairBody(_ first: inout Bool) throws -> PairRecord {

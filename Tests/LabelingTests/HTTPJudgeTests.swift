@@ -1,7 +1,8 @@
 // The HTTP judge against a real OpenAI-compatible server on loopback (TestSupport's JudgeServer):
 // scores and exchanges, and each fault's documented outcome — slow replies beyond timeout_s, 429
 // with Retry-After, 500s, garbage bodies, a dropped connection, unparseable verdicts, an
-// unreachable judge, a stop request — with the judge/* metrics, and the API key in no error.
+// unreachable judge, a stop request — with the judge/* metrics, and the API key in no error; the
+// pairwise mode's verdicts (A, B, tie, normalised) and its parse failures.
 
 import Foundation
 import Labeling
@@ -44,6 +45,27 @@ private let responses = ["4", "seventeen", "the answer is 47"]
         let m = j.takeMetrics()
         #expect(metric(m, "judge/requests") == 3 && metric(m, "judge/retries") == 0 && metric(m, "judge/parse_failures") == 0)
         #expect(metric(m, "judge/latency_p50_s") <= metric(m, "judge/latency_p95_s"))
+    }
+
+    @Test func pairwiseVerdictsAreNormalisedAndFailuresCounted() async throws {
+        let server = JudgeServer()
+        try await server.start()
+        defer { Task { await server.stop() } }
+        server.script([.text("Verdict: a"), .text("verdict: TIE"), .text("Verdict: C"), .unparseable, .text("Verdict:B")])
+        let j = try judge(server) { $0.mode = .pairwise; $0.parse = #"(?i)verdict:\s*(\w+)"#; $0.concurrency = 1 }
+        let asks = (0..<5).map { PairwiseAsk(prompt: "2+2", answer: $0 == 0 ? "4" : nil, responseA: "a\($0)", responseB: "b\($0)") }
+        let calls = try await offPool { try j.compare(asks) }
+        #expect(calls.map(\.verdict) == ["A", "tie", nil, nil, "B"])
+        #expect(calls.allSatisfy { $0.score == nil })
+        #expect(calls[0].error == nil && calls[1].error == nil && calls[4].error == nil)
+        #expect(calls[2].error?.contains("'C' is not A, B or tie") == true, "\(calls[2])")
+        #expect(calls[3].error?.contains("does not match labeller.parse") == true && calls[3].reply == "I would rather not say.")
+        // The built-in pairwise template: both responses in order, the reference answer when there is one.
+        #expect(calls[0].prompt.contains("Response A: a0") && calls[0].prompt.contains("Response B: b0") && calls[0].prompt.contains("Reference answer: 4"))
+        #expect(!calls[1].prompt.contains("Reference answer") && calls[1].prompt.contains("Verdict: A, Verdict: B or Verdict: tie"))
+        let m = j.takeMetrics()
+        #expect(metric(m, "judge/requests") == 5 && metric(m, "judge/parse_failures") == 2)
+        #expect(throws: LabelError.self) { try j.judge([request(["4"])]) }
     }
 
     @Test func retryAfterOn429IsHonoured() async throws {
@@ -140,7 +162,9 @@ private let responses = ["4", "seventeen", "the answer is 47"]
         check("concurrency") { $0.concurrency = 0 }
         check("timeout_s") { $0.timeoutS = .nan }
         check("max_unscored") { $0.maxUnscored = 1.5 }
-        check("mode") { $0.mode = .pairwise }
+        var pairwise = HTTPJudgeConfig(url: "http://127.0.0.1:1/v1/chat/completions")
+        pairwise.mode = .pairwise  // valid; the campaign config checks what it goes with (pairs.strategy, DPO)
+        try pairwise.validate { k, why in LabelError("\(k) \(why)") }
         check("api_key_env") { $0.apiKeyEnv = "KEY=sk-123" }
         var missing = HTTPJudgeConfig(url: "http://127.0.0.1:1/v1/chat/completions")
         missing.apiKeyEnv = "RONDO_TEST_UNSET_VARIABLE"

@@ -85,7 +85,7 @@ func readAll(_ url: URL, salvage: Bool = false) throws -> ([SampleRecord], [Pair
         switch item {
         case .sample(let s): samples.append(s)
         case .pair(let p): pairs.append(p)
-        case .header: break
+        case .header, .comparison: break
         }
     }
     return (samples, pairs, report)
@@ -106,6 +106,30 @@ func readAll(_ url: URL, salvage: Bool = false) throws -> ([SampleRecord], [Pair
             let manifest = try BufferManifest.load(BufferManifest.url(for: url))
             #expect(manifest.records == 300 && manifest.pairs == 150 && manifest.round == 2)
             #expect(manifest.files["rollouts.jsonl.zst"]?.bytes == (try Data(contentsOf: url)).count)
+        }
+    }
+
+    @Test func comparisonsRoundTripBetweenSamplesAndPairs() throws {
+        try withTemporaryDirectory { dir in
+            var g = Mix(s: 9)
+            let records = (0..<4).map { randomRecord($0, &g) }
+            let comparisons = awkwardText.enumerated().map { k, t in
+                ComparisonRecord(promptIndex: k, a: k % 4, b: (k + 1) % 4,
+                                 judge: JudgeExchange(prompt: t, reply: k % 3 == 0 ? nil : t, verdict: ["A", "B", "tie", nil][k % 4],
+                                                      latencyS: Float(k) * 0.37, retries: k % 2, error: k % 4 == 3 ? "no match: \(t)" : nil))
+            }
+            let url = dir.appendingPathComponent("c.jsonl.zst")
+            let w = try BufferWriter(url: url, header: BufferHeader(round: 1, policySHA256: String(repeating: "cd", count: 32)))
+            for r in records { try w.append(r) }
+            for c in comparisons { try w.append(c) }
+            try w.append(PairRecord(promptIndex: 0, chosen: 1, rejected: 0, margin: 1, how: "judge_pairwise"))
+            #expect(throws: BufferError.self) { try w.append(ComparisonRecord(promptIndex: 0, a: 0, b: 4, judge: comparisons[0].judge)) }
+            try w.finish(timings: [:])
+            var read: [ComparisonRecord] = []
+            try BufferReader(url: url).read { if case .comparison(let c) = $0 { read.append(c) } }
+            #expect(read == comparisons)
+            let (samples, pairs, report) = try readAll(url)
+            #expect(samples.count == 4 && pairs.count == 1 && report.records == 4 && report.pairs == 1)
         }
     }
 

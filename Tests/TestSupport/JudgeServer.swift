@@ -1,6 +1,7 @@
 // A small OpenAI-compatible judge for tests, served on loopback with Hummingbird: POST
 // /v1/chat/completions answers "Score: N" with N = (UTF-8 length of the user message) mod 7, a
-// deterministic rule tests can recompute. Scripted faults (slow replies, 429 with Retry-After,
+// deterministic rule tests can recompute (pairwise: `.prefer` answers "Verdict: A|B|tie" by a
+// shorter-wins rule, optionally position-biased). Scripted faults (slow replies, 429 with Retry-After,
 // 5xx, garbage bodies, unparseable verdicts, hanging) replace the next replies in order; after
 // the script, `fallback` answers. It records every user message and Authorization header.
 
@@ -17,6 +18,10 @@ public final class JudgeServer: @unchecked Sendable {
         case unparseable
         /// No reply until the server stops.
         case hang
+        /// Pairwise: "Verdict: V" with V = `verdict(of:biased:)`.
+        case prefer(biased: Bool)
+        /// A chat completion with this text.
+        case text(String)
     }
 
     private let lock = NSLock()
@@ -34,6 +39,28 @@ public final class JudgeServer: @unchecked Sendable {
 
     /// The expected score of a user message.
     public static func score(of message: String) -> Int { message.utf8.count % 7 }
+
+    /// The pairwise verdict about a user message holding `<A>response a</A>` and `<B>response b</B>`:
+    /// the shorter response (UTF-8 bytes) wins, then the one whose bytes sort first; identical
+    /// responses tie. `biased` answers "A" whenever the sum of both responses' bytes is a multiple
+    /// of 3 (the same for either order: a position-biased judge that disagrees with itself).
+    public static func verdict(of message: String, biased: Bool) -> String {
+        let (a, b) = pairwiseResponses(message)
+        let x = Array(a.utf8), y = Array(b.utf8)
+        if biased && (x + y).reduce(0, { $0 + Int($1) }) % 3 == 0 { return "A" }
+        if x == y { return "tie" }
+        if x.count != y.count { return x.count < y.count ? "A" : "B" }
+        return x.lexicographicallyPrecedes(y) ? "A" : "B"
+    }
+
+    /// Responses A and B of a pairwise user message (between the first `<A>` and the last `</A>`,
+    /// and the first `<B>` after it and the last `</B>`).
+    public static func pairwiseResponses(_ m: String) -> (String, String) {
+        guard let a0 = m.range(of: "<A>"), let a1 = m.range(of: "</A>", options: .backwards),
+              let b0 = m.range(of: "<B>", range: a1.upperBound..<m.endIndex), let b1 = m.range(of: "</B>", options: .backwards),
+              a0.upperBound <= a1.lowerBound, b0.upperBound <= b1.lowerBound else { return ("", "") }
+        return (String(m[a0.upperBound..<a1.lowerBound]), String(m[b0.upperBound..<b1.lowerBound]))
+    }
 
     public var port: Int { lock.withLock { boundPort ?? 0 } }
     public var url: String { "http://127.0.0.1:\(port)/v1/chat/completions" }
@@ -84,6 +111,8 @@ public final class JudgeServer: @unchecked Sendable {
         switch reply {
         case .score: return Self.completion("Score: \(Self.score(of: content))")
         case .unparseable: return Self.completion("I would rather not say.")
+        case .text(let t): return Self.completion(t)
+        case .prefer(let biased): return Self.completion("Verdict: \(Self.verdict(of: content, biased: biased))")
         case .garbage: return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "<html>upstream error</html>")))
         case .slow(let s):
             try await Task.sleep(for: .milliseconds(Int(s * 1000)))

@@ -40,7 +40,7 @@ public struct RefreshSection: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = RefreshSection()
         guard c.contains(.gold) else {
-            throw DecodingError.keyNotFound(CodingKeys.gold, .init(codingPath: decoder.codingPath,
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
                 debugDescription: "'gold' is required: the labeller whose scores the reward model learns, e.g. gold: {type: verifier}"))
         }
         gold = try c.decode(LabellerSection.self, forKey: .gold)

@@ -6,6 +6,7 @@
 
 import Campaign
 import Foundation
+import Model
 import Testing
 import TestSupport
 

@@ -1,5 +1,6 @@
 // Retention: every round keeps its policy, buffer, state and metrics, but its full state (the
-// optimizer moments, and for PPO the value model and its optimizer) only when the `retention`
+// optimizer moments, for PPO the value model and its optimizer, for a refresh campaign the reward
+// model's optimizer) only when the `retention`
 // section says so. A round can be resumed from only with its full state, and replayed only when its
 // parent has it (the update starts from the parent's optimizer).
 //

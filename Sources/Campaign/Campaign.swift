@@ -55,6 +55,8 @@ public final class Campaign {
     let train: [CampaignPrompt]
     let eval: [CampaignPrompt]
     let labeller: Labeller
+    /// A refresh campaign's gold labeller (`labeller.refresh.gold`).
+    let goldLabeller: Labeller?
     let initial: LlamaModel
     /// Where the starting policy is read from: rounds/000000/policy once round 0 is committed.
     let modelSource: URL
@@ -106,28 +108,29 @@ public final class Campaign {
         }
         let maxNew = config.sampling.maxNewTokens
         train = try PromptSet.load(URL(fileURLWithPath: config.prompts.train), key: "prompts.train", tokenizer: tokenizer,
-                                   config: loaded.config, maxNewTokens: maxNew, needsAnswer: config.labeller.type == .verifier,
+                                   config: loaded.config, maxNewTokens: maxNew, needsAnswer: config.labeller.type == .verifier || config.labeller.refresh?.gold.type == .verifier,
                                    template: chatTemplate)
         var ev = try PromptSet.load(URL(fileURLWithPath: config.prompts.eval), key: "prompts.eval", tokenizer: tokenizer,
                                     config: loaded.config, maxNewTokens: maxNew, needsAnswer: false, template: chatTemplate)
         if let limit = config.prompts.evalLimit { ev = Array(ev.prefix(limit)) }
         eval = ev
-        labeller = try Self.makeLabeller(config, stop: stop)
+        labeller = try Self.makeLabeller(config.labeller, stop: stop)
+        goldLabeller = try config.labeller.refresh.map { try Self.makeLabeller($0.gold, stop: stop) }
     }
 
-    static func makeLabeller(_ c: CampaignConfig, stop: StopFlag = StopFlag()) throws -> Labeller {
-        switch c.labeller.type {
+    static func makeLabeller(_ l: LabellerSection, stop: StopFlag = StopFlag()) throws -> Labeller {
+        switch l.type {
         case .verifier: return Verifier()
         case .command:
-            let cmd = c.labeller.command!
-            return try CommandJudge(name: c.labeller.name ?? URL(fileURLWithPath: cmd[0]).lastPathComponent, command: cmd,
-                                    timeout: c.labeller.timeoutS, maxRestarts: c.labeller.maxRestarts,
-                                    workingDirectory: c.labeller.workingDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) },
+            let cmd = l.command!
+            return try CommandJudge(name: l.name ?? URL(fileURLWithPath: cmd[0]).lastPathComponent, command: cmd,
+                                    timeout: l.timeoutS, maxRestarts: l.maxRestarts,
+                                    workingDirectory: l.workingDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) },
                                     interrupted: { stop.isSet })
         case .http:
-            return try HTTPJudge(config: c.labeller.http!, name: c.labeller.name, interrupted: { stop.isSet })
+            return try HTTPJudge(config: l.http!, name: l.name, interrupted: { stop.isSet })
         case .rewardModel:
-            let dir = URL(fileURLWithPath: c.labeller.model!)
+            let dir = URL(fileURLWithPath: l.model!)
             let sha = try sha256(of: dir.appendingPathComponent("model.safetensors"))
             return try RewardModelLabeller(directory: dir, weightsSHA256: sha)
         }

@@ -82,9 +82,11 @@ public struct LabellerSection: Codable, Sendable, Equatable {
     public var evalVerifier: Bool = true
     /// http: the judge's settings (Labeling's HTTPJudgeConfig; its keys sit in this mapping).
     public var http: HTTPJudgeConfig? = nil
+    /// reward_model: train the model further on gold labels during the campaign (RefreshConfig.swift).
+    public var refresh: RefreshSection? = nil
     enum CodingKeys: String, CodingKey, CaseIterable {
         case type, name, command, timeoutS = "timeout_s", maxRestarts = "max_restarts", workingDirectory = "working_directory"
-        case model, evalVerifier = "eval_verifier"
+        case model, evalVerifier = "eval_verifier", refresh
     }
 }
 
@@ -225,6 +227,7 @@ extension LabellerSection {
         maxRestarts = try c.value(.maxRestarts, d.maxRestarts); model = try c.decodeIfPresent(String.self, forKey: .model)
         workingDirectory = try c.decodeIfPresent(String.self, forKey: .workingDirectory)
         evalVerifier = try c.value(.evalVerifier, d.evalVerifier)
+        refresh = try c.decodeIfPresent(RefreshSection.self, forKey: .refresh)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -234,7 +237,7 @@ extension LabellerSection {
         if let http { return try http.encode(to: encoder) }
         try c.encodeIfPresent(command, forKey: .command); try c.encode(timeoutS, forKey: .timeoutS)
         try c.encode(maxRestarts, forKey: .maxRestarts); try c.encodeIfPresent(workingDirectory, forKey: .workingDirectory)
-        try c.encodeIfPresent(model, forKey: .model)
+        try c.encodeIfPresent(model, forKey: .model); try c.encodeIfPresent(refresh, forKey: .refresh)
     }
 }
 

@@ -36,17 +36,8 @@ extension CampaignConfig {
         if prompts.perRound < 1 { throw bad("prompts.per_round", "must be ≥ 1") }
         if let l = prompts.evalLimit, l < 1 { throw bad("prompts.eval_limit", "must be ≥ 1 (or omitted for all)") }
         try trainingCheck(section: "sampling", ["stop_strings": "stop"]) { try sampling.samplingConfig.validate(name: $0) }
-        switch labeller.type {
-        case .command:
-            if labeller.command?.isEmpty ?? true { throw bad("labeller.command", "is required for type command (program and arguments)") }
-            if labeller.timeoutS <= 0 { throw bad("labeller.timeout_s", "must be > 0") }
-            if labeller.maxRestarts < 0 { throw bad("labeller.max_restarts", "must be ≥ 0") }
-        case .rewardModel:
-            if labeller.model == nil { throw bad("labeller.model", "is required for type reward_model (a model directory)") }
-        case .http:
-            try labeller.http?.validate { key, why in bad("labeller.\(key)", why) }
-        case .verifier: break
-        }
+        try labeller.validate(key: "labeller", bad)
+        try labeller.refresh?.validate(bad)
         if pairs.maxPerPrompt < 1 { throw bad("pairs.max_per_prompt", "must be ≥ 1") }
         if pairs.minMargin < 0 { throw bad("pairs.min_margin", "must be ≥ 0") }
         try validatePairwise(bad)
@@ -164,5 +155,25 @@ private func typeName(_ t: Any.Type) -> String {
     case "Scalar": return "a single value"
     case let s where s.hasPrefix("Array<"): return "a list"
     default: return "\(t)"
+    }
+}
+
+extension LabellerSection {
+    /// Checks of one labeller section (the campaign's, or a refresh's gold one at `key`).
+    func validate(key k: String, _ bad: (String, String) -> CampaignError) throws {
+        switch type {
+        case .command:
+            if command?.isEmpty ?? true { throw bad("\(k).command", "is required for type command (program and arguments)") }
+            if timeoutS <= 0 || !timeoutS.isFinite { throw bad("\(k).timeout_s", "must be a finite number > 0") }
+            if maxRestarts < 0 { throw bad("\(k).max_restarts", "must be ≥ 0") }
+        case .rewardModel:
+            if model == nil { throw bad("\(k).model", "is required for type reward_model (a model directory)") }
+        case .http:
+            try http?.validate { key, why in bad("\(k).\(key)", why) }
+        case .verifier: break
+        }
+        if type != .rewardModel, refresh != nil {
+            throw bad("\(k).refresh", "is only for type reward_model (the model it trains further); this labeller is '\(type.rawValue)'")
+        }
     }
 }

@@ -121,11 +121,15 @@ public enum CampaignCommands {
             judgedSame = same
         }
         log("replaying round \(n): \(campaign.config.algorithm.type.rawValue) on \(samples.count) samples and \(pairs.count) pairs from \(store.roundURL(n).path)")
-        let metrics = try rows.metrics + algo.update(policy: policy, optimizer: optimizer, samples: samples, pairs: pairs, round: n,
-                                                     shouldStop: { false })
+        var metrics = try rows.metrics + algo.update(policy: policy, optimizer: optimizer, samples: samples, pairs: pairs, round: n,
+                                                     shouldStop: { _, _ in false })
         var unused = prev
-        let files = ["policy/model.safetensors", AdamW.fileName] + (try algo.saveState(into: target, state: &unused))
+        var files = ["policy/model.safetensors", AdamW.fileName] + (try algo.saveState(into: target, state: &unused))
         try campaign.saveCheckpoint(policy, optimizer, into: target)
+        if let rf = campaign.refresh, rf.refreshes(round: n) {
+            let (rmFiles, rmMetrics, rmReport) = try replayRewardModel(campaign, round: n, into: target)
+            files += rmFiles; metrics += rmMetrics; report += rmReport
+        }
         if override != nil || out != nil {
             try AtomicFile.write(Data(metricsLine([("round", .number(Double(n)))] + metrics.map { ($0.0, json($0.1)) }).utf8),
                                  to: target.appendingPathComponent("metrics.json"))
@@ -145,6 +149,20 @@ public enum CampaignCommands {
         report += same ? "identical: the replay reproduces round \(n) bit for bit\n" : "DIFFERENT\(override != nil ? " (expected: the algorithm was overridden)" : "")\n"
         if let out { report += "checkpoint and metrics written to \(out.path)\n" }
         return (report, same)
+    }
+}
+
+extension CampaignCommands {
+    /// A refresh round's reward model, retrained from the parent round's reward model and optimizer
+    /// state on the stored gold pairs (RewardRefresh.swift, step 3), saved into `target`.
+    static func replayRewardModel(_ campaign: Campaign, round n: Int, into target: URL) throws
+        -> (files: [String], metrics: [(String, Double)], report: String) {
+        let url = campaign.store.roundURL(n).appendingPathComponent(RewardDataset.fileName)
+        let rm = try campaign.loadRewardModel(round: n - 1)
+        if FileManager.default.fileExists(atPath: url.path) { rm.newPairs = try RewardDataset.read(url) }
+        let metrics = try campaign.trainRewardModel(rm, round: n, clock: nil)
+        let files = try campaign.saveRewardModel(rm, into: target)
+        return (files, metrics, "reward model retrained on \(rm.newPairs.count) stored gold pairs of round \(n)\n")
     }
 }
 

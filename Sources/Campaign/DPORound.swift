@@ -42,7 +42,7 @@ final class DPORound: RoundAlgorithm {
     }
 
     func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
-                shouldStop: () -> Bool) throws -> [(String, Double)] {
+                shouldStop: UpdateGate) throws -> [(String, Double)] {
         let (examples, refSums) = try Self.examples(samples: samples, pairs: pairs)
         return try Self.run(model: policy, optimizer: optimizer, examples: examples, referenceSums: refSums, algorithm: algorithm,
                             seed: seed, round: r, shouldStop: shouldStop)
@@ -68,7 +68,7 @@ final class DPORound: RoundAlgorithm {
     /// Runs `algorithm.epochs` passes of DPO over the examples; returns TRL-named metrics (means over
     /// the round's pairs and steps).
     static func run(model: LlamaModel, optimizer: AdamW, examples: [PreferenceExample], referenceSums: [(Double, Double)],
-                    algorithm a: AlgorithmSection, seed: UInt64, round: Int, shouldStop: () -> Bool) throws -> [(String, Double)] {
+                    algorithm a: AlgorithmSection, seed: UInt64, round: Int, shouldStop: UpdateGate) throws -> [(String, Double)] {
         guard !examples.isEmpty else { return [("train/pairs", 0), ("train/steps", 0)] }
         let plan = roundPlan(examples: examples.count, algorithm: a, seed: CampaignConfig.roundSeed(seed, round))
         let loss = a.dpo
@@ -80,7 +80,7 @@ final class DPORound: RoundAlgorithm {
         var metrics = DPOMetrics()
         var gradNorm = 0.0, lr = 0.0
         let completed = try plan.runSteps { s, micro in
-            if shouldStop() { return .stop }
+            if shouldStop(s, plan.lastStep) { return .stop }
             let pairsInStep = micro.reduce(0) { $0 + $1.count }
             let stats = try trainer.step(microBatches: micro.count, context: "round \(round), update step \(s + 1)") { i in
                 let idx = micro[i]

@@ -32,11 +32,13 @@ struct Evaluator {
         return out
     }
 
-    func evaluate(policy: LlamaModel, reference: LlamaModel, labeller: Labeller, useVerifier: Bool) throws -> [(String, Double)] {
+    /// `progress` counts 2 responses per prompt: the greedy one, then the sampled one of the KL estimate.
+    func evaluate(policy: LlamaModel, reference: LlamaModel, labeller: Labeller, useVerifier: Bool,
+                  progress: PhaseProgress? = nil) throws -> [(String, Double)] {
         var greedy = sampling.samplingConfig
         greedy.n = 1; greedy.temperature = 0; greedy.topK = 0; greedy.topP = 1
         let g = try Sampler(model: policy, config: greedy, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
-            .generate(prompts.map(\.ids))
+            .generate(prompts.map(\.ids)) { if case .finished = $0 { progress?.advance() } }
         let texts = g.map { text($0.tokens) }
         var out: [(String, Double)] = []
         if useVerifier, prompts.allSatisfy({ $0.answer != nil }) {
@@ -54,7 +56,7 @@ struct Evaluator {
         sampled.n = 1; sampled.temperature = 1; sampled.topK = 0; sampled.topP = 1
         sampled.seed = seed ^ 0x4556_414C  // "EVAL"
         let s = try Sampler(model: policy, config: sampled, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
-            .generate(prompts.map(\.ids))
+            .generate(prompts.map(\.ids)) { if case .finished = $0 { progress?.advance() } }
         let ref = try responseLogprobs(reference, prompts: s.map { prompts[$0.promptIndex].ids }, responses: s.map(\.tokens))
         var kl = 0.0
         for (x, r) in zip(s, ref) {

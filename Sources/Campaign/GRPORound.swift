@@ -57,7 +57,7 @@ final class GRPORound: GroupRound {
     }
 
     func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
-                shouldStop: () -> Bool) throws -> [(String, Double)] {
+                shouldStop: UpdateGate) throws -> [(String, Double)] {
         let T = grpo.maxCompletionLength
         for (i, s) in samples.enumerated() {
             let n = s.responseIDs.count

@@ -40,6 +40,13 @@ extension Campaign {
         }
         // A judge runs in the config file's directory (docs/judges.md), wherever Rondo is started from.
         if config.labeller.type == .command { config.labeller.workingDirectory = abs(config.labeller.workingDirectory ?? ".") }
+        if var gold = config.labeller.refresh?.gold {
+            // The gold labeller's paths, as the labeller's.
+            if var cmd = gold.command, let first = cmd.first, first.contains("/") { cmd[0] = abs(first); gold.command = cmd }
+            if gold.type == .command { gold.workingDirectory = abs(gold.workingDirectory ?? ".") }
+            if let t = gold.http?.promptTemplate { gold.http?.promptTemplate = abs(t) }
+            config.labeller.refresh?.gold = gold
+        }
         if let rounds { config.rounds = rounds }
         let store = CampaignStore(root: dir)
         let yaml = try config.yaml()

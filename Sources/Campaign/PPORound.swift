@@ -104,7 +104,7 @@ final class PPORound: RoundAlgorithm {
     }
 
     func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
-                shouldStop: () -> Bool) throws -> [(String, Double)] {
+                shouldStop: UpdateGate) throws -> [(String, Double)] {
         try PPOUpdate.run(policy: policy, policyOptimizer: optimizer, value: value!.model, valueOptimizer: value!.optimizer,
                           samples: samples, width: width, algorithm: algorithm, seed: campaign.config.seed, round: r,
                           shouldStop: shouldStop)

@@ -61,7 +61,7 @@ enum PPOUpdate {
     /// Throws `RoundInterrupted` when `shouldStop` answers true between optimizer steps.
     static func run(policy: LlamaModel, policyOptimizer: AdamW, value: LlamaModel, valueOptimizer: AdamW,
                     samples: [SampleRecord], width T: Int, algorithm a: AlgorithmSection, seed: UInt64,
-                    round: Int, shouldStop: () -> Bool = { false }) throws -> [(String, Double)] {
+                    round: Int, shouldStop: UpdateGate = { _, _ in false }) throws -> [(String, Double)] {
         guard !samples.isEmpty else { return [("train/samples", 0), ("train/steps", 0)] }
         for (i, s) in samples.enumerated() {
             let n = s.responseIDs.count, kept = min(n + 1, T)
@@ -77,7 +77,7 @@ enum PPOUpdate {
         var sums: [String: Double] = [:], ratios: [Double] = []
         var lr = 0.0
         let completed = try plan.runSteps { s, micro in
-            if shouldStop() { return .stop }
+            if shouldStop(s, plan.lastStep) { return .stop }
             let (l, ps, vs) = try stepper.step(micro[0].map { samples[$0] }, context: "round \(round), PPO step \(s + 1)")
             for (k, x) in [("policy/approxkl_avg", l.approxKL), ("policy/clipfrac_avg", l.pgClipfrac), ("loss/policy_avg", l.pgLoss),
                            ("loss/value_avg", l.vfLoss), ("val/clipfrac_avg", l.vfClipfrac), ("loss", l.loss),

@@ -76,6 +76,13 @@ final class PhaseProgress {
         snapshot = ProgressSnapshot(done: 0, total: total, unit: unit, elapsed: 0)
     }
 
+    /// Sets the items done and the total (a phase that learns its total only once it runs, e.g. the
+    /// update's optimizer steps); reports when a report is due.
+    func set(done: Int, total: Int) {
+        snapshot.total = total
+        advance(by: done - snapshot.done)
+    }
+
     /// Adds `n` done items; reports when a report is due.
     func advance(by n: Int = 1) {
         snapshot.done += n

@@ -32,7 +32,7 @@ struct PolicyGradientUpdate {
 
     /// Runs the update; metrics are the loss's (TRL's names) averaged over steps, plus grad_norm,
     /// learning_rate, train/samples and train/steps.
-    func run(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], round r: Int, shouldStop: () -> Bool,
+    func run(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], round r: Int, shouldStop: UpdateGate,
              loss: Loss) throws -> [(String, Double)] {
         guard !samples.isEmpty else { return [("train/samples", 0), ("train/steps", 0)] }
         let plan = plan(samples: samples.count, round: r)
@@ -43,7 +43,7 @@ struct PolicyGradientUpdate {
         var sums: [String: Double] = [:], keys: [String] = []
         var gradNorm = 0.0, lr = 0.0
         let completed = try plan.runSteps { s, micro in
-            if shouldStop() { return .stop }
+            if shouldStop(s, plan.lastStep) { return .stop }
             let stats = try trainer.step(microBatches: micro.count, context: "round \(r), \(name) step \(s + 1)") { m in
                 let idx = micro[m], rows = idx.map { samples[$0] }
                 let batch = try CompletionBatch(prompts: rows.map(\.promptIDs), completions: rows.map(\.responseIDs), width: width,

@@ -65,7 +65,7 @@ final class RLOORound: GroupRound {
     }
 
     func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
-                shouldStop: () -> Bool) throws -> [(String, Double)] {
+                shouldStop: UpdateGate) throws -> [(String, Double)] {
         let T = rloo.maxCompletionLength
         for (i, s) in samples.enumerated() {
             let n = s.responseIDs.count

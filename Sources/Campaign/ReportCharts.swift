@@ -27,7 +27,24 @@ public struct ReportChart: Sendable {
     /// the verifier's accuracy the gold measure).
     public static func standard(labeller: String?) -> [ReportChart] {
         let proxy = labeller == LabellerKind.rewardModel.rawValue
-        return [
+        return standardCharts(labeller: labeller, proxy: proxy) + (proxy ? rewardModelCharts : [])
+    }
+
+    /// A reward-model campaign's: proxy vs gold scores of the gold-labelled samples and the held-out
+    /// gold pair accuracy around each refresh (`labeller.refresh`; a frozen model records neither).
+    static let rewardModelCharts = [
+        ReportChart(title: "Reward model vs gold on the refresh samples (proxy before the refresh)", series: [
+            ReportSeries("rm/proxy_mean", "proxy (reward model) mean"), ReportSeries("rm/gold_mean", "gold mean"),
+            ReportSeries("rm/gap", "gap (proxy − gold)"),
+        ]),
+        ReportChart(title: "Reward model: held-out gold pair accuracy", series: [
+            ReportSeries("rm/gold_pair_accuracy_before", "before the refresh"),
+            ReportSeries("rm/gold_pair_accuracy_after", "after the refresh"),
+        ], includeZero: true),
+    ]
+
+    static func standardCharts(labeller: String?, proxy: Bool) -> [ReportChart] {
+        [
             ReportChart(title: "Held-out accuracy (gold: verifier)", series: [ReportSeries("eval/accuracy", "eval accuracy")],
                         includeZero: true),
             ReportChart(title: proxy ? "Reward (proxy: the reward model)" : "Reward (\(labeller ?? "labeller"))", series: [

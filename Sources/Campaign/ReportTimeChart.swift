@@ -11,7 +11,7 @@ enum ReportTimeChart {
 
     /// The daemon's phase order; unknown phases after the known ones, by name.
     static func phaseOrder(_ a: String, _ b: String) -> Bool {
-        let order = ["sample", "label", "reference", "values", "buffer", "update", "eval", "commit"]
+        let order = ["sample", "rm_refresh", "label", "reference", "values", "buffer", "update", "eval", "commit"]
         func rank(_ k: String) -> Int {
             let name = k.dropFirst("time/".count).replacingOccurrences(of: "_s", with: "")
             return order.firstIndex(of: name) ?? order.count

@@ -1,5 +1,6 @@
 // Retention: every round keeps its policy, buffer, state and metrics, but its full state (the
-// optimizer moments, and for PPO the value model and its optimizer) only when the `retention`
+// optimizer moments, for PPO the value model and its optimizer, for a refresh campaign the reward
+// model's optimizer) only when the `retention`
 // section says so. A round can be resumed from only with its full state, and replayed only when its
 // parent has it (the update starts from the parent's optimizer).
 //
@@ -43,7 +44,11 @@ public struct RetentionSection: Codable, Sendable, Equatable {
 extension CampaignStore {
     /// Files that make a round's full state, in the order pruning removes them (the first decides):
     /// the policy's optimizer state, then the algorithms' extra state (PPO's value model).
-    static let fullStateFiles = [AdamW.fileName] + RoundAlgorithms.stateFiles
+    static let fullStateFiles = [AdamW.fileName] + extraStateFiles
+
+    /// Full-state files beyond the policy's optimizer: the algorithms' and a refresh campaign's
+    /// reward-model optimizer state (a round has them when round 0 has them).
+    static let extraStateFiles = RoundAlgorithms.stateFiles + [RewardModelState.optimizerFile]
 
     /// Whether round `r` still has its full state: its optimizer state, and every file of the
     /// algorithm's extra state that round 0 has (e.g. a PPO campaign's value/).
@@ -51,7 +56,7 @@ extension CampaignStore {
         let fm = FileManager.default
         let dir = roundURL(r)
         guard fm.fileExists(atPath: dir.appendingPathComponent(AdamW.fileName).path) else { return false }
-        return RoundAlgorithms.stateFiles.allSatisfy { f in
+        return Self.extraStateFiles.allSatisfy { f in
             !fm.fileExists(atPath: roundURL(0).appendingPathComponent(f).path) || fm.fileExists(atPath: dir.appendingPathComponent(f).path)
         }
     }

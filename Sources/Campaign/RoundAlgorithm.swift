@@ -27,6 +27,9 @@ struct ReplayRows {
     var matchesBuffer = true
 }
 
+/// Asked before optimizer step `done` (0-based) of `total` planned: true stops the update there.
+typealias UpdateGate = (_ done: Int, _ total: Int) -> Bool
+
 /// A stop request arrived inside a phase (e.g. between optimizer steps of the update): the round is
 /// abandoned and nothing of it is committed.
 struct RoundInterrupted: Error {}
@@ -63,10 +66,11 @@ protocol RoundAlgorithm: AnyObject {
     func replayRows(_ records: inout [SampleRecord], pairs: [PairRecord], previous: RoundState,
                     campaign: AlgorithmSection) throws -> ReplayRows
     /// The update, online and in replay alike: reads only the buffer's records and pairs, the previous
-    /// round's weights and optimizer state and the config. `shouldStop` is asked between optimizer
-    /// steps; when it answers true the update throws `RoundInterrupted`.
+    /// round's weights and optimizer state and the config. `shouldStop` is asked before every optimizer
+    /// step (with the steps done and planned, which the update's progress reports); when it answers
+    /// true the update throws `RoundInterrupted`.
     func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
-                shouldStop: () -> Bool) throws -> [(String, Double)]
+                shouldStop: UpdateGate) throws -> [(String, Double)]
     /// Writes the extra state after the update into `dir`, records it in `state`; returns the files
     /// written (relative to `dir`), which replay compares.
     func saveState(into dir: URL, state: inout RoundState) throws -> [String]

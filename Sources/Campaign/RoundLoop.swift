@@ -1,7 +1,9 @@
 // One round as a fixed sequence of phases, the same for every algorithm:
 //
-//   sample → label → reference → rows (pairs / advantages) → buffer → update → eval → commit
+//   sample → [rm_refresh] → label → reference → rows (pairs / advantages) → buffer → update → eval → commit
 //
+// rm_refresh runs only in a refresh round of a `labeller.refresh` campaign (RewardRefresh.swift):
+// before labelling, so the round's labels come from the refreshed reward model.
 // The reference log-probs come before the rows because PPO's advantages need them. `PhaseClock`
 // writes each phase into status.json, records its time (`time/<phase>_s`) and checks for a stop
 // request at every boundary; the update checks again between optimizer steps. A stop leaves the
@@ -70,6 +72,8 @@ struct TrainedRound {
     let trainMetrics: [(String, Double)]
     let rollout: BufferSummary
     let directory: URL
+    /// A refresh campaign's reward model after this round (its labeller).
+    let rewardModel: RewardModelState?
 }
 
 extension Campaign {
@@ -83,8 +87,10 @@ extension Campaign {
             if trained == nil { ["time/sample_s", "time/label_s", "time/update_s"].forEach(clock.skip) }
             let policy = trained?.policy ?? initial
             let evalMetrics = try clock.run("eval", "time/eval_s") {
-                try evaluator(r).evaluate(policy: policy, reference: trained?.reference ?? initial, labeller: labeller,
-                                          useVerifier: config.labeller.evalVerifier || config.labeller.type == .verifier)
+                try evaluator(r).evaluate(policy: policy, reference: trained?.reference ?? initial,
+                                          labeller: trained?.rewardModel.map { $0.labeller() as Labeller } ?? labeller,
+                                          useVerifier: config.labeller.evalVerifier || config.labeller.type == .verifier,
+                                          progress: clock.progress(total: 2 * eval.count, unit: "responses", log: log))
             }
             return try commit(r, algorithm, trained, evalMetrics, clock)
         } catch is RoundInterrupted {
@@ -96,6 +102,7 @@ extension Campaign {
     func train(_ r: Int, _ algorithm: any RoundAlgorithm, _ clock: PhaseClock) throws -> TrainedRound {
         let (policy, optimizer, prev) = try loadRound(r - 1)
         try algorithm.loadState(round: r - 1, state: prev)
+        let rm = try refresh.map { _ in try loadRewardModel(round: r - 1) }
         let reference = config.reference == .initial ? initial : LlamaModel(config: policy.config, parameters: policy.parameters.clone())
         let picked = PromptSet.select(count: config.prompts.perRound, cursor: prev.promptCursor, total: train.count, seed: config.seed)
         let sc = samplingConfig(round: r)
@@ -107,10 +114,20 @@ extension Campaign {
                 .sorted { ($0.promptIndex, $0.sampleIndex) < ($1.promptIndex, $1.sampleIndex) }
         }
         let texts = samples.map { tokenizer?.decode($0.tokens, skipSpecialTokens: true) ?? "" }
+        if let rm, refresh!.refreshes(round: r) {
+            try clock.run("rm_refresh", "time/rm_refresh_s") {
+                try refreshRewardModel(rm, round: r, samples: samples, texts: texts, picked: picked, clock: clock)
+            }
+        } else if let rm {
+            let dataset = try RewardDataset.pairs(through: r - 1, store: store).filter { !$0.isHoldout }
+            rm.metrics = [("rm/dataset_pairs", Double(dataset.count))]
+        }
+        let roundLabeller: Labeller = rm.map { $0.labeller() as Labeller } ?? labeller
         var judged: [JudgeCall] = [], judgeMetrics: [(String, Double)] = [], comparisons: [ComparisonRecord] = []
         let scores = try clock.run("label", "time/label_s") { () -> [Float] in
-            guard let judge = labeller as? HTTPJudge else {
-                return try label(r, samples, texts, picked, progress: clock.progress(total: picked.count, unit: "prompts", log: log))
+            guard let judge = roundLabeller as? HTTPJudge else {
+                return try label(r, samples, texts, picked, with: roundLabeller,
+                                 progress: clock.progress(total: picked.count, unit: "prompts", log: log))
             }
             if judge.config.mode == .pairwise {  // no scores: verdicts about pairs (PairwiseJudging.swift)
                 (comparisons, judgeMetrics) = try judgePairs(judge, r, samples, texts, picked)
@@ -148,11 +165,13 @@ extension Campaign {
         }
         log("round \(r): \(rows.summary)")
         let trainMetrics = try clock.run("update", "time/update_s") {
-            try algorithm.update(policy: policy, optimizer: optimizer, samples: records, pairs: rows.pairs, round: r,
-                                 shouldStop: { stop.isSet })
+            let progress = clock.progress(total: 0, unit: "steps", log: log)
+            return try algorithm.update(policy: policy, optimizer: optimizer, samples: records, pairs: rows.pairs, round: r,
+                                        shouldStop: { done, total in progress.set(done: done, total: total); return stop.isSet })
         }
         return TrainedRound(policy: policy, optimizer: optimizer, reference: reference, previous: prev, prompts: picked.count,
-                            rows: rows, labelMetrics: judgeMetrics, trainMetrics: trainMetrics, rollout: rollout, directory: tmp)
+                            rows: rows, labelMetrics: judgeMetrics, trainMetrics: trainMetrics, rollout: rollout, directory: tmp,
+                            rewardModel: rm)
     }
 
     /// The round's sampling settings: the config's, seeded for round r.
@@ -162,8 +181,9 @@ extension Campaign {
         return sc
     }
 
-    /// Scores every sample, one labeller request per prompt.
-    func label(_ r: Int, _ samples: [Sample], _ texts: [String], _ picked: [Int], progress: PhaseProgress? = nil) throws -> [Float] {
+    /// Scores every sample with `labeller`, one request per prompt.
+    func label(_ r: Int, _ samples: [Sample], _ texts: [String], _ picked: [Int], with labeller: Labeller,
+               progress: PhaseProgress? = nil) throws -> [Float] {
         var scores = [Float](repeating: 0, count: samples.count)
         for run in promptRuns(samples) {
             let (start, end, p) = (run.lowerBound, run.upperBound, samples[run.lowerBound].promptIndex)
@@ -204,6 +224,8 @@ extension Campaign {
         let tmp = try trained?.directory ?? store.beginRound(0)
         let optimizer = trained?.optimizer ?? AdamW(layout: initial.layout, config: adamwConfig)
         let sha = try saveCheckpoint(trained?.policy ?? initial, optimizer, into: tmp)
+        let rm = try trained?.rewardModel ?? refresh.map { _ in try initialRewardModel() }
+        if let rm { try saveRewardModel(rm, into: tmp) }
         var state = RoundState(round: r, promptCursor: trained.map { $0.previous.promptCursor + $0.prompts } ?? 0,
                                optimizerStep: optimizer.step, reference: config.reference.rawValue, policySHA256: sha,
                                klCoef: trained?.previous.klCoef)
@@ -211,7 +233,7 @@ extension Campaign {
         var metrics: [(String, JSONValue)] = [("round", .number(Double(r)))]
         metrics += evalMetrics.map { ($0.0, json($0.1)) }
         if let trained {
-            metrics += (trained.rows.metrics + trained.trainMetrics + trained.labelMetrics).map { ($0.0, json($0.1)) }
+            metrics += (trained.rows.metrics + trained.trainMetrics + trained.labelMetrics + (rm?.metrics ?? [])).map { ($0.0, json($0.1)) }
             // Samples judged pairwise have no scores: their score metrics are left out, not 0 or null.
             let scoreKeys: Set = config.pairs.strategy == .judgePairwise ? ["score_mean", "length_score_corr"] : []
             for k in ["score_mean", "length_mean", "length_score_corr", "pair_length_gap", "distinct_2", "duplicate_rate"]

@@ -14,13 +14,20 @@ public final class RewardModelLabeller: Labeller {
     private var workspace: LlamaWorkspace?
 
     /// Loads the reward model in `directory`; `id` records the hash of its weights.
-    public init(directory: URL, weightsSHA256: String, batchSize: Int = 16) throws {
+    public convenience init(directory: URL, weightsSHA256: String, batchSize: Int = 16) throws {
         let loaded = try ModelDirectory.load(directory)
         guard loaded.config.head == .score else {
             throw LabelError("\(directory.path): not a reward model (architectures must be *ForSequenceClassification with score.weight); train one with `rondo rm train`")
         }
-        model = LlamaModel(config: loaded.config, parameters: loaded.parameters)
-        pad = loaded.config.batchPadID
+        self.init(model: LlamaModel(config: loaded.config, parameters: loaded.parameters), weightsSHA256: weightsSHA256,
+                  batchSize: batchSize)
+    }
+
+    /// Scores with `model` (a one-label reward model in memory, e.g. a campaign's refreshed one).
+    public init(model: LlamaModel, weightsSHA256: String, batchSize: Int = 16) {
+        precondition(model.config.head == .score, "RewardModelLabeller needs a sequence-classification model")
+        self.model = model
+        pad = model.config.batchPadID
         self.batchSize = max(1, batchSize)
         id = "reward_model:\(weightsSHA256.prefix(12))"
     }

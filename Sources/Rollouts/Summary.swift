@@ -103,7 +103,7 @@ struct Stats {
 }
 
 /// Pearson correlation (NaN if either side is constant or there are < 2 points).
-func pearson(_ a: [Float], _ b: [Float]) -> Double {
+public func pearson(_ a: [Float], _ b: [Float]) -> Double {
     guard a.count == b.count, a.count >= 2 else { return .nan }
     let n = Double(a.count)
     let ma = a.reduce(0.0) { $0 + Double($1) } / n, mb = b.reduce(0.0) { $0 + Double($1) } / n

@@ -50,7 +50,6 @@ public enum RewardJob {
             : nil
         let maxLen = examples.map { max($0.chosen.count, $0.rejected.count) }.max() ?? 1
         let ws = LlamaWorkspace(config: config, maxBatch: 2 * min(o.run.batchSize, examples.count), maxSeqLen: maxLen)
-        let pad = config.batchPadID
         let spec = TrainingSupport.RunSpec(job: "rm", model: o.model, reference: nil, data: o.data, out: out, config: config,
                                            lines: examples.map(\.line), run: o.run, optimizer: o.optimizer, dpo: nil)
         return try TrainingSupport.train(spec, model: model, plan: plan, resumed: resumed, progress: progress) { micro, trainer in
@@ -58,17 +57,26 @@ public enum RewardJob {
             let pairs = ex.reduce(0) { $0 + $1.count }  // the step's normaliser
             var metrics = RewardMetrics()
             return .init(microBatches: ex.count, run: { i in
-                let b = batch(ex[i], pad: pad)
-                let out = try model.forward(b, workspace: ws)
-                let bt = BradleyTerryLoss.compute(scores: out, batch: b, pad: config.padTokenID, pairsInStep: pairs)
-                metrics.add(BradleyTerryLoss.rewards(scores: out, batch: b, pad: config.padTokenID))
-                guard bt.result.loss.isFinite else { return bt.result.loss }
-                bt.result.outputGradient.withUnsafeBufferPointer {
-                    model.backward(b, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
-                }
-                return bt.result.loss
+                try microBatch(ex[i], model: model, workspace: ws, pairsInStep: pairs, gradients: trainer.gradients, metrics: &metrics)
             }, metrics: { Array(metrics.values.dropFirst()) })
         }
+    }
+
+    /// One micro-batch of a training step: forward of [chosen…, rejected…], the Bradley–Terry loss
+    /// normalised over the step's `pairsInStep` pairs, its rewards into `metrics`, and backward into
+    /// `gradients`. Returns the loss; a non-finite one comes back without a backward (Trainer.step
+    /// then refuses the update).
+    public static func microBatch(_ examples: [PairExample], model: LlamaModel, workspace ws: LlamaWorkspace, pairsInStep: Int,
+                                  gradients: ParameterBuffer, metrics: inout RewardMetrics) throws -> Float {
+        let b = batch(examples, pad: model.config.batchPadID)
+        let out = try model.forward(b, workspace: ws)
+        let bt = BradleyTerryLoss.compute(scores: out, batch: b, pad: model.config.padTokenID, pairsInStep: pairsInStep)
+        metrics.add(BradleyTerryLoss.rewards(scores: out, batch: b, pad: model.config.padTokenID))
+        guard bt.result.loss.isFinite else { return bt.result.loss }
+        bt.result.outputGradient.withUnsafeBufferPointer {
+            model.backward(b, outputGradient: $0, gradients: gradients, workspace: ws)
+        }
+        return bt.result.loss
     }
 
     /// The model as a one-label reward model: unchanged if it already is one; otherwise the causal
@@ -117,9 +125,11 @@ public enum RewardJob {
 }
 
 /// Reward-model metrics accumulated over pairs.
-struct RewardMetrics {
-    var pairs = 0, correct = 0
+public struct RewardMetrics: Sendable {
+    public private(set) var pairs = 0, correct = 0
     var loss = 0.0, margin = 0.0, chosen = 0.0, rejected = 0.0
+
+    public init() {}
 
     mutating func add(_ r: (chosen: [Float], rejected: [Float], index: [Int])) {
         for (c, j) in zip(r.chosen, r.rejected) {
@@ -134,7 +144,7 @@ struct RewardMetrics {
     }
 
     /// `loss` first, then the metrics.
-    var values: [(String, Double)] {
+    public var values: [(String, Double)] {
         let n = Double(max(1, pairs))
         return [("loss", loss / n), ("accuracy", Double(correct) / n), ("margin", margin / n),
                 ("rewards/chosen", chosen / n), ("rewards/rejected", rejected / n)]

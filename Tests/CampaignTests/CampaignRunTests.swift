@@ -50,8 +50,10 @@ func committed(_ campaign: URL) throws -> [Int] { try CampaignStore(root: campai
 
 /// Runs `config` uninterrupted, then again killing the daemon with SIGKILL at random moments and
 /// resuming, `kills` times: after every kill each committed round is unchanged and complete (`files`),
-/// kills land in several phases, and the finished campaign equals the uninterrupted one.
-func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, files: [String]) throws {
+/// kills land in several phases, and the finished campaign equals the uninterrupted one. Returns
+/// the kills by phase.
+@discardableResult
+func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, files: [String]) throws -> [String: Int] {
     let clean = dir.appendingPathComponent("clean")
     let began = Date()
     #expect(try runRondo(["start", config.path, "--dir", clean.path]).status == 0)
@@ -65,7 +67,7 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
     // `values` (PPO's) or `advantages` (GRPO's) in another campaign, or a phase too short to see). Aiming at phases rather than at
     // times keeps the kills spread over every phase however loaded the machine is and however long
     // each phase takes. Every fourth attempt first lets a round commit, so the campaign advances.
-    let aims = ["sample", "label", "reference", "values", "advantages", "update", "eval", "buffer", "commit"]
+    let aims = ["sample", "rm_refresh", "label", "reference", "values", "advantages", "update", "eval", "buffer", "commit"]
     let run = dir.appendingPathComponent("crashy")
     var g = SystemRandomNumberGenerator()
     var kills = 0, attempts = 0
@@ -133,6 +135,7 @@ func killAndResume(config: URL, rounds: Int, kills target: Int, in dir: URL, fil
     for (path, sha) in reference where !path.hasSuffix("metrics.json") && !path.hasSuffix(".manifest.json") {
         #expect(final[path] == sha, "\(path) differs from the uninterrupted run")
     }
+    return phases
 }
 
 @Suite(.serialized) struct CampaignRunTests {

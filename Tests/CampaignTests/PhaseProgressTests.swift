@@ -26,6 +26,18 @@ import Testing
         #expect(last.line == "15/100 samples (15%), 1 samples/s, 1m25s left")
     }
 
+    /// The update learns its total (optimizer steps) only once it runs: `set` replaces the count and
+    /// the total, and reports like `advance`.
+    @Test func setTakesTheCountAndATotalKnownLate() {
+        var t = 0.0
+        var reports: [ProgressSnapshot] = []
+        let p = PhaseProgress(total: 0, unit: "steps", quiet: 0, now: { t }) { s, _ in reports.append(s) }
+        t = 2; p.set(done: 0, total: 12)
+        t = 4; p.set(done: 4, total: 12)
+        #expect(reports.map(\.done) == [0, 4] && reports.allSatisfy { $0.total == 12 })
+        #expect(reports.last!.line == "4/12 steps (33%), 1 steps/s, 8s left")
+    }
+
     @Test func snapshotRoundTripsThroughStatusJSON() {
         let s = ProgressSnapshot(done: 3, total: 7, unit: "steps", elapsed: 12.5)
         #expect(ProgressSnapshot(s.json) == s)

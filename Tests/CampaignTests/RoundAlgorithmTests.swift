@@ -27,13 +27,15 @@ import Training
         }
         var a = AlgorithmSection()
         a.batchSize = 1; a.epochs = 1; a.optimizer.lr = 1e-3
-        var asked = 0
+        var asked: [(Int, Int)] = []
         #expect(throws: RoundInterrupted.self) {
             _ = try DPORound.run(model: model, optimizer: optimizer, examples: examples, referenceSums: [(-3, -4), (-3, -4), (-3, -4)],
-                                 algorithm: a, seed: 1, round: 1, shouldStop: { asked += 1; return asked > 1 })
+                                 algorithm: a, seed: 1, round: 1, shouldStop: { asked.append(($0, $1)); return asked.count > 1 })
         }
-        // One step ran (the weights moved), the second was never started.
-        #expect(optimizer.step == 1 && asked == 2)
+        // One step ran (the weights moved), the second was never started; the gate was told the
+        // steps done and planned (3 pairs, batch 1), which the update's progress reports.
+        #expect(optimizer.step == 1 && asked.count == 2)
+        #expect(asked.map(\.0) == [0, 1] && asked.map(\.1) == [3, 3])
         #expect(!model.parameters.all.elementsEqual(before.all))
     }
 

@@ -39,8 +39,11 @@ public struct SamplingSection: Codable, Sendable, Equatable {
     public var stop: [String] = []
     /// Rows decoded at once.
     public var batchSize: Int = 64
+    /// Which weights sample each round (SamplingPolicy.swift).
+    public var policy: SamplingPolicy = .current
     enum CodingKeys: String, CodingKey, CaseIterable {
         case n, temperature, topK = "top_k", topP = "top_p", maxNewTokens = "max_new_tokens", stop, batchSize = "batch_size"
+        case policy
     }
 
     /// The sampler's settings (seed 0; the round sets its own). The one place the campaign's keys
@@ -181,6 +184,7 @@ extension SamplingSection {
         topK = try c.value(.topK, d.topK); topP = try c.value(.topP, d.topP)
         maxNewTokens = try c.value(.maxNewTokens, d.maxNewTokens); stop = try c.value(.stop, d.stop)
         batchSize = try c.value(.batchSize, d.batchSize)
+        policy = try c.value(.policy, d.policy)
     }
 }
 

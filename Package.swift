@@ -122,7 +122,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Kernels", "TestSupport"]),
         .testTarget(
             name: "CampaignTests",
-            dependencies: ["Campaign", "Labeling", "Rollouts", "Model", "Templates", "Tokenizers", "TestSupport"]),
+            dependencies: ["Campaign", "Labeling", "Rollouts", "Model", "Sampling", "Templates", "Tokenizers", "TestSupport"]),
         .testTarget(name: "LabelingTests", dependencies: ["Labeling", "Model", "TestSupport"]),
         .testTarget(name: "RolloutsTests", dependencies: ["Rollouts", "Model", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["RondoCLI", "Model", "Rollouts", "Templates", "TestSupport"]),

@@ -37,6 +37,8 @@ public struct PromptsConfig: Codable, Sendable, Equatable {
 public struct SamplingSection: Codable, Sendable, Equatable {
     /// The sampler's settings (seed 0; the round sets its own).
     public var samplingConfig: SamplingConfig
+    /// Which weights sample each round (SamplingPolicy.swift).
+    public var policy: SamplingPolicy = .current
 
     public init() {
         samplingConfig = SamplingConfig()
@@ -55,9 +57,10 @@ public struct SamplingSection: Codable, Sendable, Equatable {
         set { samplingConfig.stopStrings = newValue }
     }
 
-    /// The keys a campaign accepts: Sampling's, less `seed` and `stop_token_ids`, with `stop`.
+    /// The keys a campaign accepts: Sampling's, less `seed` and `stop_token_ids`, with `stop`; and `policy`.
     enum CodingKeys: String, CodingKey, CaseIterable {
         case n, temperature, topK = "top_k", topP = "top_p", maxNewTokens = "max_new_tokens", stop, batchSize = "batch_size"
+        case policy
     }
 }
 
@@ -193,7 +196,9 @@ extension SamplingSection {
     public init(from decoder: Decoder) throws {
         try rejectUnknownKeys(decoder, CodingKeys.self)
         samplingConfig = try SamplingConfig(from: decoder, over: SamplingSection().samplingConfig)
-        stop = try decoder.container(keyedBy: CodingKeys.self).value(.stop, [])
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        stop = try c.value(.stop, [])
+        policy = try c.value(.policy, .current)
     }
 
     /// The campaign's keys, as the config file has them.
@@ -203,6 +208,9 @@ extension SamplingSection {
         try c.encode(s.n, forKey: .n); try c.encode(s.temperature, forKey: .temperature); try c.encode(s.topK, forKey: .topK)
         try c.encode(s.topP, forKey: .topP); try c.encode(s.maxNewTokens, forKey: .maxNewTokens)
         try c.encode(s.stopStrings, forKey: .stop); try c.encode(s.batchSize, forKey: .batchSize)
+        // Without `policy` when it is the default: a resolved config.yaml written before the key
+        // existed stays byte-identical (its SHA-256 is in every buffer header).
+        if policy != .current { try c.encode(policy, forKey: .policy) }
     }
 }
 

@@ -15,6 +15,7 @@ final class DPORound: RoundAlgorithm {
     static let kind = AlgorithmKind.dpo
     static let statusColumns = ["train/pairs"]
     static let rowsPhase = (name: "pairs", key: "time/pairs_s")
+    static let acceptsInitialSamples = true
 
     let algorithm: AlgorithmSection
     let pairing: PairsSection

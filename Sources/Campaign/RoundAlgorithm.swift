@@ -48,6 +48,8 @@ protocol RoundAlgorithm: AnyObject {
     static var rowsPhase: (name: String, key: String) { get }
     /// Whether every sample must have a score (a judge that leaves some unscored fails the round).
     static var needsEveryScore: Bool { get }
+    /// Whether it learns from samples of the starting policy (`sampling.policy: initial`).
+    static var acceptsInitialSamples: Bool { get }
     /// Checks of the config that only this algorithm needs; `bad(key, message)` makes the error.
     static func validate(_ config: CampaignConfig, _ bad: (String, String) -> CampaignError) throws
 
@@ -79,6 +81,7 @@ protocol RoundAlgorithm: AnyObject {
 extension RoundAlgorithm {
     static var stateFiles: [String] { [] }
     static var needsEveryScore: Bool { false }
+    static var acceptsInitialSamples: Bool { false }
     static func validate(_ config: CampaignConfig, _ bad: (String, String) -> CampaignError) throws {}
     func saveInitialState(into dir: URL, state: inout RoundState) throws {}
     func loadState(round r: Int, state: RoundState) throws {}

@@ -109,7 +109,7 @@ extension Campaign {
         log("round \(r): sampling \(picked.count) prompts × \(sc.n)")
         let samples = try clock.run("sample", "time/sample_s") {
             let progress = clock.progress(total: picked.count * sc.n, unit: "samples", log: log)
-            return try Sampler(model: policy, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
+            return try Sampler(model: config.sampling.policy == .initial ? initial : policy, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
                 .generate(picked.map { train[$0].ids }) { if case .finished = $0 { progress.advance() } }
                 .sorted { ($0.promptIndex, $0.sampleIndex) < ($1.promptIndex, $1.sampleIndex) }
         }

@@ -17,30 +17,36 @@ import Sampling
 import Training
 
 /// Times a round's phases, writes the current one into status.json and checks for stop requests.
+/// On several ranks every rank enters every phase (the stop check is a collective); only rank 0
+/// (`writes`) writes status.json.
 final class PhaseClock {
     let store: CampaignStore
     let round: Int
-    let stop: StopFlag
+    let stopRequested: () throws -> Bool
+    let writes: Bool
     private(set) var times: [(String, Double)] = []
 
-    init(store: CampaignStore, round: Int, stop: StopFlag) { self.store = store; self.round = round; self.stop = stop }
+    init(store: CampaignStore, round: Int, writes: Bool = true, stopRequested: @escaping () throws -> Bool) {
+        self.store = store; self.round = round; self.writes = writes; self.stopRequested = stopRequested
+    }
 
     /// The phase running now.
     private(set) var current = ""
 
     /// Enters a phase: throws `RoundInterrupted` on a stop request, else records it in status.json.
     func enter(_ name: String) throws -> Date {
-        if stop.isSet { throw RoundInterrupted() }
+        if try stopRequested() { throw RoundInterrupted() }
         current = name
-        store.writeStatus(round: round, phase: name)
+        if writes { store.writeStatus(round: round, phase: name) }
         return Date()
     }
 
     /// Progress of the running phase over `total` items (see PhaseProgress): into status.json, and a
     /// log line through `log`.
     func progress(total: Int, unit: String, log: @escaping (String) -> Void) -> PhaseProgress {
-        let (store, round, phase) = (store, round, current)
+        let (store, round, phase, writes) = (store, round, current, writes)
         return PhaseProgress(total: total, unit: unit) { snapshot, logged in
+            guard writes else { return }
             store.writeStatus(round: round, phase: phase, progress: snapshot)
             if logged { log("round \(round): \(phase) \(snapshot.line)") }
         }
@@ -69,21 +75,23 @@ struct TrainedRound {
     let labelMetrics: [(String, Double)]
     let trainMetrics: [(String, Double)]
     let rollout: BufferSummary
-    let directory: URL
+    /// The round's temporary directory (nil on ranks other than 0, which write nothing).
+    let directory: URL?
 }
 
 extension Campaign {
     /// Round r; nil when a stop request arrived before the commit (nothing of it is kept).
     func runRound(_ r: Int) throws -> CampaignOutcome? {
-        let clock = PhaseClock(store: store, round: r, stop: stop)
+        let clock = PhaseClock(store: store, round: r, writes: isWriter, stopRequested: stopAgreed)
         let algorithm = RoundAlgorithms.type(of: config.algorithm.type).init(campaign: self, algorithm: config.algorithm)
         do {
             if r == 0 { log("round 0: evaluating the starting policy") }
             let trained = r == 0 ? nil : try train(r, algorithm, clock)
             if trained == nil { ["time/sample_s", "time/label_s", "time/update_s"].forEach(clock.skip) }
             let policy = trained?.policy ?? initial
-            let evalMetrics = try clock.run("eval", "time/eval_s") {
-                try evaluator(r).evaluate(policy: policy, reference: trained?.reference ?? initial, labeller: labeller,
+            let evalMetrics = try clock.run("eval", "time/eval_s") { () -> [(String, Double)] in
+                guard isWriter else { return [] }  // only rank 0 records metrics
+                return try evaluator(r).evaluate(policy: policy, reference: trained?.reference ?? initial, labeller: labeller,
                                           useVerifier: config.labeller.evalVerifier || config.labeller.type == .verifier)
             }
             return try commit(r, algorithm, trained, evalMetrics, clock)
@@ -100,24 +108,33 @@ extension Campaign {
         let picked = PromptSet.select(count: config.prompts.perRound, cursor: prev.promptCursor, total: train.count, seed: config.seed)
         let sc = samplingConfig(round: r)
         log("round \(r): sampling \(picked.count) prompts × \(sc.n)")
+        let share = promptShare(picked.count)  // this rank's prompts (all of them on one process)
         let samples = try clock.run("sample", "time/sample_s") {
-            let progress = clock.progress(total: picked.count * sc.n, unit: "samples", log: log)
-            return try Sampler(model: policy, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
-                .generate(picked.map { train[$0].ids }) { if case .finished = $0 { progress.advance() } }
-                .sorted { ($0.promptIndex, $0.sampleIndex) < ($1.promptIndex, $1.sampleIndex) }
+            let progress = clock.progress(total: share.count * sc.n, unit: "samples", log: log)
+            return try gatherSamples(Sampler(model: policy, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
+                .generate(picked[share].map { train[$0].ids }, firstPromptIndex: share.lowerBound) {
+                    if case .finished = $0 { progress.advance() }
+                }
+                .sorted { ($0.promptIndex, $0.sampleIndex) < ($1.promptIndex, $1.sampleIndex) })
         }
         let texts = samples.map { tokenizer?.decode($0.tokens, skipSpecialTokens: true) ?? "" }
         var judged: [JudgeCall] = [], judgeMetrics: [(String, Double)] = []
         let scores = try clock.run("label", "time/label_s") { () -> [Float] in
             guard let judge = labeller as? HTTPJudge else {
-                return try label(r, samples, texts, picked, progress: clock.progress(total: picked.count, unit: "prompts", log: log))
+                let mine = samples.indices.filter { share.contains(samples[$0].promptIndex) }
+                let lo = mine.first ?? 0, hi = mine.last.map { $0 + 1 } ?? 0
+                return try gatherScores(label(r, Array(samples[lo..<hi]), Array(texts[lo..<hi]), picked,
+                                              progress: clock.progress(total: share.count, unit: "prompts", log: log)))
             }
             (judged, judgeMetrics) = try judgeLabels(judge, r, samples, texts, picked)
             return judged.map { $0.score ?? .nan }
         }
         let refLogprobs = try clock.run("reference", "time/reference_s") {
-            try responseLogprobs(reference, prompts: samples.map { train[picked[$0.promptIndex]].ids }, responses: samples.map(\.tokens),
-                                 progress: clock.progress(total: samples.count, unit: "rows", log: log))
+            try gatherBatches(batchSize: 16) { owns in
+                try responseLogprobs(reference, prompts: samples.map { train[picked[$0.promptIndex]].ids },
+                                     responses: samples.map(\.tokens), batchSize: 16, owns: owns,
+                                     progress: clock.progress(total: samples.count, unit: "rows", log: log))
+            }
         }
         var records: [SampleRecord] = samples.enumerated().map { i, s in
             let prompt = train[picked[s.promptIndex]]
@@ -129,20 +146,25 @@ extension Campaign {
         }
         let phase = type(of: algorithm).rowsPhase
         let rows = try clock.run(phase.name, phase.key) { try algorithm.buildRows(&records, round: r, previous: prev) }
-        let tmp = try store.beginRound(r)
+        let tmp = try isWriter ? store.beginRound(r) : nil
         var rollout = BufferSummary()
         try clock.run("buffer", "time/buffer_s") {
+            for rec in records { rollout.add(rec) }
+            for p in rows.pairs { rollout.add(p) }
+            guard let tmp else { return }
             let w = try BufferWriter(url: tmp.appendingPathComponent("rollouts.jsonl.zst"),
                                      header: BufferHeader(round: r, policySHA256: prev.policySHA256, configSHA256: sha256(configText)))
-            for rec in records { try w.append(rec); rollout.add(rec) }
-            for p in rows.pairs { try w.append(p); rollout.add(p) }
+            for rec in records { try w.append(rec) }
+            for p in rows.pairs { try w.append(p) }
             try w.finish(timings: Dictionary(uniqueKeysWithValues: clock.times))
         }
         log("round \(r): \(rows.summary)")
-        let trainMetrics = try clock.run("update", "time/update_s") {
+        let before = communicator.statistics
+        var trainMetrics = try clock.run("update", "time/update_s") {
             try algorithm.update(policy: policy, optimizer: optimizer, samples: records, pairs: rows.pairs, round: r,
-                                 shouldStop: { stop.isSet })
+                                 shouldStop: { (try? self.stopAgreed()) ?? true })
         }
+        trainMetrics += distributedMetrics(since: before, steps: trainMetrics.first { $0.0 == "train/steps" }?.1)
         return TrainedRound(policy: policy, optimizer: optimizer, reference: reference, previous: prev, prompts: picked.count,
                             rows: rows, labelMetrics: judgeMetrics, trainMetrics: trainMetrics, rollout: rollout, directory: tmp)
     }
@@ -185,6 +207,8 @@ extension Campaign {
         let alarms = trained == nil ? [] : self.alarms(rv, evalMetrics)
         for a in alarms { log("round \(r): ALARM \(a)") }
         let t = try clock.enter("commit")
+        try barrier()  // every rank finished the round: rank 0 may commit it
+        guard isWriter else { return try commitOutcome(nil, round: r) }
         let tmp = try trained?.directory ?? store.beginRound(0)
         let optimizer = trained?.optimizer ?? AdamW(layout: initial.layout, config: adamwConfig)
         let sha = try saveCheckpoint(trained?.policy ?? initial, optimizer, into: tmp)
@@ -207,10 +231,9 @@ extension Campaign {
         metrics.append(("peak_rss_mib", .number(peakRSSMiB())))
         try finishCommit(r, tmp, state, metrics)
         log("round \(r): \(summary(metrics))")
-        if !alarms.isEmpty && config.alarms.action == .stop {
-            return .alarm(round: r, message: alarms.joined(separator: "; "))
-        }
-        return .finished(rounds: r)
+        let outcome: CampaignOutcome = !alarms.isEmpty && config.alarms.action == .stop
+            ? .alarm(round: r, message: alarms.joined(separator: "; ")) : .finished(rounds: r)
+        return try commitOutcome(outcome, round: r)
     }
 
     /// The known failure modes, from the round's buffer summary and its evaluation.

@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "Campaign",
             dependencies: [
-                "Labeling", "Rollouts", "Training", "Sampling", "Tokenizers", "Templates", "Model", "Kernels",
+                "Labeling", "Rollouts", "Training", "Sampling", "Tokenizers", "Templates", "Model", "Kernels", "Collective",
                 .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: optimize),

@@ -2,6 +2,7 @@
 // atomically (CampaignStore) and replayable (the algorithm's update, RoundAlgorithm.swift).
 // Round 0 evaluates the starting policy, so every later round compares with it.
 
+import Collective
 import Foundation
 import Kernels
 import Labeling
@@ -67,12 +68,19 @@ public final class Campaign {
     let log: (String) -> Void
     /// Set by SIGINT/SIGTERM: finish nothing new, leave at the next safe point.
     public let stop: StopFlag
+    /// The ranks of this run (one local rank without mpirun); see Ranks.swift.
+    public let communicator: Communicator
+    /// How the update sums the ranks' gradients: nil on one process, the ranks' sum under mpirun, or
+    /// an emulation of N ranks (`rondo replay` of an N-rank round on one process).
+    var reducer: GradientReducer?
 
     /// Opens a campaign directory whose config.yaml exists (written by `start`).
     public init(store: CampaignStore, options: CampaignRunOptions = CampaignRunOptions(), stop: StopFlag = StopFlag(),
-                log: @escaping (String) -> Void = { _ in }) throws {
+                log: @escaping (String) -> Void = { _ in }, communicator: Communicator = LocalCommunicator()) throws {
         self.store = store
         self.stop = stop
+        self.communicator = communicator
+        reducer = communicator.size > 1 ? RankReducer(communicator) : nil
         self.log = log
         guard let text = try? String(contentsOf: store.configURL, encoding: .utf8) else {
             throw CampaignError("\(store.root.path): no config.yaml; create the campaign with `rondo start CONFIG --dir \(store.root.path)`")
@@ -88,7 +96,7 @@ public final class Campaign {
         } else {
             // A campaign from before pinning: pin what is there now.
             let pins = try Self.inputs(of: config, yaml: text, configDirectory: store.root, store: store)
-            try Self.record(pins, in: store)
+            if communicator.rank == 0 { try Self.record(pins, in: store) }
             inputs = pins
             inputChanges = []
             log("pinned the campaign's inputs in \(store.stateURL.path)")
@@ -116,6 +124,12 @@ public final class Campaign {
         eval = ev
         labeller = try Self.makeLabeller(config.labeller, stop: stop)
         goldLabeller = try config.labeller.refresh.map { try Self.makeLabeller($0.gold, stop: stop) }
+        if communicator.size > 1 && config.labeller.type == .http {
+            throw CampaignError("labeller type http runs on one process only for now; run this campaign without mpirun (or use a command judge, which runs on every rank)")
+        }
+        if communicator.size > 1 && config.labeller.refresh != nil {
+            throw CampaignError("labeller.refresh runs on one process only for now; run this campaign without mpirun")
+        }
     }
 
     static func makeLabeller(_ l: LabellerSection, stop: StopFlag = StopFlag()) throws -> Labeller {
@@ -140,11 +154,14 @@ public final class Campaign {
 
     /// Runs rounds until the configured count (or a stop request). Holds the lock throughout.
     public func run() throws -> CampaignOutcome {
-        let lock = try CampaignLock(store)
+        let lock = try isWriter ? CampaignLock(store) : nil
         defer { withExtendedLifetime(lock) {} }
-        try store.removeIncompleteRounds()
-        try store.rebuildIndex()
-        try prune()
+        if isWriter {
+            try store.removeIncompleteRounds()
+            try store.rebuildIndex()
+            try prune()
+        }
+        try barrier()
         var committed = try store.committedRounds()
         do {
             if committed.isEmpty {
@@ -154,18 +171,18 @@ public final class Campaign {
             try store.requireFullState(committed.last!)
             let target = try store.roundsTarget() ?? config.rounds
             while target.map({ committed.last! < $0 }) ?? true {
-                if stop.isSet { return .stopped(afterRound: committed.last!) }
+                if try stopAgreed() { return .stopped(afterRound: committed.last!) }
                 let r = committed.last! + 1
                 guard let outcome = try runRound(r) else { return .stopped(afterRound: r - 1) }
                 committed.append(r)
-                try prune()
+                if isWriter { try prune() }
                 if case .alarm = outcome { return outcome }
             }
         } catch let e as LabelError where e.interrupted {
             // A stop request ended a judge's wait: the round is abandoned, nothing of it committed.
             return .stopped(afterRound: committed.last ?? -1)
         }
-        store.writeStatus(round: committed.last!, phase: "finished")
+        if isWriter { store.writeStatus(round: committed.last!, phase: "finished") }
         return .finished(rounds: committed.last!)
     }
 

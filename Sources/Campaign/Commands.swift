@@ -1,5 +1,6 @@
 // Entry points behind `rondo start`, `resume`, `status` and `replay`.
 
+import Collective
 import Dispatch
 import Foundation
 import Kernels
@@ -32,17 +33,29 @@ public enum CampaignCommands {
         return sources
     }
 
-    /// `rondo start`: creates the campaign directory and runs it.
+    /// `rondo start`: creates the campaign directory (rank 0) and runs it (on every rank).
     public static func start(config: URL, dir: URL, rounds: Int?, options: CampaignRunOptions = CampaignRunOptions(),
+                             communicator c: Communicator = LocalCommunicator(),
                              log: @escaping (String) -> Void) throws -> CampaignOutcome {
-        let store = try Campaign.create(config: config, dir: dir, rounds: rounds)
-        log("campaign \(store.root.path)")
-        return try resume(dir: dir, fromRound: nil, rounds: nil, options: options, log: log)
+        try Campaign.onRanks(c) {
+            if c.rank == 0 {
+                let store = try Campaign.create(config: config, dir: dir, rounds: rounds)
+                log("campaign \(store.root.path)\(c.size > 1 ? " on \(c.size) ranks" : "")")
+            }
+            if c.size > 1 { try c.barrier() }
+            return try resume(dir: dir, fromRound: nil, rounds: nil, options: options, communicator: c, log: log)
+        }
     }
 
     /// `rondo resume`: continues after the last committed round (or from round N, archiving later ones).
     /// `rounds` sets the campaign's last round (state.json's `rounds_target`), e.g. to extend a finished one.
     public static func resume(dir: URL, fromRound: Int?, rounds: Int?, options: CampaignRunOptions = CampaignRunOptions(),
+                              communicator c: Communicator = LocalCommunicator(),
+                              log: @escaping (String) -> Void) throws -> CampaignOutcome {
+        try Campaign.onRanks(c) { try resumeOnRanks(dir: dir, fromRound: fromRound, rounds: rounds, options: options, c, log: log) }
+    }
+
+    static func resumeOnRanks(dir: URL, fromRound: Int?, rounds: Int?, options: CampaignRunOptions, _ c: Communicator,
                               log: @escaping (String) -> Void) throws -> CampaignOutcome {
         let store = CampaignStore(root: dir)
         guard FileManager.default.fileExists(atPath: store.configURL.path) else {
@@ -52,7 +65,11 @@ public enum CampaignCommands {
         let signals = installSignalHandlers(flag, log: log)
         defer { withExtendedLifetime(signals) {} }
         // The inputs are checked before anything changes.
-        let campaign = try Campaign(store: store, options: options, stop: flag, log: log)
+        let campaign = try Campaign(store: store, options: options, stop: flag, log: log, communicator: c)
+        if c.rank != 0 {
+            try campaign.barrier()  // rank 0 archives and records the target first
+            return try campaign.run()
+        }
         if let n = fromRound {
             guard try store.committedRounds().contains(n) else {
                 throw CampaignError("\(dir.path): round \(n) is not committed; `rondo status \(dir.path)` lists the rounds")
@@ -74,6 +91,7 @@ public enum CampaignCommands {
             withExtendedLifetime(lock) {}
             log("rounds target: \(rounds) (recorded in \(store.stateURL.path))")
         }
+        try campaign.barrier()
         return try campaign.run()
     }
 
@@ -81,12 +99,30 @@ public enum CampaignCommands {
     /// Without overrides, returns (report, identical); with an override config, writes a
     /// counterfactual checkpoint and metrics into `out`.
     /// The round's buffer must be its own (header round and parent policy), and the parent round must
-    /// have its full state (see `retention`).
+    /// have its full state (see `retention`). A round that ran on N ranks (`dist/ranks` in its
+    /// metrics, or `ranks`) replays under `mpirun -np N`, or on one process computing the N ranks'
+    /// shards in turn and summing them in rank order (the same bits). Ranks other than 0 return ("", true).
     public static func replay(dir: URL, round n: Int, override: URL?, out: URL?, options: CampaignRunOptions = CampaignRunOptions(),
+                              ranks: Int? = nil, communicator c: Communicator = LocalCommunicator(),
                               log: @escaping (String) -> Void) throws -> (String, Bool) {
+        try Campaign.onRanks(c) {
+            try replayOnRanks(dir: dir, round: n, override: override, out: out, options: options, ranks: ranks, c, log: log)
+        }
+    }
+
+    static func replayOnRanks(dir: URL, round n: Int, override: URL?, out: URL?, options: CampaignRunOptions, ranks: Int?,
+                              _ c: Communicator, log: @escaping (String) -> Void) throws -> (String, Bool) {
         guard n >= 1 else { throw CampaignError("round 0 has no update to replay; pick a round ≥ 1") }
         let store = CampaignStore(root: dir)
-        let campaign = try Campaign(store: store, options: options, log: log)
+        let campaign = try Campaign(store: store, options: options, log: log, communicator: c)
+        let N = try ranks ?? recordedRanks(store, round: n)
+        if c.size > 1 {
+            guard N == c.size else {
+                throw CampaignError("round \(n) is replayed on \(N) rank\(N == 1 ? "" : "s") (\(ranks == nil ? "its metrics.json's dist/ranks" : "--ranks")), but mpirun started \(c.size); use mpirun -np \(N), or replay on one process")
+            }
+        } else {
+            campaign.reducer = N > 1 ? EmulatedReducer(ranks: N) : nil
+        }
         var algorithm = campaign.config.algorithm
         if let override {
             let text = try String(contentsOf: override, encoding: .utf8)
@@ -123,6 +159,8 @@ public enum CampaignCommands {
         log("replaying round \(n): \(campaign.config.algorithm.type.rawValue) on \(samples.count) samples and \(pairs.count) pairs from \(store.roundURL(n).path)")
         var metrics = try rows.metrics + algo.update(policy: policy, optimizer: optimizer, samples: samples, pairs: pairs, round: n,
                                                      shouldStop: { _, _ in false })
+        guard c.rank == 0 else { return ("", true) }
+        if N > 1 { report += "ranks: \(N)\(c.size == 1 ? " (emulated on one process: each rank's shard in turn, summed in rank order)" : "")\n" }
         var unused = prev
         var files = ["policy/model.safetensors", AdamW.fileName] + (try algo.saveState(into: target, state: &unused))
         try campaign.saveCheckpoint(policy, optimizer, into: target)

@@ -20,9 +20,12 @@ final class DPORound: RoundAlgorithm {
     let algorithm: AlgorithmSection
     let pairing: PairsSection
     let seed: UInt64
+    /// The ranks' gradient sum (nil: one process).
+    let reducer: GradientReducer?
 
     init(campaign: Campaign, algorithm: AlgorithmSection) {
         self.algorithm = algorithm
+        reducer = campaign.reducer
         pairing = campaign.config.pairs
         seed = campaign.config.seed
     }
@@ -46,7 +49,7 @@ final class DPORound: RoundAlgorithm {
                 shouldStop: UpdateGate) throws -> [(String, Double)] {
         let (examples, refSums) = try Self.examples(samples: samples, pairs: pairs)
         return try Self.run(model: policy, optimizer: optimizer, examples: examples, referenceSums: refSums, algorithm: algorithm,
-                            seed: seed, round: r, shouldStop: shouldStop)
+                            seed: seed, round: r, reducer: reducer, shouldStop: shouldStop)
     }
 
     /// Preference examples of `pairs` and their reference sums (Σ ref_logprobs in token order).
@@ -67,9 +70,12 @@ final class DPORound: RoundAlgorithm {
     }
 
     /// Runs `algorithm.epochs` passes of DPO over the examples; returns TRL-named metrics (means over
-    /// the round's pairs and steps).
+    /// the round's pairs and steps). With a reducer every step's micro-batches are split over its
+    /// ranks (`GradientReducer.part`), each shard normalised by the whole step's pairs and the whole
+    /// micro-batch's chosen tokens (RPO), and the metrics' sums are added in rank order.
     static func run(model: LlamaModel, optimizer: AdamW, examples: [PreferenceExample], referenceSums: [(Double, Double)],
-                    algorithm a: AlgorithmSection, seed: UInt64, round: Int, shouldStop: UpdateGate) throws -> [(String, Double)] {
+                    algorithm a: AlgorithmSection, seed: UInt64, round: Int, reducer: GradientReducer? = nil,
+                    shouldStop: UpdateGate) throws -> [(String, Double)] {
         guard !examples.isEmpty else { return [("train/pairs", 0), ("train/steps", 0)] }
         let plan = roundPlan(examples: examples.count, algorithm: a, seed: CampaignConfig.roundSeed(seed, round))
         let loss = a.dpo
@@ -78,18 +84,23 @@ final class DPORound: RoundAlgorithm {
         let maxLen = examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }.max()!
         let ws = LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)
         let pad = model.config.batchPadID
-        var metrics = DPOMetrics()
+        var metrics = [DPOMetrics](repeating: DPOMetrics(), count: reducer?.ranks ?? 1)
         var gradNorm = 0.0, lr = 0.0
         let completed = try plan.runSteps { s, micro in
             if shouldStop(s, plan.lastStep) { return .stop }
             let pairsInStep = micro.reduce(0) { $0 + $1.count }
-            let stats = try trainer.step(microBatches: micro.count, context: "round \(round), update step \(s + 1)") { i in
-                let idx = micro[i]
+            let stats = try trainer.step(microBatches: micro.count, reducer: reducer,
+                                         context: "round \(round), update step \(s + 1)") { shard, i in
+                let idx = reducer?.part(micro[i], shard: shard) ?? micro[i]
+                guard !idx.isEmpty else { return 0 }
                 let b = DPOJob.batch(idx.map { examples[$0] }, pad: pad)
                 let out = try model.forward(b, workspace: ws)
                 let refRows = idx.map { referenceSums[$0].0 } + idx.map { referenceSums[$0].1 }
+                let nllTokens = reducer.map { _ in micro[i].reduce(0) { n, e in
+                    n + max(0, examples[e].prompt.count + examples[e].chosen.count - max(1, examples[e].prompt.count)) } }
                 let l = DPOLoss.compute(policyOutput: out, batch: b, referenceLogps: refRows, config: loss,
-                                        pairsInStep: pairsInStep, metrics: &metrics)
+                                        pairsInStep: pairsInStep, nllTokens: nllTokens, countsNLLTerm: idx.first == micro[i].first,
+                                        metrics: &metrics[shard])
                 guard l.loss.isFinite else { return l.loss }
                 l.outputGradient.withUnsafeBufferPointer {
                     model.backward(b, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
@@ -102,7 +113,8 @@ final class DPORound: RoundAlgorithm {
         }
         guard completed else { throw RoundInterrupted() }
         let steps = Double(max(1, plan.lastStep))
-        return metrics.values + [("grad_norm", gradNorm / steps), ("learning_rate", lr),
+        let summed = try reducer.map { r in DPOMetrics(sums: try r.sum(r.localShards.map { metrics[$0].sums })) } ?? metrics[0]
+        return summed.values + [("grad_norm", gradNorm / steps), ("learning_rate", lr),
                                  ("train/pairs", Double(examples.count)), ("train/steps", Double(plan.lastStep))]
     }
 }

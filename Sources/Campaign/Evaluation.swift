@@ -83,10 +83,10 @@ func distinct2(_ seqs: [[Int32]]) -> Double {
 /// Per-token log-probabilities of each response after its prompt under `model`, computed in
 /// batches of 16 rows in the given order (the same grouping gives the same bits).
 func responseLogprobs(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], batchSize: Int = 16,
-                      progress: PhaseProgress? = nil) throws -> [[Float]] {
+                      owns: (Int) -> Bool = { _ in true }, progress: PhaseProgress? = nil) throws -> [[Float]] {
     let pad = model.config.batchPadID
     return try forwardInBatches(model, prompts: prompts, responses: responses, batchSize: batchSize, pad: pad,
-                                scoreResponses: true, progress: progress) { out, row, i in
+                                scoreResponses: true, owns: owns, progress: progress) { out, row, i in
         (0..<responses[i].count).map { out[row + prompts[i].count + $0] }
     }
 }
@@ -94,14 +94,19 @@ func responseLogprobs(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int3
 /// Runs the rows prompt + response through `model` in batches of `batchSize` rows, in the given
 /// order, with one workspace; `gather(output, first position of row i in output, i)` takes row
 /// i's values. `scoreResponses` marks the response tokens as the positions an LM head scores.
+/// Only the batches `owns(batch index)` are run (a rank's share); the others' rows come back empty.
 func forwardInBatches(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], batchSize: Int, pad: Int32,
-                      scoreResponses: Bool, progress: PhaseProgress? = nil,
+                      scoreResponses: Bool, owns: (Int) -> Bool = { _ in true }, progress: PhaseProgress? = nil,
                       _ gather: (UnsafeBufferPointer<Float>, Int, Int) -> [Float]) throws -> [[Float]] {
     let maxLen = zip(prompts, responses).map { $0.count + $1.count }.max() ?? 1
     let ws = LlamaWorkspace(config: model.config, maxBatch: batchSize, maxSeqLen: max(1, maxLen))
     var out: [[Float]] = []
     for lo in stride(from: 0, to: prompts.count, by: batchSize) {
         let hi = min(prompts.count, lo + batchSize)
+        guard owns(lo / batchSize) else {
+            out += [[Float]](repeating: [], count: hi - lo)
+            continue
+        }
         let rows = (lo..<hi).map { prompts[$0] + responses[$0] }
         let batch = scoreResponses ? TokenBatch(rows: rows, pad: pad, scoreFrom: (lo..<hi).map { prompts[$0].count })
                                    : TokenBatch(rows: rows, pad: pad)

@@ -76,8 +76,10 @@ final class PPORound: RoundAlgorithm {
 
     /// Values, advantages and returns (stored in the buffer), and the next KL coefficient.
     func buildRows(_ records: inout [SampleRecord], round r: Int, previous: RoundState) throws -> RoundRows {
-        let values = try PPOUpdate.values(value!.model, prompts: records.map(\.promptIDs), responses: records.map(\.responseIDs),
-                                          width: width)
+        let values = try campaign.gatherBatches(batchSize: 16) { owns in
+            try PPOUpdate.values(value!.model, prompts: records.map(\.promptIDs), responses: records.map(\.responseIDs),
+                                 width: width, batchSize: 16, owns: owns)
+        }
         let coef = previous.klCoef ?? algorithm.ppo.klCoef
         var objective = try PPOUpdate.attachAdvantages(&records, values: values, width: width, klCoef: coef, config: algorithm.ppo.loss)
         let kl = objective.first { $0.0 == "objective/kl" }?.1 ?? .nan
@@ -107,7 +109,7 @@ final class PPORound: RoundAlgorithm {
                 shouldStop: UpdateGate) throws -> [(String, Double)] {
         try PPOUpdate.run(policy: policy, policyOptimizer: optimizer, value: value!.model, valueOptimizer: value!.optimizer,
                           samples: samples, width: width, algorithm: algorithm, seed: campaign.config.seed, round: r,
-                          shouldStop: shouldStop)
+                          reducer: campaign.reducer, shouldStop: shouldStop)
     }
 
     /// Writes value/ and value_optimizer.safetensors into `dir`, and the next KL coefficient into `state`.

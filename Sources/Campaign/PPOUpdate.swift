@@ -14,12 +14,13 @@ enum PPOUpdate {
     /// The value model's output for each sample at positions P − 1 + t, t = 0..<min(n + 1, width)
     /// (P prompt tokens, n response tokens): the value of the state before response token t, plus
     /// the state after the last token when the response is shorter than the width.
-    static func values(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], width: Int, batchSize: Int = 16) throws -> [[Float]] {
+    static func values(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], width: Int, batchSize: Int = 16,
+                       owns: (Int) -> Bool = { _ in true }) throws -> [[Float]] {
         if let i = prompts.firstIndex(where: \.isEmpty) {
             throw CampaignError("sample \(i) has an empty prompt; PPO's first value is read at the prompt's last token")
         }
         return try forwardInBatches(model, prompts: prompts, responses: responses, batchSize: batchSize, pad: 0,
-                                    scoreResponses: false) { v, row, i in
+                                    scoreResponses: false, owns: owns) { v, row, i in
             (0..<min(responses[i].count + 1, width)).map { v[row + prompts[i].count - 1 + $0] }
         }
     }
@@ -61,7 +62,7 @@ enum PPOUpdate {
     /// Throws `RoundInterrupted` when `shouldStop` answers true between optimizer steps.
     static func run(policy: LlamaModel, policyOptimizer: AdamW, value: LlamaModel, valueOptimizer: AdamW,
                     samples: [SampleRecord], width T: Int, algorithm a: AlgorithmSection, seed: UInt64,
-                    round: Int, shouldStop: UpdateGate = { _, _ in false }) throws -> [(String, Double)] {
+                    round: Int, reducer: GradientReducer? = nil, shouldStop: UpdateGate = { _, _ in false }) throws -> [(String, Double)] {
         guard !samples.isEmpty else { return [("train/samples", 0), ("train/steps", 0)] }
         for (i, s) in samples.enumerated() {
             let n = s.responseIDs.count, kept = min(n + 1, T)
@@ -73,7 +74,8 @@ enum PPOUpdate {
         let plan = roundPlan(examples: samples.count, algorithm: a, seed: CampaignConfig.roundSeed(seed, round))
         let maxLen = samples.map { $0.promptIDs.count + $0.responseIDs.count }.max()!
         let stepper = PPOStepper(policy: policy, policyOptimizer: policyOptimizer, value: value, valueOptimizer: valueOptimizer,
-                                 width: T, algorithm: a, maxRows: min(a.batchSize, samples.count), maxSeqLen: maxLen)
+                                 width: T, algorithm: a, maxRows: min(a.batchSize, samples.count), maxSeqLen: maxLen,
+                                 reducers: reducer.map { (policy: $0, value: $0.companion()) })
         var sums: [String: Double] = [:], ratios: [Double] = []
         var lr = 0.0
         let completed = try plan.runSteps { s, micro in
@@ -109,9 +111,13 @@ final class PPOStepper {
     let width: Int
     let config: PPOConfig
     let pad: Int32
+    /// Data-parallel: the sums of the policy's and the value model's gradients over the ranks.
+    let reducers: (policy: GradientReducer, value: GradientReducer)?
 
     init(policy: LlamaModel, policyOptimizer: AdamW, value: LlamaModel, valueOptimizer: AdamW, width: Int,
-         algorithm a: AlgorithmSection, maxRows: Int, maxSeqLen: Int) {
+         algorithm a: AlgorithmSection, maxRows: Int, maxSeqLen: Int,
+         reducers: (policy: GradientReducer, value: GradientReducer)? = nil) {
+        self.reducers = reducers
         let schedule = roundSchedule(a)
         self.policy = policy; self.value = value; self.width = width; config = a.ppo.loss
         policyTrainer = Trainer(model: policy, optimizer: policyOptimizer, schedule: schedule, maxGradNorm: a.optimizer.maxGradNorm)
@@ -122,6 +128,34 @@ final class PPOStepper {
     }
 
     func step(_ rows: [SampleRecord], context: @autoclosure () -> String) throws -> (PPOLossResult, StepStats, StepStats) {
+        guard let reducers else {
+            let l = try accumulate(rows, counts: nil, context: context())
+            let ps = try policyTrainer.apply(loss: l.pgLoss, context: "\(context()) (policy)")
+            let vs = try valueTrainer.apply(loss: l.vfLoss, context: "\(context()) (value model)")
+            return (l, ps, vs)
+        }
+        // Each shard's rows, normalised by the whole minibatch; gradients and metrics summed in rank order.
+        let counts = PPOCounts(lengths: rows.map(\.responseIDs.count), width: width)
+        let pg = UnsafeMutableBufferPointer(start: policyTrainer.gradients.base, count: policyTrainer.gradients.count)
+        let vg = UnsafeMutableBufferPointer(start: valueTrainer.gradients.base, count: valueTrainer.gradients.count)
+        var shards: [[Double]] = []
+        for (k, shard) in reducers.policy.localShards.enumerated() {
+            let part = reducers.policy.part(Array(rows.indices), shard: shard).map { rows[$0] }
+            let l = try part.isEmpty ? nil : accumulate(part, counts: counts, context: context())
+            shards.append(l?.scalars ?? [0, 0, 0, 0, 0, 0])
+            try reducers.policy.collect(pg, shard: k)
+            try reducers.value.collect(vg, shard: k)
+        }
+        try reducers.policy.finish(pg)
+        try reducers.value.finish(vg)
+        let l = PPOLossResult(scalars: try reducers.policy.sum(shards), vfCoef: config.vfCoef)
+        let ps = try policyTrainer.apply(loss: l.pgLoss, context: "\(context()) (policy)")
+        let vs = try valueTrainer.apply(loss: l.vfLoss, context: "\(context()) (value model)")
+        return (l, ps, vs)
+    }
+
+    /// Forward, loss and backward of `rows` into both models' gradients (no optimizer step).
+    private func accumulate(_ rows: [SampleRecord], counts: PPOCounts?, context: @autoclosure () -> String) throws -> PPOLossResult {
         let K = rows.count, T = width
         let batch = TokenBatch(rows: rows.map { $0.promptIDs + $0.responseIDs }, pad: pad, scoreFrom: rows.map { $0.promptIDs.count })
         let S = batch.seqLen
@@ -140,7 +174,7 @@ final class PPOStepper {
             }
         }
         let l = PPO.loss(newLogprobs: newLP, newValues: newV, oldLogprobs: oldLP, oldValues: oldV, advantages: adv,
-                         returns: ret, lengths: rows.map(\.responseIDs.count), width: T, config: config)
+                         returns: ret, lengths: rows.map(\.responseIDs.count), width: T, config: config, counts: counts)
         guard l.loss.isFinite else {
             throw CampaignError("\(context()): the loss is \(l.loss); the update was refused and nothing was written. Lower learning_rate")
         }
@@ -152,8 +186,6 @@ final class PPOStepper {
         }
         dp.withUnsafeBufferPointer { policy.backward(batch, outputGradient: $0, gradients: policyTrainer.gradients, workspace: policyWorkspace) }
         dv.withUnsafeBufferPointer { value.backward(batch, outputGradient: $0, gradients: valueTrainer.gradients, workspace: valueWorkspace) }
-        let ps = try policyTrainer.apply(loss: l.pgLoss, context: "\(context()) (policy)")
-        let vs = try valueTrainer.apply(loss: l.vfLoss, context: "\(context()) (value model)")
-        return (l, ps, vs)
+        return l
     }
 }

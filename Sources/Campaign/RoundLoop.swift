@@ -19,30 +19,36 @@ import Sampling
 import Training
 
 /// Times a round's phases, writes the current one into status.json and checks for stop requests.
+/// On several ranks every rank enters every phase (the stop check is a collective); only rank 0
+/// (`writes`) writes status.json.
 final class PhaseClock {
     let store: CampaignStore
     let round: Int
-    let stop: StopFlag
+    let stopRequested: () throws -> Bool
+    let writes: Bool
     private(set) var times: [(String, Double)] = []
 
-    init(store: CampaignStore, round: Int, stop: StopFlag) { self.store = store; self.round = round; self.stop = stop }
+    init(store: CampaignStore, round: Int, writes: Bool = true, stopRequested: @escaping () throws -> Bool) {
+        self.store = store; self.round = round; self.writes = writes; self.stopRequested = stopRequested
+    }
 
     /// The phase running now.
     private(set) var current = ""
 
     /// Enters a phase: throws `RoundInterrupted` on a stop request, else records it in status.json.
     func enter(_ name: String) throws -> Date {
-        if stop.isSet { throw RoundInterrupted() }
+        if try stopRequested() { throw RoundInterrupted() }
         current = name
-        store.writeStatus(round: round, phase: name)
+        if writes { store.writeStatus(round: round, phase: name) }
         return Date()
     }
 
     /// Progress of the running phase over `total` items (see PhaseProgress): into status.json, and a
     /// log line through `log`.
     func progress(total: Int, unit: String, log: @escaping (String) -> Void) -> PhaseProgress {
-        let (store, round, phase) = (store, round, current)
+        let (store, round, phase, writes) = (store, round, current, writes)
         return PhaseProgress(total: total, unit: unit) { snapshot, logged in
+            guard writes else { return }
             store.writeStatus(round: round, phase: phase, progress: snapshot)
             if logged { log("round \(round): \(phase) \(snapshot.line)") }
         }
@@ -71,7 +77,8 @@ struct TrainedRound {
     let labelMetrics: [(String, Double)]
     let trainMetrics: [(String, Double)]
     let rollout: BufferSummary
-    let directory: URL
+    /// The round's temporary directory (nil on ranks other than 0, which write nothing).
+    let directory: URL?
     /// A refresh campaign's reward model after this round (its labeller).
     let rewardModel: RewardModelState?
 }
@@ -79,18 +86,19 @@ struct TrainedRound {
 extension Campaign {
     /// Round r; nil when a stop request arrived before the commit (nothing of it is kept).
     func runRound(_ r: Int) throws -> CampaignOutcome? {
-        let clock = PhaseClock(store: store, round: r, stop: stop)
+        let clock = PhaseClock(store: store, round: r, writes: isWriter, stopRequested: stopAgreed)
         let algorithm = RoundAlgorithms.type(of: config.algorithm.type).init(campaign: self, algorithm: config.algorithm)
         do {
             if r == 0 { log("round 0: evaluating the starting policy") }
             let trained = r == 0 ? nil : try train(r, algorithm, clock)
             if trained == nil { ["time/sample_s", "time/label_s", "time/update_s"].forEach(clock.skip) }
             let policy = trained?.policy ?? initial
-            let evalMetrics = try clock.run("eval", "time/eval_s") {
-                try evaluator(r).evaluate(policy: policy, reference: trained?.reference ?? initial,
-                                          labeller: trained?.rewardModel.map { $0.labeller() as Labeller } ?? labeller,
-                                          useVerifier: config.labeller.evalVerifier || config.labeller.type == .verifier,
-                                          progress: clock.progress(total: 2 * eval.count, unit: "responses", log: log))
+            let evalMetrics = try clock.run("eval", "time/eval_s") { () -> [(String, Double)] in
+                guard isWriter else { return [] }  // only rank 0 records metrics
+                return try evaluator(r).evaluate(policy: policy, reference: trained?.reference ?? initial,
+                                                 labeller: trained?.rewardModel.map { $0.labeller() as Labeller } ?? labeller,
+                                                 useVerifier: config.labeller.evalVerifier || config.labeller.type == .verifier,
+                                                 progress: clock.progress(total: 2 * eval.count, unit: "responses", log: log))
             }
             return try commit(r, algorithm, trained, evalMetrics, clock)
         } catch is RoundInterrupted {
@@ -107,11 +115,15 @@ extension Campaign {
         let picked = PromptSet.select(count: config.prompts.perRound, cursor: prev.promptCursor, total: train.count, seed: config.seed)
         let sc = samplingConfig(round: r)
         log("round \(r): sampling \(picked.count) prompts × \(sc.n)")
+        let share = promptShare(picked.count)  // this rank's prompts (all of them on one process)
         let samples = try clock.run("sample", "time/sample_s") {
-            let progress = clock.progress(total: picked.count * sc.n, unit: "samples", log: log)
-            return try Sampler(model: config.sampling.policy == .initial ? initial : policy, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
-                .generate(picked.map { train[$0].ids }) { if case .finished = $0 { progress.advance() } }
-                .sorted { ($0.promptIndex, $0.sampleIndex) < ($1.promptIndex, $1.sampleIndex) }
+            let progress = clock.progress(total: share.count * sc.n, unit: "samples", log: log)
+            let sampler = config.sampling.policy == .initial ? initial : policy
+            return try gatherSamples(Sampler(model: sampler, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
+                .generate(picked[share].map { train[$0].ids }, firstPromptIndex: share.lowerBound) {
+                    if case .finished = $0 { progress.advance() }
+                }
+                .sorted { ($0.promptIndex, $0.sampleIndex) < ($1.promptIndex, $1.sampleIndex) })
         }
         let texts = samples.map { tokenizer?.decode($0.tokens, skipSpecialTokens: true) ?? "" }
         if let rm, refresh!.refreshes(round: r) {
@@ -126,8 +138,10 @@ extension Campaign {
         var judged: [JudgeCall] = [], judgeMetrics: [(String, Double)] = [], comparisons: [ComparisonRecord] = []
         let scores = try clock.run("label", "time/label_s") { () -> [Float] in
             guard let judge = roundLabeller as? HTTPJudge else {
-                return try label(r, samples, texts, picked, with: roundLabeller,
-                                 progress: clock.progress(total: picked.count, unit: "prompts", log: log))
+                let mine = samples.indices.filter { share.contains(samples[$0].promptIndex) }
+                let lo = mine.first ?? 0, hi = mine.last.map { $0 + 1 } ?? 0
+                return try gatherScores(label(r, Array(samples[lo..<hi]), Array(texts[lo..<hi]), picked, with: roundLabeller,
+                                              progress: clock.progress(total: share.count, unit: "prompts", log: log)))
             }
             if judge.config.mode == .pairwise {  // no scores: verdicts about pairs (PairwiseJudging.swift)
                 (comparisons, judgeMetrics) = try judgePairs(judge, r, samples, texts, picked)
@@ -137,8 +151,11 @@ extension Campaign {
             return judged.map { $0.score ?? .nan }
         }
         let refLogprobs = try clock.run("reference", "time/reference_s") {
-            try responseLogprobs(reference, prompts: samples.map { train[picked[$0.promptIndex]].ids }, responses: samples.map(\.tokens),
-                                 progress: clock.progress(total: samples.count, unit: "rows", log: log))
+            try gatherBatches(batchSize: 16) { owns in
+                try responseLogprobs(reference, prompts: samples.map { train[picked[$0.promptIndex]].ids },
+                                     responses: samples.map(\.tokens), batchSize: 16, owns: owns,
+                                     progress: clock.progress(total: samples.count, unit: "rows", log: log))
+            }
         }
         var records: [SampleRecord] = samples.enumerated().map { i, s in
             let prompt = train[picked[s.promptIndex]]
@@ -153,22 +170,30 @@ extension Campaign {
             if config.pairs.strategy == .judgePairwise { return try PairwiseOutcome(comparisons).rows }
             return try algorithm.buildRows(&records, round: r, previous: prev)
         }
-        let tmp = try store.beginRound(r)
+        let tmp = try isWriter ? store.beginRound(r) : nil
         var rollout = BufferSummary()
         try clock.run("buffer", "time/buffer_s") {
+            for rec in records { rollout.add(rec) }
+            for p in rows.pairs { rollout.add(p) }
+            guard let tmp else { return }
             let w = try BufferWriter(url: tmp.appendingPathComponent("rollouts.jsonl.zst"),
                                      header: BufferHeader(round: r, policySHA256: prev.policySHA256, configSHA256: sha256(configText)))
-            for rec in records { try w.append(rec); rollout.add(rec) }
+            for rec in records { try w.append(rec) }
             for c in comparisons { try w.append(c) }
-            for p in rows.pairs { try w.append(p); rollout.add(p) }
+            for p in rows.pairs { try w.append(p) }
             try w.finish(timings: Dictionary(uniqueKeysWithValues: clock.times))
         }
         log("round \(r): \(rows.summary)")
-        let trainMetrics = try clock.run("update", "time/update_s") {
+        let before = communicator.statistics
+        var trainMetrics = try clock.run("update", "time/update_s") {
             let progress = clock.progress(total: 0, unit: "steps", log: log)
             return try algorithm.update(policy: policy, optimizer: optimizer, samples: records, pairs: rows.pairs, round: r,
-                                        shouldStop: { done, total in progress.set(done: done, total: total); return stop.isSet })
+                                        shouldStop: { done, total in
+                                            progress.set(done: done, total: total)
+                                            return (try? self.stopAgreed()) ?? true
+                                        })
         }
+        trainMetrics += distributedMetrics(since: before, steps: trainMetrics.first { $0.0 == "train/steps" }?.1)
         return TrainedRound(policy: policy, optimizer: optimizer, reference: reference, previous: prev, prompts: picked.count,
                             rows: rows, labelMetrics: judgeMetrics, trainMetrics: trainMetrics, rollout: rollout, directory: tmp,
                             rewardModel: rm)
@@ -221,6 +246,8 @@ extension Campaign {
         let alarms = trained == nil ? [] : self.alarms(rv, evalMetrics)
         for a in alarms { log("round \(r): ALARM \(a)") }
         let t = try clock.enter("commit")
+        try barrier()  // every rank finished the round: rank 0 may commit it
+        guard isWriter else { return try commitOutcome(nil, round: r) }
         let tmp = try trained?.directory ?? store.beginRound(0)
         let optimizer = trained?.optimizer ?? AdamW(layout: initial.layout, config: adamwConfig)
         let sha = try saveCheckpoint(trained?.policy ?? initial, optimizer, into: tmp)
@@ -248,10 +275,9 @@ extension Campaign {
         metrics.append(("peak_rss_mib", .number(peakRSSMiB())))
         try finishCommit(r, tmp, state, metrics)
         log("round \(r): \(summary(metrics))")
-        if !alarms.isEmpty && config.alarms.action == .stop {
-            return .alarm(round: r, message: alarms.joined(separator: "; "))
-        }
-        return .finished(rounds: r)
+        let outcome: CampaignOutcome = !alarms.isEmpty && config.alarms.action == .stop
+            ? .alarm(round: r, message: alarms.joined(separator: "; ")) : .finished(rounds: r)
+        return try commitOutcome(outcome, round: r)
     }
 
     /// The known failure modes, from the round's buffer summary and its evaluation.

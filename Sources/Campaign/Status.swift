@@ -32,6 +32,7 @@ extension CampaignCommands {
         let algorithm = algorithmKind(store)
         let keys = ["eval/accuracy", "eval/reward_mean", "eval/kl_to_reference", "eval/length_mean", "eval/distinct_2", "loss"]
             + RoundAlgorithms.type(of: algorithm).statusColumns
+            + (rows.contains { $0["dist/ranks"] != nil } ? ["dist/ranks"] : [])  // rounds that ran on MPI ranks
         if json {
             let obj: [String: JSONValue] = [
                 "dir": .string(store.root.path), "committed_rounds": .number(Double(committed.count)),
@@ -57,7 +58,7 @@ extension CampaignCommands {
         } else {
             out += "stopped   (last phase: \(ph) of round \(rd))\n"
         }
-        let names = ["round"] + keys.map { $0.replacingOccurrences(of: "eval/", with: "").replacingOccurrences(of: "objective/", with: "") }
+        let names = ["round"] + keys.map { $0.replacingOccurrences(of: "eval/", with: "").replacingOccurrences(of: "objective/", with: "").replacingOccurrences(of: "dist/", with: "") }
         out += "\n" + table(names, rows.map { row in
             [row["round"]?.int.map(String.init) ?? "?"] + keys.map { k in row[k]?.double.map { fmt($0) } ?? "–" }
         })

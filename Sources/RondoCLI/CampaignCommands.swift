@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Campaign
+import Collective
 import Foundation
 
 /// Campaign progress: one log line per phase, with a timestamp, on standard error.
@@ -11,7 +12,15 @@ func campaignLog(_ line: String) {
     FileHandle.standardError.write(Data("[\(f.string(from: Date()))] \(line)\n".utf8))
 }
 
-func finish(_ outcome: CampaignOutcome) throws {
+/// This process's ranks (MPI's world under mpirun with an MPI build) and its log: rank 0 logs; the
+/// other ranks stay silent unless they fail (their error ends the job, see `Communicator.abort`).
+func campaignRanks() throws -> (Communicator, (String) -> Void) {
+    let c = try worldCommunicator()
+    return (c, c.rank == 0 ? campaignLog : { _ in })
+}
+
+func finish(_ outcome: CampaignOutcome, rank: Int = 0) throws {
+    guard rank == 0 else { return }
     switch outcome {
     case .finished(let n): campaignLog("done: \(n) rounds committed")
     case .stopped(let n) where n < 0: campaignLog("stopped before round 0 was committed; `rondo resume` starts it again")
@@ -65,8 +74,9 @@ struct Start: ParsableCommand {
     func run() throws {
         let url = URL(fileURLWithPath: config)
         let d = dir ?? "runs/" + url.deletingPathExtension().lastPathComponent
+        let (c, log) = try campaignRanks()
         try finish(CampaignCommands.start(config: url, dir: URL(fileURLWithPath: d), rounds: rounds,
-                                          options: CampaignRunOptions(threads: threads), log: campaignLog))
+                                          options: CampaignRunOptions(threads: threads), communicator: c, log: log), rank: c.rank)
     }
 }
 
@@ -94,8 +104,9 @@ struct Resume: ParsableCommand {
     }
 
     func run() throws {
+        let (c, log) = try campaignRanks()
         try finish(CampaignCommands.resume(dir: URL(fileURLWithPath: dir), fromRound: fromRound, rounds: rounds,
-                                           options: runOptions.options, log: campaignLog))
+                                           options: runOptions.options, communicator: c, log: log), rank: c.rank)
     }
 }
 
@@ -135,18 +146,23 @@ struct Replay: ParsableCommand {
     var config: String?
     @Option(help: "Directory for the replayed checkpoint and metrics.")
     var out: String?
+    @Option(help: "Ranks the round ran on (default: its metrics' dist/ranks, else 1). On one process, N ranks are emulated: each rank's gradient shard in turn, summed in rank order.")
+    var ranks: Int?
     @OptionGroup var runOptions: CampaignRunArguments
 
     func validate() throws {
+        if let ranks, ranks < 1 { throw ValidationError("--ranks must be ≥ 1 (got \(ranks))") }
         if config != nil && out == nil { throw ValidationError("--config needs --out for the counterfactual checkpoint") }
         if round < 1 { throw ValidationError("--round must be ≥ 1 (got \(round)); round 0 has no update to replay") }
     }
 
     func run() throws {
+        let (c, log) = try campaignRanks()
         let (report, same) = try CampaignCommands.replay(dir: URL(fileURLWithPath: dir), round: round,
                                                          override: config.map { URL(fileURLWithPath: $0) },
                                                          out: out.map { URL(fileURLWithPath: $0) }, options: runOptions.options,
-                                                         log: campaignLog)
+                                                         ranks: ranks, communicator: c, log: log)
+        guard c.rank == 0 else { return }
         print(report, terminator: "")
         if config == nil && !same { throw ExitCode.failure }
     }

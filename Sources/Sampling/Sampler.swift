@@ -101,7 +101,10 @@ public final class Sampler {
     public var weightMatrices: UnsafeBufferPointer<Float> { weights.matrices }
 
     /// Generates `config.n` samples for every prompt; returns them ordered by (prompt, sample).
-    public func generate(_ prompts: [[Int32]], observer: (SamplerEvent) -> Void = { _ in }) throws -> [Sample] {
+    /// `firstPromptIndex` numbers the prompts from there (their `promptIndex` and random streams), so
+    /// a share of a longer prompt list, e.g. one rank's, samples exactly what the whole list would.
+    public func generate(_ prompts: [[Int32]], firstPromptIndex: Int = 0,
+                         observer: (SamplerEvent) -> Void = { _ in }) throws -> [Sample] {
         let cfg = config, V = model.config.vocabSize, n = cfg.n
         let positions = max(1, model.config.maxPositionEmbeddings)
         for (i, p) in prompts.enumerated() {
@@ -172,11 +175,11 @@ public final class Sampler {
                 }
                 if let reason {
                     let r = rows[s]!
-                    results[r.prompt * n + r.sample] = Sample(promptIndex: r.prompt, sampleIndex: r.sample,
+                    results[r.prompt * n + r.sample] = Sample(promptIndex: firstPromptIndex + r.prompt, sampleIndex: r.sample,
                                                               tokens: r.tokens, logprobs: r.logprobs,
                                                               finishReason: reason)
                     rows[s] = nil
-                    observer(.finished(promptIndex: r.prompt, sampleIndex: r.sample, tokens: r.tokens.count))
+                    observer(.finished(promptIndex: firstPromptIndex + r.prompt, sampleIndex: r.sample, tokens: r.tokens.count))
                 }
             }
         }
@@ -187,7 +190,7 @@ public final class Sampler {
             for s in 0..<slots where rows[s] == nil && next < total {
                 let p = next / n, j = next % n
                 rows[s] = Row(prompt: p, sample: j,
-                              rng: Philox(seed: cfg.seed, stream: UInt64(p) << 20 | UInt64(j)),
+                              rng: Philox(seed: cfg.seed, stream: UInt64(firstPromptIndex + p) << 20 | UInt64(j)),
                               stops: StopStringMatcher(cfg.stopStrings), capacity: cfg.maxNewTokens)
                 newSlots.append(s)
                 next += 1

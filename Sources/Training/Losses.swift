@@ -254,7 +254,8 @@ public enum DPOLoss {
     /// the reference's summed log-probs per row; the loss and gradient are divided by `pairsInStep`
     /// (default: this batch's pairs). Also accumulates TRL's metrics into `metrics`.
     public static func compute(policyOutput: UnsafeBufferPointer<Float>, batch: TokenBatch, referenceLogps: [Double],
-                               config: DPOLossConfig, pairsInStep: Int? = nil, metrics: inout DPOMetrics) -> LossResult {
+                               config: DPOLossConfig, pairsInStep: Int? = nil, nllTokens: Int? = nil,
+                               countsNLLTerm: Bool = true, metrics: inout DPOMetrics) -> LossResult {
         require(batch.batch % 2 == 0 && referenceLogps.count == batch.batch, "DPO batches hold chosen rows then rejected rows")
         let K = batch.batch / 2
         let n = Double(pairsInStep ?? K)
@@ -272,7 +273,8 @@ public enum DPOLoss {
         }
         var result = LossResult(loss: Float(loss / n), outputGradient: outputGradient(batch: batch, rowGradients: rowGrad))
         if config.rpoAlpha > 0 && result.loss.isFinite {
-            metrics.addNLL(addChosenNLL(&result, output: policyOutput, batch: batch, alpha: config.rpoAlpha))
+            metrics.addNLL(addChosenNLL(&result, output: policyOutput, batch: batch, alpha: config.rpoAlpha, tokens: nllTokens),
+                           terms: countsNLLTerm ? 1 : 0)
         }
         return result
     }
@@ -280,10 +282,14 @@ public enum DPOLoss {
     /// TRL's RPO term: alpha × the mean negative log-likelihood of the chosen completions' tokens
     /// (rows 0..<K of the batch), added to the loss and its gradient. Returns the NLL. DPO alone
     /// tends to lower the chosen completions' likelihood too; this keeps it up.
-    static func addChosenNLL(_ l: inout LossResult, output: UnsafeBufferPointer<Float>, batch b: TokenBatch, alpha: Double) -> Double {
+    /// `tokens` overrides the normaliser: a data-parallel shard of a micro-batch passes the whole
+    /// micro-batch's chosen tokens, so the shards' terms sum to the micro-batch's.
+    static func addChosenNLL(_ l: inout LossResult, output: UnsafeBufferPointer<Float>, batch b: TokenBatch, alpha: Double,
+                             tokens: Int? = nil) -> Double {
         let K = b.batch / 2, T = b.seqLen
         var count = 0
         for k in 0..<K { count += max(0, b.lengths[k] - max(1, b.scoreFrom[k])) }
+        if let tokens, count > 0 { count = tokens }
         guard count > 0 else { return 0 }
         var sum = 0.0
         let g = Float(-alpha / Double(count))
@@ -320,7 +326,19 @@ public struct DPOMetrics: Sendable {
     }
 
     /// Adds one batch's RPO negative log-likelihood.
-    public mutating func addNLL(_ x: Double) { nll += x; nllTerms += 1 }
+    public mutating func addNLL(_ x: Double, terms: Int = 1) { nll += x; nllTerms += terms }
+
+    /// The sums behind `values` (for adding data-parallel shards' metrics in shard order).
+    public var sums: [Double] {
+        [Double(pairs), loss, chosen, rejected, Double(correct), margin, logpsChosen, logpsRejected, nll, Double(nllTerms)]
+    }
+
+    /// Metrics from `sums` (e.g. the shards' sums added).
+    public init(sums s: [Double]) {
+        require(s.count == 10, "DPOMetrics sums hold 10 values")
+        pairs = Int(s[0]); loss = s[1]; chosen = s[2]; rejected = s[3]; correct = Int(s[4]); margin = s[5]
+        logpsChosen = s[6]; logpsRejected = s[7]; nll = s[8]; nllTerms = Int(s[9])
+    }
 
     /// `loss` (the DPO part) and the reward metrics, named as TRL logs them, in a fixed order; with
     /// RPO also `nll_loss`, the mean over batches.

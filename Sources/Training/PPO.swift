@@ -100,6 +100,30 @@ public struct PPOLossResult: Sendable {
     public var dNewValues: [Float]
 }
 
+extension PPOLossResult {
+    /// pg loss, vf loss, pg clipfrac, vf clipfrac, approx KL, ratio mean: what data-parallel shards add.
+    public var scalars: [Double] { [pgLoss, vfLoss, pgClipfrac, vfClipfrac, approxKL, ratioMean] }
+
+    /// A minibatch's result from its shards' summed `scalars` (no per-position arrays).
+    public init(scalars s: [Double], vfCoef: Double) {
+        require(s.count == 6, "PPOLossResult scalars hold 6 values")
+        self.init(pgLoss: s[0], vfLoss: s[1], loss: s[0] + vfCoef * s[1], pgClipfrac: s[2], vfClipfrac: s[3], approxKL: s[4],
+                  ratioMean: s[5], ratio: [], pgLosses: [], pgLosses2: [], vpred: [], vpredClipped: [], vfLosses1: [],
+                  vfLosses2: [], dNewLogprobs: [], dNewValues: [])
+    }
+}
+
+/// The normalisers of a minibatch's PPO loss.
+public struct PPOCounts: Sendable {
+    /// Response tokens (the policy loss), value positions (min(n + 1, T) per row), all B·T positions.
+    public var tokens: Double, valuePositions: Double, positions: Double
+    public init(lengths: [Int], width: Int) {
+        tokens = Double(lengths.reduce(0, +))
+        valuePositions = Double(lengths.reduce(0) { $0 + min($1 + 1, width) })
+        positions = Double(lengths.count * width)
+    }
+}
+
 /// TRL's PPO rollout post-processing and clipped losses.
 public enum PPO {
     /// TRL's masks [B·T] (true = masked): `padding` is t ≥ n_b, `paddingP1` is t ≥ n_b + 1.
@@ -175,13 +199,17 @@ public enum PPO {
     /// position t = n_b. oldValues are the masked values from `advantages` (PPOAdvantages.values),
     /// `advantages` the whitened ones. Gradients follow torch: max splits ties 0.5/0.5, clamp passes
     /// the gradient when min ≤ x ≤ max.
+    /// `counts`: the normalisers of the whole minibatch when these rows are one data-parallel shard of
+    /// it (the shards' losses, gradients and metrics then sum to the minibatch's); default these rows'.
     public static func loss(newLogprobs: [Float], newValues: [Float], oldLogprobs: [Float], oldValues: [Float],
-                            advantages: [Float], returns: [Float], lengths: [Int], width: Int, config: PPOConfig) -> PPOLossResult {
+                            advantages: [Float], returns: [Float], lengths: [Int], width: Int, config: PPOConfig,
+                            counts: PPOCounts? = nil) -> PPOLossResult {
         let N = lengths.count * width
         require([newLogprobs, newValues, oldLogprobs, oldValues, advantages, returns].allSatisfy { $0.count == N },
                 "PPO.loss: arrays must be [B·T] = \(N)")
         let (padding, paddingP1) = masks(lengths: lengths, width: width)
-        let pgCount = Double(lengths.reduce(0, +)), vfCount = Double(lengths.reduce(0) { $0 + min($1 + 1, width) })
+        let whole = counts ?? PPOCounts(lengths: lengths, width: width)
+        let pgCount = whole.tokens, vfCount = whole.valuePositions
         let lo = Float(1 - config.cliprange), hi = Float(1 + config.cliprange), cv = Float(config.cliprangeValue)
         var out = PPOLossResult(pgLoss: 0, vfLoss: 0, loss: 0, pgClipfrac: 0, vfClipfrac: 0, approxKL: 0, ratioMean: 0,
                                 ratio: [], pgLosses: [], pgLosses2: [], vpred: [], vpredClipped: [], vfLosses1: [], vfLosses2: [],
@@ -223,8 +251,8 @@ public enum PPO {
         out.loss = out.pgLoss + config.vfCoef * out.vfLoss
         out.pgClipfrac = Double(pgClipped) / pgCount
         out.vfClipfrac = Double(vfClipped) / vfCount
-        out.approxKL = 0.5 * klSum / Double(N)   // TRL averages over all positions, padding included
-        out.ratioMean = ratioSum / Double(N)
+        out.approxKL = 0.5 * klSum / whole.positions   // TRL averages over all positions, padding included
+        out.ratioMean = ratioSum / whole.positions
         return out
     }
 

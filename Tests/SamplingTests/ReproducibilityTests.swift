@@ -67,6 +67,27 @@ extension SamplingTests {
             #expect(other.map(\.tokens) != reference.map(\.tokens), "\(name): another seed gives other samples")
         }
 
+        /// What data-parallel campaigns rely on: the ranks' contiguous blocks of a prompt list, each
+        /// numbered from its first prompt's index (`firstPromptIndex`), concatenated, are the whole
+        /// list's samples bit for bit — whichever rank (block) drew them.
+        @Test func blocksOfThePromptListSampleWhatTheWholeListDoes() throws {
+            let model = Models.policy
+            let prompts = randomPrompts(7, lengths: 1...24, vocab: model.config.vocabSize, stream: 3)
+            var c = config(model)
+            let whole = try sample(model, prompts, c, batch: 64, threads: 2)
+            for blocks in [[0..<3, 3..<7], [0..<2, 2..<4, 4..<7], [0..<7]] {
+                c.batchSize = 5
+                let parts = try blocks.flatMap { b in
+                    try withThreads(1) { try Sampler(model: model, config: c).generate(Array(prompts[b]), firstPromptIndex: b.lowerBound) }
+                }
+                expectSame(parts, whole, "blocks \(blocks)")
+                #expect(parts.map(\.promptIndex) == whole.map(\.promptIndex))
+            }
+            // Without the offset, a later block would draw the first prompts' streams: other samples.
+            let unnumbered = try Sampler(model: model, config: c).generate(Array(prompts[3..<7]))
+            #expect(unnumbered.map(\.tokens) != Array(whole[(3 * c.n)...]).map(\.tokens))
+        }
+
         /// A sampler decodes a snapshot of the parameters taken when it was created: changing the
         /// model afterwards changes nothing, also when a bigger call makes it build a new decoder.
         @Test func aSamplerKeepsTheParametersItWasMadeWith() throws {

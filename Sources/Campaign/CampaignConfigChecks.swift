@@ -61,6 +61,7 @@ extension CampaignConfig {
         if algorithm.optimizer.schedule != .constant {
             throw bad("algorithm.schedule", "must be 'constant' (after warmup_steps over the campaign's first updates); found '\(algorithm.optimizer.schedule.rawValue)'")
         }
+        try validatePolicy(bad)
         try RoundAlgorithms.type(of: algorithm.type).validate(self, bad)
         if let r = rounds, r < 1 { throw bad("rounds", "must be ≥ 1 or 'unlimited'") }
         if threads < 1 { throw bad("threads", "must be ≥ 1") }

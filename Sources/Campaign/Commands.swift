@@ -117,7 +117,7 @@ public enum CampaignCommands {
         let metrics = try rows.metrics + algo.update(policy: policy, optimizer: optimizer, samples: samples, pairs: pairs, round: n,
                                                      shouldStop: { false })
         var unused = prev
-        let files = ["policy/model.safetensors", AdamW.fileName] + (try algo.saveState(into: target, state: &unused))
+        let files = [campaign.checkpointWeights, AdamW.fileName] + (try algo.saveState(into: target, state: &unused))
         try campaign.saveCheckpoint(policy, optimizer, into: target)
         if override != nil || out != nil {
             try AtomicFile.write(Data(metricsLine([("round", .number(Double(n)))] + metrics.map { ($0.0, json($0.1)) }).utf8),
@@ -126,7 +126,7 @@ public enum CampaignCommands {
         var same = rows.matchesBuffer
         for f in files {
             let url = store.roundURL(n).appendingPathComponent(f)
-            guard FileManager.default.fileExists(atPath: url.path) || f == "policy/model.safetensors" else {
+            guard FileManager.default.fileExists(atPath: url.path) || f == campaign.checkpointWeights else {
                 report += "\(f)\n  not compared: pruned from round \(n) by `retention`\n"
                 continue
             }

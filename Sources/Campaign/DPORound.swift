@@ -41,10 +41,10 @@ final class DPORound: RoundAlgorithm {
         ReplayRows(report: "", matchesBuffer: true)
     }
 
-    func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
+    func update(policy: PolicyModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
                 shouldStop: () -> Bool) throws -> [(String, Double)] {
         let (examples, refSums) = try Self.examples(samples: samples, pairs: pairs)
-        return try Self.run(model: policy, optimizer: optimizer, examples: examples, referenceSums: refSums, algorithm: algorithm,
+        return try Self.run(model: policy.model, adapter: policy.adapter, optimizer: optimizer, examples: examples, referenceSums: refSums, algorithm: algorithm,
                             seed: seed, round: r, shouldStop: shouldStop)
     }
 
@@ -66,16 +66,17 @@ final class DPORound: RoundAlgorithm {
     }
 
     /// Runs `algorithm.epochs` passes of DPO over the examples; returns TRL-named metrics (means over
-    /// the round's pairs and steps).
-    static func run(model: LlamaModel, optimizer: AdamW, examples: [PreferenceExample], referenceSums: [(Double, Double)],
+    /// the round's pairs and steps). With `adapter`, `model` is the frozen base and only the adapter trains.
+    static func run(model: LlamaModel, adapter: LoRAAdapter? = nil, optimizer: AdamW, examples: [PreferenceExample], referenceSums: [(Double, Double)],
                     algorithm a: AlgorithmSection, seed: UInt64, round: Int, shouldStop: () -> Bool) throws -> [(String, Double)] {
         guard !examples.isEmpty else { return [("train/pairs", 0), ("train/steps", 0)] }
         let plan = roundPlan(examples: examples.count, algorithm: a, seed: CampaignConfig.roundSeed(seed, round))
         let loss = a.dpo
-        let trainer = Trainer(model: model, optimizer: optimizer, schedule: roundSchedule(a), maxGradNorm: a.optimizer.maxGradNorm)
+        let trainer = Trainer(model: model, adapter: adapter, optimizer: optimizer, schedule: roundSchedule(a), maxGradNorm: a.optimizer.maxGradNorm)
         let bs = max(1, min(a.batchSize, examples.count))
         let maxLen = examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }.max()!
         let ws = LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)
+        let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
         let pad = model.config.batchPadID
         var metrics = DPOMetrics()
         var gradNorm = 0.0, lr = 0.0
@@ -85,13 +86,13 @@ final class DPORound: RoundAlgorithm {
             let stats = try trainer.step(microBatches: micro.count, context: "round \(round), update step \(s + 1)") { i in
                 let idx = micro[i]
                 let b = DPOJob.batch(idx.map { examples[$0] }, pad: pad)
-                let out = try model.forward(b, workspace: ws)
+                let out = try model.forward(b, workspace: ws, lora: lora)
                 let refRows = idx.map { referenceSums[$0].0 } + idx.map { referenceSums[$0].1 }
                 let l = DPOLoss.compute(policyOutput: out, batch: b, referenceLogps: refRows, config: loss,
                                         pairsInStep: pairsInStep, metrics: &metrics)
                 guard l.loss.isFinite else { return l.loss }
                 l.outputGradient.withUnsafeBufferPointer {
-                    model.backward(b, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
+                    trainer.backward(b, outputGradient: $0, workspace: ws, lora: lora)
                 }
                 return l.loss
             }

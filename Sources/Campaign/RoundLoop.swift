@@ -59,9 +59,9 @@ final class PhaseClock {
 
 /// What the training phases of a round (1 and later) leave for evaluation and the commit.
 struct TrainedRound {
-    let policy: LlamaModel
+    let policy: PolicyModel
     let optimizer: AdamW
-    let reference: LlamaModel
+    let reference: PolicyModel
     let previous: RoundState
     let prompts: Int
     let rows: RoundRows
@@ -81,9 +81,9 @@ extension Campaign {
             if r == 0 { log("round 0: evaluating the starting policy") }
             let trained = r == 0 ? nil : try train(r, algorithm, clock)
             if trained == nil { ["time/sample_s", "time/label_s", "time/update_s"].forEach(clock.skip) }
-            let policy = trained?.policy ?? initial
+            let policy = trained?.policy ?? initialPolicy
             let evalMetrics = try clock.run("eval", "time/eval_s") {
-                try evaluator(r).evaluate(policy: policy, reference: trained?.reference ?? initial, labeller: labeller,
+                try evaluator(r).evaluate(policy: policy, reference: trained?.reference ?? startingReference, labeller: labeller,
                                           useVerifier: config.labeller.evalVerifier || config.labeller.type == .verifier)
             }
             return try commit(r, algorithm, trained, evalMetrics, clock)
@@ -96,13 +96,14 @@ extension Campaign {
     func train(_ r: Int, _ algorithm: any RoundAlgorithm, _ clock: PhaseClock) throws -> TrainedRound {
         let (policy, optimizer, prev) = try loadRound(r - 1)
         try algorithm.loadState(round: r - 1, state: prev)
-        let reference = config.reference == .initial ? initial : LlamaModel(config: policy.config, parameters: policy.parameters.clone())
+        let reference = reference(for: policy)
         let picked = PromptSet.select(count: config.prompts.perRound, cursor: prev.promptCursor, total: train.count, seed: config.seed)
         let sc = samplingConfig(round: r)
         log("round \(r): sampling \(picked.count) prompts × \(sc.n)")
         let samples = try clock.run("sample", "time/sample_s") {
             let progress = clock.progress(total: picked.count * sc.n, unit: "samples", log: log)
-            return try Sampler(model: policy, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
+            // A LoRA policy: the sampler merges W + s·B·A into its own copy, freed after sampling.
+            return try Sampler(model: policy.model, adapter: policy.adapter, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
                 .generate(picked.map { train[$0].ids }) { if case .finished = $0 { progress.advance() } }
                 .sorted { ($0.promptIndex, $0.sampleIndex) < ($1.promptIndex, $1.sampleIndex) }
         }
@@ -116,7 +117,7 @@ extension Campaign {
             return judged.map { $0.score ?? .nan }
         }
         let refLogprobs = try clock.run("reference", "time/reference_s") {
-            try responseLogprobs(reference, prompts: samples.map { train[picked[$0.promptIndex]].ids }, responses: samples.map(\.tokens),
+            try responseLogprobs(reference.model, adapter: reference.adapter, prompts: samples.map { train[picked[$0.promptIndex]].ids }, responses: samples.map(\.tokens),
                                  progress: clock.progress(total: samples.count, unit: "rows", log: log))
         }
         var records: [SampleRecord] = samples.enumerated().map { i, s in
@@ -186,11 +187,11 @@ extension Campaign {
         for a in alarms { log("round \(r): ALARM \(a)") }
         let t = try clock.enter("commit")
         let tmp = try trained?.directory ?? store.beginRound(0)
-        let optimizer = trained?.optimizer ?? AdamW(layout: initial.layout, config: adamwConfig)
-        let sha = try saveCheckpoint(trained?.policy ?? initial, optimizer, into: tmp)
+        let optimizer = trained?.optimizer ?? AdamW(layout: initialPolicy.trainableLayout, config: adamwConfig)
+        let sha = try saveCheckpoint(trained?.policy ?? initialPolicy, optimizer, into: tmp)
         var state = RoundState(round: r, promptCursor: trained.map { $0.previous.promptCursor + $0.prompts } ?? 0,
                                optimizerStep: optimizer.step, reference: config.reference.rawValue, policySHA256: sha,
-                               klCoef: trained?.previous.klCoef)
+                               klCoef: trained?.previous.klCoef, base: basePin?.path, baseSHA256: basePin?.sha256)
         if trained == nil { try algorithm.saveInitialState(into: tmp, state: &state) } else { _ = try algorithm.saveState(into: tmp, state: &state) }
         var metrics: [(String, JSONValue)] = [("round", .number(Double(r)))]
         metrics += evalMetrics.map { ($0.0, json($0.1)) }

@@ -73,7 +73,11 @@ public final class DecodeWeights: @unchecked Sendable {
 
     /// Copies `model`'s parameters (M model: 135 MB in about 0.05 s on 2 cores, plus the first
     /// touch of the memory, up to 0.25 s more on this VM).
-    public init(model: LlamaModel) {
+    ///
+    /// With `adapter`, the tiled matrices hold W + s·B·A (merged one projection group at a time
+    /// while copying, `LoRAMergedGroups`): the decoder runs the adapted model at the base's cost and
+    /// no second full copy of the weights is made.
+    public init(model: LlamaModel, adapter: LoRAAdapter? = nil) {
         self.model = model
         let c = model.config, layout = model.layout, w = ConstFloatPtr(model.parameters.base)
         let C = c.hiddenSize, A = c.attentionWidth, F = c.intermediateSize, L = c.numLayers
@@ -98,10 +102,20 @@ public final class DecodeWeights: @unchecked Sendable {
         }
         embed = copies[0]; inputNorm = Array(copies[1...L]); postNorm = Array(copies[(L + 1)...(2 * L)])
         finalNorm = copies[2 * L + 1]
-        let tiled = zip(shapes, memory.blocks).map { shape, base in
-            let m = TiledMatrix(base: base, rows: shape.0, cols: shape.1)
-            m.fill(from: w + shape.2)
-            return m
+        let tiled = zip(shapes, memory.blocks).map { shape, base in TiledMatrix(base: base, rows: shape.0, cols: shape.1) }
+        if let adapter {
+            let merged = LoRAMergedGroups(adapter: adapter, parameters: model.parameters)
+            for l in 0..<L {
+                tiled[l].fill(from: merged.weights(layer: l, group: .qkv))
+                tiled[L + l].fill(from: merged.weights(layer: l, group: .o))
+                let gateUp = merged.weights(layer: l, group: .gateUp)
+                tiled[2 * L + l].fill(from: gateUp)
+                tiled[3 * L + l].fill(from: gateUp + F * C)
+                tiled[4 * L + l].fill(from: merged.weights(layer: l, group: .down))
+            }
+            tiled[5 * L].fill(from: w + shapes[5 * L].2)
+        } else {
+            for (m, shape) in zip(tiled, shapes) { m.fill(from: w + shape.2) }
         }
         self.matrices = UnsafeBufferPointer(start: memory.blocks[0], count: memory.blocks[shapes.count] - memory.blocks[0])
         qkv = Array(tiled[0..<L]); o = Array(tiled[L..<2 * L])

@@ -71,7 +71,7 @@ final class GRPORound: GroupRound {
         let masked = grpo.maskTruncatedCompletions ? truncated : nil
         let tokens = samples.indices.reduce(0) { $0 + (masked?[$1] ?? false ? 0 : samples[$1].responseIDs.count) }
         let scaling = PolicyLossScaling(numItemsInBatch: tokens, stepsPerGeneration: u.plan(samples: samples.count, round: r).stepsPerEpoch)
-        return try u.run(policy: policy.model, optimizer: optimizer, samples: samples, round: r, shouldStop: shouldStop) { rows, idx, batch, logps, entropies in
+        return try u.run(policy: policy, optimizer: optimizer, samples: samples, round: r, shouldStop: shouldStop) { rows, idx, batch, logps, entropies in
             let lb = PolicyLossBatch(width: T, logps: logps, mask: batch.mask(masked: masked.map { mk in idx.map { mk[$0] } }),
                                      oldLogps: batch.grid(rows: rows.map(\.logprobs)),
                                      refLogps: grpo.beta == 0 ? nil : batch.grid(rows: rows.map { $0.refLogprobs! }),

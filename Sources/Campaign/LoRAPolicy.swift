@@ -4,7 +4,7 @@
 // previous_round`, the base with a copy of the previous round's adapter) and the sampler (which
 // merges W + s·B·A into its own tiled copy). Round checkpoints hold the adapter (policy/, PEFT
 // files) and its AdamW state only; the base is pinned by path and SHA-256 in state.json and in
-// every round_state.json. LoRA policies run DPO rounds; PPO, GRPO and RLOO refuse them for now.
+// every round_state.json. DPO, GRPO and RLOO train the adapter; PPO refuses a LoRA policy for now.
 
 import Foundation
 import Model
@@ -99,8 +99,8 @@ extension CampaignConfig {
             throw bad("policy", "gives both 'lora' (start a new adapter) and 'adapter' (continue one); keep one of them")
         }
         _ = try lora?.loraConfig(bad)
-        if algorithm.type != .dpo {
-            throw bad("algorithm.type", "is \(algorithm.type.rawValue), but the policy is a LoRA adapter; LoRA campaigns run DPO rounds for now (PPO, GRPO and RLOO with an adapter are not implemented: see docs/lora.md), use a full model as 'policy' or 'type: dpo'")
+        if algorithm.type == .ppo {
+            throw bad("algorithm.type", "is ppo, but the policy is a LoRA adapter; PPO with a LoRA policy is not implemented (its value model would need a decision: see docs/lora.md); use dpo, grpo or rloo, or a full model as 'policy'")
         }
     }
 }

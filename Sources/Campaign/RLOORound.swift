@@ -75,7 +75,7 @@ final class RLOORound: GroupRound {
         }
         let u = PolicyGradientUpdate(algorithm: algorithm, passes: rloo.numIterations, temperature: rloo.temperature, width: T,
                                      seed: seed, name: "RLOO")
-        return try u.run(policy: policy.model, optimizer: optimizer, samples: samples, round: r, shouldStop: shouldStop) { rows, _, batch, logps, entropies in
+        return try u.run(policy: policy, optimizer: optimizer, samples: samples, round: r, shouldStop: shouldStop) { rows, _, batch, logps, entropies in
             let lb = PolicyLossBatch(width: T, logps: logps, mask: batch.mask(masked: rows.map { !counted($0) }),
                                      advantages: rows.map { $0.advantages!.first ?? 0 }, entropies: entropies)
             let old = batch.grid(rows: rows.map(\.logprobs))

@@ -65,7 +65,7 @@ protocol RoundAlgorithm: AnyObject {
     /// The update, online and in replay alike: reads only the buffer's records and pairs, the previous
     /// round's weights and optimizer state and the config. `shouldStop` is asked between optimizer
     /// steps; when it answers true the update throws `RoundInterrupted`. A LoRA `policy` (base +
-    /// adapter) trains its adapter only; only DPO accepts one (CampaignConfig.validatePolicy).
+    /// adapter) trains its adapter only; PPO refuses one (CampaignConfig.validatePolicy).
     func update(policy: PolicyModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
                 shouldStop: () -> Bool) throws -> [(String, Double)]
     /// Writes the extra state after the update into `dir`, records it in `state`; returns the files

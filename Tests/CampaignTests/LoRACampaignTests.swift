@@ -12,10 +12,10 @@ import Testing
 import TestSupport
 
 /// `smallConfig` with `policy: {base: BASE, lora: {…}}` (or `policy_value` given whole).
-func loraConfig(_ dir: URL, base: URL? = nil, rounds: Int, policyValue: String? = nil, extra: String = "") throws -> URL {
+func loraConfig(_ dir: URL, base: URL? = nil, rounds: Int, policyValue: String? = nil, extra: String = "",
+                algorithm: String = "{beta: 0.1, epochs: 1, batch_size: 8, learning_rate: 2.0e-3}") throws -> URL {
     let starter = repo.appendingPathComponent("policies/starter").path
-    let url = try smallConfig(dir, rounds: rounds, extra: extra,
-                              algorithm: "{beta: 0.1, epochs: 1, batch_size: 8, learning_rate: 2.0e-3}")
+    let url = try smallConfig(dir, rounds: rounds, extra: extra, algorithm: algorithm)
     let policy = policyValue ?? "{base: \((base?.path ?? starter)), lora: {r: 4, alpha: 8, target_modules: all-linear}}"
     let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "policy: \(starter)", with: "policy: \(policy)")
     try text.write(to: url, atomically: true, encoding: .utf8)
@@ -117,6 +117,24 @@ extension CampaignRunTests {
                         && r.stderr.contains("--allow-changed-inputs"), "\(args[0]): \(r.stderr)")
             }
             #expect(try committed(run) == [0, 1])
+        }
+    }
+
+    /// A LoRA policy is a policy, not an algorithm: GRPO trains the adapter the same way (reference
+    /// log-probs from the base with the adapter off, KL term on) and its rounds replay bit for bit.
+    @Test func loraGRPOCampaignReplays() throws {
+        try withTemporaryDirectory { dir in
+            let run = dir.appendingPathComponent("run")
+            let config = try loraConfig(dir, rounds: 2, algorithm: "{type: grpo, batch_size: 16, learning_rate: 2.0e-3, grpo: {beta: 0.04, num_iterations: 2}}")
+            let start = try runRondo(["start", config.path, "--dir", run.path])
+            #expect(start.status == 0, "\(start.stderr)")
+            #expect(try committed(run) == [0, 1, 2])
+            let shas = try (0...2).map { try sha256(of: run.appendingPathComponent("rounds/00000\($0)/policy/adapter_model.safetensors")) }
+            #expect(Set(shas).count == 3)
+            for r in 1...2 {
+                let replay = try runRondo(["replay", run.path, "--round", "\(r)"])
+                #expect(replay.status == 0 && replay.stdout.contains("identical"), "round \(r): \(replay.stdout) \(replay.stderr)")
+            }
         }
     }
 

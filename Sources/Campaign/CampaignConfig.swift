@@ -247,7 +247,8 @@ extension CampaignConfig {
     public init(from decoder: Decoder) throws {
         try rejectUnknownKeys(decoder, CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        try decodePolicy(c)
+        let p = try Self.decodePolicy(c)
+        policy = p.base; lora = p.lora; adapter = p.adapter
         reference = try c.value(.reference, .initial)
         prompts = try c.decode(PromptsConfig.self, forKey: .prompts)
         sampling = try c.value(.sampling, SamplingSection())

@@ -78,10 +78,9 @@ extension CampaignConfig {
     public var isLoRA: Bool { lora != nil || adapter != nil }
 
     /// Decodes `policy:`: a directory (a full model), or {base, lora | adapter}.
-    mutating func decodePolicy(_ c: KeyedDecodingContainer<CodingKeys>) throws {
-        if let dir = try? c.decode(String.self, forKey: .policy) { policy = dir; return }
-        let m = try c.decode(PolicyMapping.self, forKey: .policy)
-        policy = m.base; lora = m.lora; adapter = m.adapter
+    static func decodePolicy(_ c: KeyedDecodingContainer<CodingKeys>) throws -> PolicyMapping {
+        if let dir = try? c.decode(String.self, forKey: .policy) { return PolicyMapping(base: dir, lora: nil, adapter: nil) }
+        return try c.decode(PolicyMapping.self, forKey: .policy)
     }
 
     func encodePolicy(_ c: inout KeyedEncodingContainer<CodingKeys>) throws {

@@ -12,6 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 rondo=${RONDO:-$here/.build/release/rondo}
+[ -x "$rondo" ] || rondo=$here/.build-release/release/rondo
 work=${1:-/tmp/rondo-lora-b1}
 config=$here/../shared/bench/configs/B1/config.json
 [ -f "$config" ] || config=/work/shared/bench/configs/B1/config.json

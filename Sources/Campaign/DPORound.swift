@@ -44,8 +44,8 @@ final class DPORound: RoundAlgorithm {
     func update(policy: PolicyModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
                 shouldStop: () -> Bool) throws -> [(String, Double)] {
         let (examples, refSums) = try Self.examples(samples: samples, pairs: pairs)
-        return try Self.run(model: policy.model, adapter: policy.adapter, optimizer: optimizer, examples: examples, referenceSums: refSums, algorithm: algorithm,
-                            seed: seed, round: r, shouldStop: shouldStop)
+        return try Self.run(model: policy.model, adapter: policy.adapter, optimizer: optimizer, examples: examples,
+                            referenceSums: refSums, algorithm: algorithm, seed: seed, round: r, shouldStop: shouldStop)
     }
 
     /// Preference examples of `pairs` and their reference sums (Σ ref_logprobs in token order).
@@ -67,12 +67,13 @@ final class DPORound: RoundAlgorithm {
 
     /// Runs `algorithm.epochs` passes of DPO over the examples; returns TRL-named metrics (means over
     /// the round's pairs and steps). With `adapter`, `model` is the frozen base and only the adapter trains.
-    static func run(model: LlamaModel, adapter: LoRAAdapter? = nil, optimizer: AdamW, examples: [PreferenceExample], referenceSums: [(Double, Double)],
-                    algorithm a: AlgorithmSection, seed: UInt64, round: Int, shouldStop: () -> Bool) throws -> [(String, Double)] {
+    static func run(model: LlamaModel, adapter: LoRAAdapter? = nil, optimizer: AdamW, examples: [PreferenceExample],
+                    referenceSums: [(Double, Double)], algorithm a: AlgorithmSection, seed: UInt64, round: Int, shouldStop: () -> Bool) throws -> [(String, Double)] {
         guard !examples.isEmpty else { return [("train/pairs", 0), ("train/steps", 0)] }
         let plan = roundPlan(examples: examples.count, algorithm: a, seed: CampaignConfig.roundSeed(seed, round))
         let loss = a.dpo
-        let trainer = Trainer(model: model, adapter: adapter, optimizer: optimizer, schedule: roundSchedule(a), maxGradNorm: a.optimizer.maxGradNorm)
+        let trainer = Trainer(model: model, adapter: adapter, optimizer: optimizer, schedule: roundSchedule(a),
+                              maxGradNorm: a.optimizer.maxGradNorm)
         let bs = max(1, min(a.batchSize, examples.count))
         let maxLen = examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }.max()!
         let ws = LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)

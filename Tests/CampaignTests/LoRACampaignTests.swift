@@ -26,7 +26,9 @@ func loraConfig(_ dir: URL, base: URL? = nil, rounds: Int, policyValue: String? 
 func files(under dir: URL) -> [String] {
     let e = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil)
     var out: [String] = []
-    while let u = e?.nextObject() as? URL where !u.hasDirectoryPath { out.append(String(u.path.dropFirst(dir.path.count + 1))) }
+    while let u = e?.nextObject() as? URL {
+        if !u.hasDirectoryPath { out.append(String(u.path.dropFirst(dir.path.count + 1))) }
+    }
     return out.sorted()
 }
 
@@ -148,7 +150,8 @@ extension CampaignRunTests {
         #expect(a.isLoRA && a.adapter == "/a" && a.lora == nil)
         #expect(try CampaignConfig.parse(try a.yaml(), source: "again") == a)
         let plain = try CampaignConfig.parse("policy: /m\n" + head, source: "c.yaml")
-        #expect(!plain.isLoRA && (try plain.yaml()).contains("policy: /m\n"))
+        let plainYAML = try plain.yaml()
+        #expect(!plain.isLoRA && plainYAML.contains("policy: /m\n"))
         let refused: [(String, String)] = [
             ("policy: {base: /m, lora: {r: 4, lora_dropout: 0.05}}\n", "policy.lora.lora_dropout"),
             ("policy: {base: /m, lora: {r: 4, target_modules: [qproj]}}\n", "policy.lora.target_modules"),

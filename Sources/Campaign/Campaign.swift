@@ -20,13 +20,16 @@ public struct RoundState: Codable, Sendable, Equatable {
     public var promptCursor: Int
     public var optimizerStep: Int
     public var reference: String
-    /// SHA-256 of this round's policy/model.safetensors.
+    /// SHA-256 of this round's policy/model.safetensors (a LoRA policy: policy/adapter_model.safetensors).
     public var policySHA256: String
     /// PPO: the KL coefficient the next round uses (the adaptive controller's state).
     public var klCoef: Double? = nil
+    /// A LoRA policy's frozen base: its weights file and SHA-256 (as pinned in state.json).
+    public var base: String? = nil
+    public var baseSHA256: String? = nil
     enum CodingKeys: String, CodingKey {
         case round, promptCursor = "prompt_cursor", optimizerStep = "optimizer_step", reference
-        case policySHA256 = "policy_sha256", klCoef = "kl_coef"
+        case policySHA256 = "policy_sha256", klCoef = "kl_coef", base, baseSHA256 = "base_sha256"
     }
 }
 
@@ -58,8 +61,12 @@ public final class Campaign {
     let labeller: Labeller
     /// A refresh campaign's gold labeller (`labeller.refresh.gold`).
     let goldLabeller: Labeller?
+    /// The starting policy, or a LoRA policy's frozen base (held once, shared by every round).
     let initial: LlamaModel
-    /// Where the starting policy is read from: rounds/000000/policy once round 0 is committed.
+    /// A LoRA policy's starting adapter (LoRAPolicy.swift); nil for a full model.
+    let initialAdapter: LoRAAdapter?
+    /// Where the starting policy is read from: rounds/000000/policy once round 0 is committed (a
+    /// LoRA policy's base is never copied: always the configured base).
     let modelSource: URL
     /// Pinned inputs as they are now, and the changes `--allow-changed-inputs` accepted (recorded by
     /// the next committed round, then pinned).
@@ -89,7 +96,8 @@ public final class Campaign {
         config = try CampaignConfig.parse(text, source: store.configURL.path)
         Threads.configure(options.threads ?? config.threads)
         if let pins = try Self.recordedInputs(store) {
-            let checked = try Self.checkInputs(pins, configText: text, store: store, allowChanged: options.allowChangedInputs)
+            let checked = try Self.checkInputs(pins, configText: text, store: store, allowChanged: options.allowChangedInputs,
+                                               baseCopied: !config.isLoRA)
             inputs = checked.current
             inputChanges = checked.changes
             for c in checked.changes { log("changed input accepted (--allow-changed-inputs): \(c)") }
@@ -102,11 +110,12 @@ public final class Campaign {
             log("pinned the campaign's inputs in \(store.stateURL.path)")
         }
         let roundZero = try store.committedRounds().first == 0
-        let policyDir = roundZero ? store.roundURL(0).appendingPathComponent("policy") : URL(fileURLWithPath: config.policy)
+        let policyDir = roundZero && !config.isLoRA ? store.roundURL(0).appendingPathComponent("policy") : URL(fileURLWithPath: config.policy)
         modelSource = policyDir
         let loaded = try ModelDirectory.load(policyDir)
         guard loaded.config.head == .causalLM else { throw CampaignError("\(policyDir.path): the policy must be a causal LM") }
         initial = LlamaModel(config: loaded.config, parameters: loaded.parameters)
+        initialAdapter = roundZero ? nil : try Self.startingAdapter(config, base: loaded.config)
         let tok = policyDir.appendingPathComponent("tokenizer.json")
         tokenizer = FileManager.default.fileExists(atPath: tok.path) ? try Tokenizer(url: tok) : nil
         var template: ModelTemplate??  // loaded at the first conversational prompt
@@ -192,23 +201,34 @@ public final class Campaign {
         Evaluator(prompts: eval, sampling: config.sampling, tokenizer: tokenizer, seed: config.roundSeed(round))
     }
 
-    /// Loads round r's checkpoint (weights and optimizer state).
-    func loadRound(_ r: Int) throws -> (LlamaModel, AdamW, RoundState) {
-        let dir = store.roundURL(r)
-        let m = try ModelDirectory.load(dir.appendingPathComponent("policy"))
-        let model = LlamaModel(config: m.config, parameters: m.parameters)
-        let opt = try AdamW.load(from: dir, layout: model.layout, config: adamwConfig)
+    /// Loads round r's checkpoint (weights or adapter, and optimizer state).
+    func loadRound(_ r: Int) throws -> (PolicyModel, AdamW, RoundState) {
+        let dir = store.roundURL(r), p = dir.appendingPathComponent("policy")
+        let model: PolicyModel
+        if config.isLoRA {
+            model = PolicyModel(model: initial, adapter: try LoRAAdapter.load(from: p, model: initial.config))
+        } else {
+            let m = try ModelDirectory.load(p)
+            model = PolicyModel(model: LlamaModel(config: m.config, parameters: m.parameters), adapter: nil)
+        }
+        let opt = try AdamW.load(from: dir, layout: model.trainableLayout, config: adamwConfig)
         let state = try JSONDecoder().decode(RoundState.self, from: Data(contentsOf: dir.appendingPathComponent("round_state.json")))
         return (model, opt, state)
     }
 
-    /// Writes policy/ and optimizer.safetensors into `dir`; returns the weights' SHA-256.
+    /// Writes policy/ (the model, or a LoRA policy's adapter in PEFT's files) and
+    /// optimizer.safetensors into `dir`; returns the SHA-256 of the weights (`checkpointWeights`).
     @discardableResult
-    func saveCheckpoint(_ model: LlamaModel, _ optimizer: AdamW, into dir: URL) throws -> String {
+    func saveCheckpoint(_ policy: PolicyModel, _ optimizer: AdamW, into dir: URL) throws -> String {
         let p = dir.appendingPathComponent("policy")
-        try ModelDirectory.save(config: model.config, parameters: model.parameters, to: p, copyingAuxiliaryFilesFrom: modelSource)
+        if let adapter = policy.adapter {
+            try adapter.save(to: p, baseModel: config.policy)
+        } else {
+            let model = policy.model
+            try ModelDirectory.save(config: model.config, parameters: model.parameters, to: p, copyingAuxiliaryFilesFrom: modelSource)
+        }
         try optimizer.save(to: dir)
-        return try sha256(of: p.appendingPathComponent("model.safetensors"))
+        return try sha256(of: dir.appendingPathComponent(checkpointWeights))
     }
 
     func finishCommit(_ r: Int, _ tmp: URL, _ state: RoundState, _ metrics: [(String, JSONValue)]) throws {

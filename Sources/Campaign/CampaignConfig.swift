@@ -134,8 +134,12 @@ public struct AlarmsSection: Codable, Sendable, Equatable {
 
 /// The whole campaign.
 public struct CampaignConfig: Codable, Sendable, Equatable {
-    /// The starting policy: an HF model directory.
+    /// The starting policy: an HF model directory; for a LoRA policy, its frozen base (LoRAPolicy.swift).
     public var policy: String
+    /// `policy.lora`: train a new LoRA adapter on the base `policy`.
+    public var lora: PolicyLoRASection? = nil
+    /// `policy.adapter`: continue this PEFT adapter on the base `policy`.
+    public var adapter: String? = nil
     public var reference: ReferenceChoice = .initial
     public var prompts: PromptsConfig
     public var sampling = SamplingSection()
@@ -275,7 +279,8 @@ extension CampaignConfig {
     public init(from decoder: Decoder) throws {
         try rejectUnknownKeys(decoder, CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        policy = try c.decode(String.self, forKey: .policy)
+        let p = try Self.decodePolicy(c)
+        policy = p.base; lora = p.lora; adapter = p.adapter
         reference = try c.value(.reference, .initial)
         prompts = try c.decode(PromptsConfig.self, forKey: .prompts)
         sampling = try c.value(.sampling, SamplingSection())
@@ -295,7 +300,7 @@ extension CampaignConfig {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(policy, forKey: .policy); try c.encode(reference, forKey: .reference)
+        try encodePolicy(&c); try c.encode(reference, forKey: .reference)
         try c.encode(prompts, forKey: .prompts); try c.encode(sampling, forKey: .sampling)
         try c.encode(labeller, forKey: .labeller); try c.encode(pairs, forKey: .pairs)
         try c.encode(algorithm, forKey: .algorithm); try c.encode(alarms, forKey: .alarms)

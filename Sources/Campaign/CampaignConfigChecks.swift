@@ -50,6 +50,7 @@ extension CampaignConfig {
             throw bad("algorithm.schedule", "must be 'constant' (after warmup_steps over the campaign's first updates); found '\(algorithm.optimizer.schedule.rawValue)'")
         }
         try validateSamplingPolicy(bad)
+        try validatePolicy(bad)
         try RoundAlgorithms.type(of: algorithm.type).validate(self, bad)
         if let r = rounds, r < 1 { throw bad("rounds", "must be ≥ 1 or 'unlimited'") }
         if threads < 1 { throw bad("threads", "must be ≥ 1") }

@@ -162,7 +162,7 @@ public enum CampaignCommands {
         guard c.rank == 0 else { return ("", true) }
         if N > 1 { report += "ranks: \(N)\(c.size == 1 ? " (emulated on one process: each rank's shard in turn, summed in rank order)" : "")\n" }
         var unused = prev
-        var files = ["policy/model.safetensors", AdamW.fileName] + (try algo.saveState(into: target, state: &unused))
+        var files = [campaign.checkpointWeights, AdamW.fileName] + (try algo.saveState(into: target, state: &unused))
         try campaign.saveCheckpoint(policy, optimizer, into: target)
         if let rf = campaign.refresh, rf.refreshes(round: n) {
             let (rmFiles, rmMetrics, rmReport) = try replayRewardModel(campaign, round: n, into: target)
@@ -175,7 +175,7 @@ public enum CampaignCommands {
         var same = rows.matchesBuffer && judgedSame
         for f in files {
             let url = store.roundURL(n).appendingPathComponent(f)
-            guard FileManager.default.fileExists(atPath: url.path) || f == "policy/model.safetensors" else {
+            guard FileManager.default.fileExists(atPath: url.path) || f == campaign.checkpointWeights else {
                 report += "\(f)\n  not compared: pruned from round \(n) by `retention`\n"
                 continue
             }

@@ -45,11 +45,12 @@ final class DPORound: RoundAlgorithm {
         ReplayRows(report: "", matchesBuffer: true)
     }
 
-    func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
+    func update(policy: PolicyModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
                 shouldStop: UpdateGate) throws -> [(String, Double)] {
         let (examples, refSums) = try Self.examples(samples: samples, pairs: pairs)
-        return try Self.run(model: policy, optimizer: optimizer, examples: examples, referenceSums: refSums, algorithm: algorithm,
-                            seed: seed, round: r, reducer: reducer, shouldStop: shouldStop)
+        return try Self.run(model: policy.model, adapter: policy.adapter, optimizer: optimizer, examples: examples,
+                            referenceSums: refSums, algorithm: algorithm, seed: seed, round: r, reducer: reducer,
+                            shouldStop: shouldStop)
     }
 
     /// Preference examples of `pairs` and their reference sums (Σ ref_logprobs in token order).
@@ -70,19 +71,22 @@ final class DPORound: RoundAlgorithm {
     }
 
     /// Runs `algorithm.epochs` passes of DPO over the examples; returns TRL-named metrics (means over
-    /// the round's pairs and steps). With a reducer every step's micro-batches are split over its
-    /// ranks (`GradientReducer.part`), each shard normalised by the whole step's pairs and the whole
+    /// the round's pairs and steps). With `adapter`, `model` is the frozen base and only the adapter
+    /// trains. With a reducer every step's micro-batches are split over its ranks
+    /// (`GradientReducer.part`), each shard normalised by the whole step's pairs and the whole
     /// micro-batch's chosen tokens (RPO), and the metrics' sums are added in rank order.
-    static func run(model: LlamaModel, optimizer: AdamW, examples: [PreferenceExample], referenceSums: [(Double, Double)],
-                    algorithm a: AlgorithmSection, seed: UInt64, round: Int, reducer: GradientReducer? = nil,
-                    shouldStop: UpdateGate) throws -> [(String, Double)] {
+    static func run(model: LlamaModel, adapter: LoRAAdapter? = nil, optimizer: AdamW, examples: [PreferenceExample],
+                    referenceSums: [(Double, Double)], algorithm a: AlgorithmSection, seed: UInt64, round: Int,
+                    reducer: GradientReducer? = nil, shouldStop: UpdateGate) throws -> [(String, Double)] {
         guard !examples.isEmpty else { return [("train/pairs", 0), ("train/steps", 0)] }
         let plan = roundPlan(examples: examples.count, algorithm: a, seed: CampaignConfig.roundSeed(seed, round))
         let loss = a.dpo
-        let trainer = Trainer(model: model, optimizer: optimizer, schedule: roundSchedule(a), maxGradNorm: a.optimizer.maxGradNorm)
+        let trainer = Trainer(model: model, adapter: adapter, optimizer: optimizer, schedule: roundSchedule(a),
+                              maxGradNorm: a.optimizer.maxGradNorm)
         let bs = max(1, min(a.batchSize, examples.count))
         let maxLen = examples.map { $0.prompt.count + max($0.chosen.count, $0.rejected.count) }.max()!
         let ws = LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)
+        let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
         let pad = model.config.batchPadID
         var metrics = [DPOMetrics](repeating: DPOMetrics(), count: reducer?.ranks ?? 1)
         var gradNorm = 0.0, lr = 0.0
@@ -94,7 +98,7 @@ final class DPORound: RoundAlgorithm {
                 let idx = reducer?.part(micro[i], shard: shard) ?? micro[i]
                 guard !idx.isEmpty else { return 0 }
                 let b = DPOJob.batch(idx.map { examples[$0] }, pad: pad)
-                let out = try model.forward(b, workspace: ws)
+                let out = try model.forward(b, workspace: ws, lora: lora)
                 let refRows = idx.map { referenceSums[$0].0 } + idx.map { referenceSums[$0].1 }
                 let nllTokens = reducer.map { _ in micro[i].reduce(0) { n, e in
                     n + max(0, examples[e].prompt.count + examples[e].chosen.count - max(1, examples[e].prompt.count)) } }
@@ -103,7 +107,7 @@ final class DPORound: RoundAlgorithm {
                                         metrics: &metrics[shard])
                 guard l.loss.isFinite else { return l.loss }
                 l.outputGradient.withUnsafeBufferPointer {
-                    model.backward(b, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
+                    trainer.backward(b, outputGradient: $0, workspace: ws, lora: lora)
                 }
                 return l.loss
             }

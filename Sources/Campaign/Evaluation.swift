@@ -33,11 +33,11 @@ struct Evaluator {
     }
 
     /// `progress` counts 2 responses per prompt: the greedy one, then the sampled one of the KL estimate.
-    func evaluate(policy: LlamaModel, reference: LlamaModel, labeller: Labeller, useVerifier: Bool,
+    func evaluate(policy: PolicyModel, reference: PolicyModel, labeller: Labeller, useVerifier: Bool,
                   progress: PhaseProgress? = nil) throws -> [(String, Double)] {
         var greedy = sampling.samplingConfig
         greedy.n = 1; greedy.temperature = 0; greedy.topK = 0; greedy.topP = 1
-        let g = try Sampler(model: policy, config: greedy, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
+        let g = try Sampler(model: policy.model, adapter: policy.adapter, config: greedy, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
             .generate(prompts.map(\.ids)) { if case .finished = $0 { progress?.advance() } }
         let texts = g.map { text($0.tokens) }
         var out: [(String, Double)] = []
@@ -55,9 +55,9 @@ struct Evaluator {
         var sampled = sampling.samplingConfig
         sampled.n = 1; sampled.temperature = 1; sampled.topK = 0; sampled.topP = 1
         sampled.seed = seed ^ 0x4556_414C  // "EVAL"
-        let s = try Sampler(model: policy, config: sampled, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
+        let s = try Sampler(model: policy.model, adapter: policy.adapter, config: sampled, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
             .generate(prompts.map(\.ids)) { if case .finished = $0 { progress?.advance() } }
-        let ref = try responseLogprobs(reference, prompts: s.map { prompts[$0.promptIndex].ids }, responses: s.map(\.tokens))
+        let ref = try responseLogprobs(reference.model, adapter: reference.adapter, prompts: s.map { prompts[$0.promptIndex].ids }, responses: s.map(\.tokens))
         var kl = 0.0
         for (x, r) in zip(s, ref) {
             for (a, b) in zip(x.logprobs, r) { kl += Double(a) - Double(b) }
@@ -81,11 +81,12 @@ func distinct2(_ seqs: [[Int32]]) -> Double {
 }
 
 /// Per-token log-probabilities of each response after its prompt under `model`, computed in
-/// batches of 16 rows in the given order (the same grouping gives the same bits).
-func responseLogprobs(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], batchSize: Int = 16,
+/// batches of 16 rows in the given order (the same grouping gives the same bits); with `adapter`,
+/// under the base `model` with that LoRA adapter on.
+func responseLogprobs(_ model: LlamaModel, adapter: LoRAAdapter? = nil, prompts: [[Int32]], responses: [[Int32]], batchSize: Int = 16,
                       owns: (Int) -> Bool = { _ in true }, progress: PhaseProgress? = nil) throws -> [[Float]] {
     let pad = model.config.batchPadID
-    return try forwardInBatches(model, prompts: prompts, responses: responses, batchSize: batchSize, pad: pad,
+    return try forwardInBatches(model, adapter: adapter, prompts: prompts, responses: responses, batchSize: batchSize, pad: pad,
                                 scoreResponses: true, owns: owns, progress: progress) { out, row, i in
         (0..<responses[i].count).map { out[row + prompts[i].count + $0] }
     }
@@ -95,11 +96,12 @@ func responseLogprobs(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int3
 /// order, with one workspace; `gather(output, first position of row i in output, i)` takes row
 /// i's values. `scoreResponses` marks the response tokens as the positions an LM head scores.
 /// Only the batches `owns(batch index)` are run (a rank's share); the others' rows come back empty.
-func forwardInBatches(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int32]], batchSize: Int, pad: Int32,
+func forwardInBatches(_ model: LlamaModel, adapter: LoRAAdapter? = nil, prompts: [[Int32]], responses: [[Int32]], batchSize: Int, pad: Int32,
                       scoreResponses: Bool, owns: (Int) -> Bool = { _ in true }, progress: PhaseProgress? = nil,
                       _ gather: (UnsafeBufferPointer<Float>, Int, Int) -> [Float]) throws -> [[Float]] {
     let maxLen = zip(prompts, responses).map { $0.count + $1.count }.max() ?? 1
     let ws = LlamaWorkspace(config: model.config, maxBatch: batchSize, maxSeqLen: max(1, maxLen))
+    let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
     var out: [[Float]] = []
     for lo in stride(from: 0, to: prompts.count, by: batchSize) {
         let hi = min(prompts.count, lo + batchSize)
@@ -110,7 +112,7 @@ func forwardInBatches(_ model: LlamaModel, prompts: [[Int32]], responses: [[Int3
         let rows = (lo..<hi).map { prompts[$0] + responses[$0] }
         let batch = scoreResponses ? TokenBatch(rows: rows, pad: pad, scoreFrom: (lo..<hi).map { prompts[$0].count })
                                    : TokenBatch(rows: rows, pad: pad)
-        let values = try model.forward(batch, workspace: ws)
+        let values = try model.forward(batch, workspace: ws, lora: lora)
         for (b, i) in (lo..<hi).enumerated() { out.append(gather(values, b * batch.seqLen, i)) }
         progress?.advance(by: hi - lo)
     }

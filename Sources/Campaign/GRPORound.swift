@@ -56,7 +56,7 @@ final class GRPORound: GroupRound {
                                        names: ["reward"], config: grpo)
     }
 
-    func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
+    func update(policy: PolicyModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
                 shouldStop: UpdateGate) throws -> [(String, Double)] {
         let T = grpo.maxCompletionLength
         for (i, s) in samples.enumerated() {

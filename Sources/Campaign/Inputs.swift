@@ -6,7 +6,9 @@
 //
 // Once round 0 is committed the campaign reads the starting policy, the reference (`initial`) and
 // the tokenizer from its own copy in rounds/000000/policy, so those are checked there: the weights
-// against round 0's recorded policy_sha256, the tokenizer against its pin.
+// against round 0's recorded policy_sha256, the tokenizer against its pin. A LoRA policy's base
+// is never copied (rounds hold the adapter only): it is read, and checked, where the config names it;
+// its starting adapter (`policy.adapter`) is read from round 0's copy once round 0 is committed.
 
 import Foundation
 import Model
@@ -30,6 +32,7 @@ extension Campaign {
         let base = url.deletingLastPathComponent()
         func abs(_ p: String) -> String { URL(fileURLWithPath: p, relativeTo: base).standardizedFileURL.path }
         config.policy = abs(config.policy)
+        if let a = config.adapter { config.adapter = abs(a) }
         config.prompts.train = abs(config.prompts.train)
         config.prompts.eval = abs(config.prompts.eval)
         if let m = config.labeller.model { config.labeller.model = abs(m) }
@@ -93,6 +96,11 @@ extension Campaign {
         let policy = URL(fileURLWithPath: config.policy)
         try pinModel("policy", policy)
         if config.reference == .initial { try pinModel("reference", policy) }
+        if let a = config.adapter {
+            let dir = URL(fileURLWithPath: a)
+            try pin("policy.adapter", dir.appendingPathComponent(LoRAAdapter.weightsFile))
+            try pin("policy.adapter", dir.appendingPathComponent(LoRAAdapter.configFile))
+        }
         let tok = policy.appendingPathComponent("tokenizer.json")
         if FileManager.default.fileExists(atPath: tok.path) { try pin("tokenizer", tok) }
         try pin("prompts.train", URL(fileURLWithPath: config.prompts.train))
@@ -128,9 +136,10 @@ extension Campaign {
     }
 
     /// Checks every pinned input; returns the current pins and a line per changed one. Throws on a
-    /// change unless `allowChanged`.
+    /// change unless `allowChanged`. `baseCopied` is false for a LoRA policy, whose base round 0
+    /// does not copy (it is checked where it is).
     static func checkInputs(_ pins: [PinnedInput], configText: String, store: CampaignStore,
-                            allowChanged: Bool) throws -> (current: [PinnedInput], changes: [String]) {
+                            allowChanged: Bool, baseCopied: Bool = true) throws -> (current: [PinnedInput], changes: [String]) {
         let roundZero = try store.committedRounds().first == 0
         let copy = store.roundURL(0).appendingPathComponent("policy")
         var current: [PinnedInput] = [], changes: [String] = []
@@ -146,8 +155,9 @@ extension Campaign {
             var now = p, expected = p.sha256
             if p.name == "config" {
                 now.sha256 = sha256(configText)
-            } else if roundZero && startingModelInputs.contains(p.name) {
-                guard p.name != "algorithm.value_model" else { current.append(p); continue }
+            } else if roundZero && (p.name == "policy.adapter" || baseCopied && startingModelInputs.contains(p.name)) {
+                // Read from round 0's own copy from now on (the value model: from its round state).
+                guard p.name != "algorithm.value_model" && p.name != "policy.adapter" else { current.append(p); continue }
                 let file = p.name == "tokenizer" ? "tokenizer.json" : ModelDirectory.weightsFile
                 if current.contains(where: { $0.name == p.name }) { current.append(p); continue }  // a sharded start: one copy
                 now.path = copy.appendingPathComponent(file).path

@@ -105,9 +105,9 @@ final class PPORound: RoundAlgorithm {
                           matchesBuffer: match)
     }
 
-    func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
+    func update(policy: PolicyModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
                 shouldStop: UpdateGate) throws -> [(String, Double)] {
-        try PPOUpdate.run(policy: policy, policyOptimizer: optimizer, value: value!.model, valueOptimizer: value!.optimizer,
+        try PPOUpdate.run(policy: policy.model, policyOptimizer: optimizer, value: value!.model, valueOptimizer: value!.optimizer,
                           samples: samples, width: width, algorithm: algorithm, seed: campaign.config.seed, round: r,
                           reducer: campaign.reducer, shouldStop: shouldStop)
     }

@@ -31,15 +31,17 @@ struct PolicyGradientUpdate {
     }
 
     /// Runs the update; metrics are the loss's (TRL's names) averaged over steps, plus grad_norm,
-    /// learning_rate, train/samples and train/steps.
-    func run(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], round r: Int, shouldStop: UpdateGate,
+    /// learning_rate, train/samples and train/steps. A LoRA `policy` trains its adapter only.
+    func run(policy p: PolicyModel, optimizer: AdamW, samples: [SampleRecord], round r: Int, shouldStop: UpdateGate,
              loss: Loss) throws -> [(String, Double)] {
         guard !samples.isEmpty else { return [("train/samples", 0), ("train/steps", 0)] }
         let plan = plan(samples: samples.count, round: r)
-        let trainer = Trainer(model: policy, optimizer: optimizer, schedule: roundSchedule(algorithm), maxGradNorm: algorithm.optimizer.maxGradNorm)
+        let policy = p.model
+        let trainer = Trainer(model: policy, adapter: p.adapter, optimizer: optimizer, schedule: roundSchedule(algorithm), maxGradNorm: algorithm.optimizer.maxGradNorm)
         let ws = LlamaWorkspace(config: policy.config, maxBatch: plan.run.batchSize,
                                 maxSeqLen: samples.map { $0.promptIDs.count + width }.max()!)
         ws.head = LMHeadOptions(temperature: temperature, entropies: true)
+        let lora = p.activations(rows: ws.maxRows)
         var sums: [String: Double] = [:], keys: [String] = []
         var gradNorm = 0.0, lr = 0.0
         let completed = try plan.runSteps { s, micro in
@@ -48,12 +50,12 @@ struct PolicyGradientUpdate {
                 let idx = micro[m], rows = idx.map { samples[$0] }
                 let batch = try CompletionBatch(prompts: rows.map(\.promptIDs), completions: rows.map(\.responseIDs), width: width,
                                                 pad: policy.config.batchPadID)
-                let out = try policy.forward(batch.tokens, workspace: ws)
+                let out = try policy.forward(batch.tokens, workspace: ws, lora: lora)
                 let entropies = batch.grid(UnsafeBufferPointer(start: ws.entropy, count: rows.count * batch.tokens.seqLen))
                 let l = try loss(rows, idx, batch, batch.grid(out), entropies)
                 if l.loss.isFinite {
                     batch.outputGradient(l.dLogps).withUnsafeBufferPointer {
-                        policy.backward(batch.tokens, outputGradient: $0, gradients: trainer.gradients, workspace: ws)
+                        trainer.backward(batch.tokens, outputGradient: $0, workspace: ws, lora: lora)
                     }
                 }
                 for (k, v) in [("loss", l.loss)] + l.metrics {

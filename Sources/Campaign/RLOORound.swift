@@ -64,7 +64,7 @@ final class RLOORound: GroupRound {
                                        names: ["reward"], klPerRow: kl, klTokens: tokens, config: rloo)
     }
 
-    func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
+    func update(policy: PolicyModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
                 shouldStop: UpdateGate) throws -> [(String, Double)] {
         let T = rloo.maxCompletionLength
         for (i, s) in samples.enumerated() {

@@ -70,8 +70,9 @@ protocol RoundAlgorithm: AnyObject {
     /// The update, online and in replay alike: reads only the buffer's records and pairs, the previous
     /// round's weights and optimizer state and the config. `shouldStop` is asked before every optimizer
     /// step (with the steps done and planned, which the update's progress reports); when it answers
-    /// true the update throws `RoundInterrupted`.
-    func update(policy: LlamaModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
+    /// true the update throws `RoundInterrupted`. A LoRA `policy` (base + adapter) trains its adapter
+    /// only; PPO refuses one (CampaignConfig.validatePolicy).
+    func update(policy: PolicyModel, optimizer: AdamW, samples: [SampleRecord], pairs: [PairRecord], round r: Int,
                 shouldStop: UpdateGate) throws -> [(String, Double)]
     /// Writes the extra state after the update into `dir`, records it in `state`; returns the files
     /// written (relative to `dir`), which replay compares.

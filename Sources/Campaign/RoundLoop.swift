@@ -67,9 +67,9 @@ final class PhaseClock {
 
 /// What the training phases of a round (1 and later) leave for evaluation and the commit.
 struct TrainedRound {
-    let policy: LlamaModel
+    let policy: PolicyModel
     let optimizer: AdamW
-    let reference: LlamaModel
+    let reference: PolicyModel
     let previous: RoundState
     let prompts: Int
     let rows: RoundRows
@@ -92,10 +92,10 @@ extension Campaign {
             if r == 0 { log("round 0: evaluating the starting policy") }
             let trained = r == 0 ? nil : try train(r, algorithm, clock)
             if trained == nil { ["time/sample_s", "time/label_s", "time/update_s"].forEach(clock.skip) }
-            let policy = trained?.policy ?? initial
+            let policy = trained?.policy ?? initialPolicy
             let evalMetrics = try clock.run("eval", "time/eval_s") { () -> [(String, Double)] in
                 guard isWriter else { return [] }  // only rank 0 records metrics
-                return try evaluator(r).evaluate(policy: policy, reference: trained?.reference ?? initial,
+                return try evaluator(r).evaluate(policy: policy, reference: trained?.reference ?? startingReference,
                                                  labeller: trained?.rewardModel.map { $0.labeller() as Labeller } ?? labeller,
                                                  useVerifier: config.labeller.evalVerifier || config.labeller.type == .verifier,
                                                  progress: clock.progress(total: 2 * eval.count, unit: "responses", log: log))
@@ -111,15 +111,17 @@ extension Campaign {
         let (policy, optimizer, prev) = try loadRound(r - 1)
         try algorithm.loadState(round: r - 1, state: prev)
         let rm = try refresh.map { _ in try loadRewardModel(round: r - 1) }
-        let reference = config.reference == .initial ? initial : LlamaModel(config: policy.config, parameters: policy.parameters.clone())
+        let reference = reference(for: policy)
         let picked = PromptSet.select(count: config.prompts.perRound, cursor: prev.promptCursor, total: train.count, seed: config.seed)
         let sc = samplingConfig(round: r)
         log("round \(r): sampling \(picked.count) prompts × \(sc.n)")
         let share = promptShare(picked.count)  // this rank's prompts (all of them on one process)
         let samples = try clock.run("sample", "time/sample_s") {
             let progress = clock.progress(total: share.count * sc.n, unit: "samples", log: log)
-            let sampler = config.sampling.policy == .initial ? initial : policy
-            return try gatherSamples(Sampler(model: sampler, config: sc, tokenBytes: tokenizer.map { t in { t.bytes($0) } })
+            // A LoRA policy: the sampler merges W + s·B·A into its own copy, freed after sampling.
+            let sampler = config.sampling.policy == .initial ? initialPolicy : policy
+            return try gatherSamples(Sampler(model: sampler.model, adapter: sampler.adapter, config: sc,
+                                             tokenBytes: tokenizer.map { t in { t.bytes($0) } })
                 .generate(picked[share].map { train[$0].ids }, firstPromptIndex: share.lowerBound) {
                     if case .finished = $0 { progress.advance() }
                 }
@@ -152,7 +154,7 @@ extension Campaign {
         }
         let refLogprobs = try clock.run("reference", "time/reference_s") {
             try gatherBatches(batchSize: 16) { owns in
-                try responseLogprobs(reference, prompts: samples.map { train[picked[$0.promptIndex]].ids },
+                try responseLogprobs(reference.model, adapter: reference.adapter, prompts: samples.map { train[picked[$0.promptIndex]].ids },
                                      responses: samples.map(\.tokens), batchSize: 16, owns: owns,
                                      progress: clock.progress(total: samples.count, unit: "rows", log: log))
             }
@@ -249,13 +251,13 @@ extension Campaign {
         try barrier()  // every rank finished the round: rank 0 may commit it
         guard isWriter else { return try commitOutcome(nil, round: r) }
         let tmp = try trained?.directory ?? store.beginRound(0)
-        let optimizer = trained?.optimizer ?? AdamW(layout: initial.layout, config: adamwConfig)
-        let sha = try saveCheckpoint(trained?.policy ?? initial, optimizer, into: tmp)
+        let optimizer = trained?.optimizer ?? AdamW(layout: initialPolicy.trainableLayout, config: adamwConfig)
+        let sha = try saveCheckpoint(trained?.policy ?? initialPolicy, optimizer, into: tmp)
         let rm = try trained?.rewardModel ?? refresh.map { _ in try initialRewardModel() }
         if let rm { try saveRewardModel(rm, into: tmp) }
         var state = RoundState(round: r, promptCursor: trained.map { $0.previous.promptCursor + $0.prompts } ?? 0,
                                optimizerStep: optimizer.step, reference: config.reference.rawValue, policySHA256: sha,
-                               klCoef: trained?.previous.klCoef)
+                               klCoef: trained?.previous.klCoef, base: basePin?.path, baseSHA256: basePin?.sha256)
         if trained == nil { try algorithm.saveInitialState(into: tmp, state: &state) } else { _ = try algorithm.saveState(into: tmp, state: &state) }
         var metrics: [(String, JSONValue)] = [("round", .number(Double(r)))]
         metrics += evalMetrics.map { ($0.0, json($0.1)) }

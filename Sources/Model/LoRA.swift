@@ -156,16 +156,29 @@ public final class LoRAAdapter: @unchecked Sendable {
     /// `merge_and_unload` (the product B·A first, then times s, then added to W, in float32).
     public func merge(into parameters: ParameterBuffer) {
         require(parameters.count == ParameterLayout(config: modelConfig).count, "merge: the base does not match the adapter's model shape")
-        let s = config.scaling, r = config.r
-        let largest = modules.map { $0.inDim * $0.outDim }.max() ?? 0
-        let delta = FloatPtr.allocate(capacity: max(1, largest))
+        let delta = FloatPtr.allocate(capacity: largestModule)
         defer { delta.deallocate() }
-        for m in modules {
-            let w = parameters.base + weightOffset(m, parameters.layout)
-            sgemm(.none, .none, m: m.outDim, n: m.inDim, k: r, a: weights.base + m.b, lda: r,
-                  b: weights.base + m.a, ldb: m.inDim, c: delta, ldc: m.inDim)
-            for i in 0..<(m.inDim * m.outDim) { w[i] += delta[i] * s }
-        }
+        for m in modules { addDelta(m, into: parameters.base + weightOffset(m, parameters.layout), scratch: delta) }
+    }
+
+    /// Floats of the largest module's W (scratch size for `addDelta`).
+    var largestModule: Int { max(1, modules.map { $0.inDim * $0.outDim }.max() ?? 0) }
+
+    /// W += s · B·A for module `m`, with `w` its weight W [out, in] (row-major) and `delta` scratch of
+    /// `largestModule` floats. Every merge (rondo merge, the sampler's weights) is this arithmetic.
+    func addDelta(_ m: LoRAModule, into w: FloatPtr, scratch delta: FloatPtr) {
+        let s = config.scaling, r = config.r
+        sgemm(.none, .none, m: m.outDim, n: m.inDim, k: r, a: weights.base + m.b, lda: r,
+              b: weights.base + m.a, ldb: m.inDim, c: delta, ldc: m.inDim)
+        for i in 0..<(m.inDim * m.outDim) { w[i] += delta[i] * s }
+    }
+
+    /// An independent copy (e.g. a round's adapter kept as the next round's reference while the
+    /// original trains on).
+    public func copy() -> LoRAAdapter {
+        let c = LoRAAdapter(config: config, model: modelConfig)
+        c.weights.base.update(from: weights.base, count: weights.count)
+        return c
     }
 
     /// A copy of `base` with this adapter merged: the weights a sampler decodes with (the base

@@ -72,7 +72,10 @@ public final class Sampler {
     private var selectors: [TokenSelector] = []
 
     /// `tokenBytes` gives the bytes of a token id (the tokenizer's `bytes`); required for stop strings.
-    public init(model: LlamaModel, config: SamplingConfig, tokenBytes: ((Int32) -> [UInt8])? = nil) throws {
+    /// With `adapter` (a LoRA on `model`, the frozen base), the decoder's copy holds W + s·B·A, merged
+    /// while copying (`DecodeWeights`): the sampler decodes the adapted policy and `model` is untouched.
+    public init(model: LlamaModel, adapter: LoRAAdapter? = nil, config: SamplingConfig,
+                tokenBytes: ((Int32) -> [UInt8])? = nil) throws {
         try config.validate()
         guard model.config.head == .causalLM else {
             throw SamplingError("sampling needs a causal LM; this model has a score head")
@@ -88,7 +91,7 @@ public final class Sampler {
             throw SamplingError("stop strings need a tokenizer (tokenizer.json in the model directory)")
         }
         self.model = model
-        self.weights = DecodeWeights(model: model)
+        self.weights = DecodeWeights(model: model, adapter: adapter)
         self.config = config
         self.isStopToken = isStop
         self.tokenBytes = tokenBytes

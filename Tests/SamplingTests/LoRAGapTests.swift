@@ -1,5 +1,6 @@
 // The sampler decodes a LoRA policy with W + s·B·A merged into its own weight copy; training scores
-// the same tokens as base + adapter. Their per-token log-prob gap must stay ≤ 1e-4 (max|Δ| / max|lp|).
+// the same tokens as base + adapter. Their per-token log-prob gap must stay ≤ 1e-4 (max|Δ| / max|lp|),
+// whether the sampler decodes a merged model or merges the adapter into its own copy (campaigns).
 
 import Foundation
 import Model
@@ -35,6 +36,13 @@ extension SamplingTests {
             let plain = try base.forward(batch, workspace: ws)
             let baseLp = samples.enumerated().flatMap { b, s in (0..<s.tokens.count).map { plain[b * batch.seqLen + prompts[s.promptIndex].count + $0] } }
             #expect(relativeError(baseLp, want) > 1e-2)
+
+            // A campaign's sampler merges group by group into its own tiled copy (no second full
+            // model): the same arithmetic as mergedCopy, so the same samples and log-probs, bit for bit.
+            let own = try sample(base, adapter: adapter, prompts, c, batch: 8, threads: 2)
+            #expect(own.map(\.tokens) == samples.map(\.tokens))
+            #expect(own.flatMap(\.logprobs).map(\.bitPattern) == got.map(\.bitPattern))
+            #expect(relativeError(own.flatMap(\.logprobs), want) <= 1e-4)
         }
     }
 }

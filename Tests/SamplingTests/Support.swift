@@ -55,11 +55,12 @@ func withThreads<T>(_ n: Int, _ body: () throws -> T) rethrows -> T {
 }
 
 /// Samples of `prompts` under `config` with `batch` rows in flight and `threads` threads.
-func sample(_ model: LlamaModel, _ prompts: [[Int32]], _ config: SamplingConfig, batch: Int, threads: Int,
-            tokenBytes: ((Int32) -> [UInt8])? = nil) throws -> [Sample] {
+/// With `adapter`, the sampler merges it into its own weight copy (a campaign's LoRA sampling).
+func sample(_ model: LlamaModel, adapter: LoRAAdapter? = nil, _ prompts: [[Int32]], _ config: SamplingConfig, batch: Int,
+            threads: Int, tokenBytes: ((Int32) -> [UInt8])? = nil) throws -> [Sample] {
     var c = config
     c.batchSize = batch
     return try withThreads(threads) {
-        try Sampler(model: model, config: c, tokenBytes: tokenBytes).generate(prompts)
+        try Sampler(model: model, adapter: adapter, config: c, tokenBytes: tokenBytes).generate(prompts)
     }
 }

@@ -1,0 +1,170 @@
+// LoRA campaigns (issue 20): a DPO campaign whose policy is a PEFT adapter on the frozen starter
+// policy. Rounds hold the adapter and its optimizer state only, with the base pinned; every round
+// replays bit for bit; kill -9 at any phase then resume gives the uninterrupted run's files; the
+// adapter a round writes loads in `rondo logprobs --adapter` and scores the next round's samples as
+// its sampler did; a changed base is refused. Part of CampaignRunTests' serialized suite.
+
+import Campaign
+import Foundation
+import Model
+import Rollouts
+import Testing
+import TestSupport
+
+/// `smallConfig` with `policy: {base: BASE, lora: {…}}` (or `policy_value` given whole).
+func loraConfig(_ dir: URL, base: URL? = nil, rounds: Int, policyValue: String? = nil, extra: String = "",
+                algorithm: String = "{beta: 0.1, epochs: 1, batch_size: 8, learning_rate: 2.0e-3}") throws -> URL {
+    let starter = repo.appendingPathComponent("policies/starter").path
+    let url = try smallConfig(dir, rounds: rounds, extra: extra, algorithm: algorithm)
+    let policy = policyValue ?? "{base: \((base?.path ?? starter)), lora: {r: 4, alpha: 8, target_modules: all-linear}}"
+    let text = try String(contentsOf: url, encoding: .utf8).replacingOccurrences(of: "policy: \(starter)", with: "policy: \(policy)")
+    try text.write(to: url, atomically: true, encoding: .utf8)
+    return url
+}
+
+/// The files under a directory, relative, sorted.
+func files(under dir: URL) -> [String] {
+    let e = FileManager.default.enumerator(at: dir, includingPropertiesForKeys: nil)
+    var out: [String] = []
+    while let u = e?.nextObject() as? URL {
+        if !u.hasDirectoryPath { out.append(String(u.path.dropFirst(dir.path.count + 1))) }
+    }
+    return out.sorted()
+}
+
+extension CampaignRunTests {
+    @Test func loraCampaignHoldsAdaptersReplaysAndScores() throws {
+        try withTemporaryDirectory { dir in
+            let run = dir.appendingPathComponent("run")
+            let start = try runRondo(["start", try loraConfig(dir, rounds: 3).path, "--dir", run.path])
+            #expect(start.status == 0, "\(start.stderr)")
+            #expect(try committed(run) == [0, 1, 2, 3])
+            let base = repo.appendingPathComponent("policies/starter")
+            let baseSHA = try sha256(of: base.appendingPathComponent("model.safetensors"))
+            let config = try ModelDirectory.load(base).config
+            let layout = LoRAAdapter(config: try LoRAConfig(r: 4, alpha: 8, targets: LoRATarget.allCases), model: config).layout
+            var adapters: [String] = []
+            for r in 0...3 {
+                let rd = run.appendingPathComponent("rounds/\(CampaignStore.roundName(r))")
+                // The checkpoint is the adapter and its optimizer state: no model weights anywhere.
+                #expect(files(under: rd.appendingPathComponent("policy")) == ["adapter_config.json", "adapter_model.safetensors"])
+                #expect(!files(under: rd).contains { $0.hasSuffix("model.safetensors") && !$0.hasSuffix("adapter_model.safetensors") })
+                let optimizer = try SafetensorsFile(url: rd.appendingPathComponent("optimizer.safetensors"))
+                #expect(optimizer.names.allSatisfy { $0.contains(".lora_") }, "\(optimizer.names.prefix(3))")
+                let state = try jsonFile(rd.appendingPathComponent("round_state.json"))
+                #expect(state["base_sha256"]?.string == baseSHA)
+                #expect(state["base"]?.string == base.appendingPathComponent("model.safetensors").path)
+                let a = try LoRAAdapter.load(from: rd.appendingPathComponent("policy"), model: config)
+                #expect(a.layout.count == layout.count)
+                adapters.append(try sha256(of: rd.appendingPathComponent("policy/adapter_model.safetensors")))
+            }
+            #expect(Set(adapters).count == 4, "every round's update changes the adapter")
+            for r in 1...3 {
+                let replay = try runRondo(["replay", run.path, "--round", "\(r)"])
+                #expect(replay.status == 0 && replay.stdout.contains("identical") && replay.stdout.contains("adapter_model.safetensors"),
+                        "round \(r): \(replay.stdout) \(replay.stderr)")
+            }
+
+            // Round 3 sampled with round 2's adapter merged and stored the base's (adapter off)
+            // log-probs as the reference: `rondo logprobs` with and without --adapter gives both.
+            var samples: [SampleRecord] = []
+            try BufferReader(url: run.appendingPathComponent("rounds/000003/rollouts.jsonl.zst")).read { item in
+                if case .sample(let s) = item { samples.append(s) }
+            }
+            #expect(samples.count == 48)
+            let items = dir.appendingPathComponent("items.jsonl")
+            try samples.map { "{\"prompt_ids\": \($0.promptIDs), \"response_ids\": \($0.responseIDs)}" }.joined(separator: "\n")
+                .appending("\n").write(to: items, atomically: true, encoding: .utf8)
+            func score(_ extra: [String]) throws -> [Float] {
+                let r = try runRondo(["logprobs", "--model", base.path, "--input", items.path] + extra)
+                #expect(r.status == 0, "\(r.stderr)")
+                return try r.stdout.split(separator: "\n").flatMap { line in
+                    try JSONDecoder().decode(JSONValue.self, from: Data(line.utf8))["logprobs"]!.array!.map { Float($0.double!) }
+                }
+            }
+            let adapted = try score(["--adapter", run.appendingPathComponent("rounds/000002/policy").path])
+            let plain = try score([])
+            let sampled = samples.flatMap(\.logprobs), reference = samples.flatMap { $0.refLogprobs! }
+            #expect(relativeError(adapted, sampled) <= 1e-4, "adapter vs sampler: \(relativeError(adapted, sampled))")
+            #expect(relativeError(plain, reference) <= 1e-5, "base vs stored reference: \(relativeError(plain, reference))")
+            #expect(relativeError(plain, sampled) > 1e-3, "the trained adapter changes the log-probs")
+        }
+    }
+
+    @Test func loraCampaignKill9ThenResumeIsBitIdentical() throws {
+        try withTemporaryDirectory { dir in
+            try killAndResume(config: try loraConfig(dir, rounds: 4), rounds: 4, kills: 9, in: dir,
+                              files: ["metrics.json", "round_state.json", "policy/adapter_model.safetensors",
+                                      "policy/adapter_config.json", "optimizer.safetensors"])
+        }
+    }
+
+    @Test func loraCampaignRefusesAChangedBase() throws {
+        try withTemporaryDirectory { dir in
+            let base = dir.appendingPathComponent("base")
+            try copyDirectory(repo.appendingPathComponent("policies/starter"), to: base)
+            let run = dir.appendingPathComponent("run")
+            let start = try runRondo(["start", try loraConfig(dir, base: base, rounds: 1).path, "--dir", run.path])
+            #expect(start.status == 0, "\(start.stderr)")
+            let weights = base.appendingPathComponent("model.safetensors")
+            let old = try sha256(of: weights)
+            // Another base of the same shape: the adapter would load, so only the pin can tell.
+            var data = try Data(contentsOf: weights)
+            data[data.count - 1] ^= 0x01
+            try data.write(to: weights)
+            let new = try sha256(of: weights)
+            for args in [["resume", run.path, "--rounds", "2"], ["replay", run.path, "--round", "1"]] {
+                let r = try runRondo(args)
+                #expect(r.status != 0 && r.stderr.contains(weights.path) && r.stderr.contains(old) && r.stderr.contains(new)
+                        && r.stderr.contains("--allow-changed-inputs"), "\(args[0]): \(r.stderr)")
+            }
+            #expect(try committed(run) == [0, 1])
+        }
+    }
+
+    /// A LoRA policy is a policy, not an algorithm: GRPO trains the adapter the same way (reference
+    /// log-probs from the base with the adapter off, KL term on) and its rounds replay bit for bit.
+    @Test func loraGRPOCampaignReplays() throws {
+        try withTemporaryDirectory { dir in
+            let run = dir.appendingPathComponent("run")
+            let config = try loraConfig(dir, rounds: 2, algorithm: "{type: grpo, batch_size: 16, learning_rate: 2.0e-3, grpo: {beta: 0.04, num_iterations: 2}}")
+            let start = try runRondo(["start", config.path, "--dir", run.path])
+            #expect(start.status == 0, "\(start.stderr)")
+            #expect(try committed(run) == [0, 1, 2])
+            let shas = try (0...2).map { try sha256(of: run.appendingPathComponent("rounds/00000\($0)/policy/adapter_model.safetensors")) }
+            #expect(Set(shas).count == 3)
+            for r in 1...2 {
+                let replay = try runRondo(["replay", run.path, "--round", "\(r)"])
+                #expect(replay.status == 0 && replay.stdout.contains("identical"), "round \(r): \(replay.stdout) \(replay.stderr)")
+            }
+        }
+    }
+
+    @Test func loraPolicyKeysParseRoundTripAndRefuseWhatRondoCannotDo() throws {
+        let head = "prompts: {train: t.jsonl, eval: e.jsonl}\nsampling: {n: 2}\n"
+        let c = try CampaignConfig.parse("policy: {base: /m, lora: {r: 16, alpha: 32, target_modules: [q_proj, v_proj], use_rslora: true}}\n" + head,
+                                         source: "c.yaml")
+        #expect(c.isLoRA && c.policy == "/m" && c.lora?.r == 16 && c.lora?.alpha == 32 && c.lora?.useRSLoRA == true)
+        #expect(try CampaignConfig.parse(try c.yaml(), source: "again") == c)
+        let a = try CampaignConfig.parse("policy: {base: /m, adapter: /a}\n" + head, source: "c.yaml")
+        #expect(a.isLoRA && a.adapter == "/a" && a.lora == nil)
+        #expect(try CampaignConfig.parse(try a.yaml(), source: "again") == a)
+        let plain = try CampaignConfig.parse("policy: /m\n" + head, source: "c.yaml")
+        let plainYAML = try plain.yaml()
+        #expect(!plain.isLoRA && plainYAML.contains("policy: /m\n"))
+        let refused: [(String, String)] = [
+            ("policy: {base: /m, lora: {r: 4, lora_dropout: 0.05}}\n", "policy.lora.lora_dropout"),
+            ("policy: {base: /m, lora: {r: 4, target_modules: [qproj]}}\n", "policy.lora.target_modules"),
+            ("policy: {base: /m, lora: {r: 0}}\n", "policy.lora.r"),
+            ("policy: {base: /m, lora: {r: 4, dropout: 0}}\n", "policy.lora.dropout"),
+            ("policy: {base: /m, lora: {r: 4}, adapter: /a}\n", "'policy'"),
+            ("policy: {base: /m, lora: {r: 4}}\nalgorithm: {type: ppo}\n", "algorithm.type"),
+        ]
+        for (yaml, key) in refused {
+            #expect(throws: CampaignError.self) { try CampaignConfig.parse(yaml + head, source: "c.yaml") }
+            do { _ = try CampaignConfig.parse(yaml + head, source: "c.yaml") } catch {
+                #expect("\(error)".contains(key), "\(yaml): \(error)")
+            }
+        }
+    }
+}

@@ -116,6 +116,8 @@ public enum CampaignCommands {
         let store = CampaignStore(root: dir)
         let campaign = try Campaign(store: store, options: options, log: log, communicator: c)
         let N = try ranks ?? recordedRanks(store, round: n)
+        // The same bits need the same threads per process: the round's own count unless --threads.
+        if options.threads == nil, let t = try recordedThreads(store, round: n) { Threads.configure(t) }
         if c.size > 1 {
             guard N == c.size else {
                 throw CampaignError("round \(n) is replayed on \(N) rank\(N == 1 ? "" : "s") (\(ranks == nil ? "its metrics.json's dist/ranks" : "--ranks")), but mpirun started \(c.size); use mpirun -np \(N), or replay on one process")

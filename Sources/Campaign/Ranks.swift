@@ -43,9 +43,18 @@ func doubles(_ bytes: [UInt8]) -> [Double] {
 
 /// The ranks round `r` ran on: its metrics.json's `dist/ranks` (1 when absent: one process).
 func recordedRanks(_ store: CampaignStore, round r: Int) throws -> Int {
+    try recordedCount(store, round: r, key: "dist/ranks") ?? 1
+}
+
+/// The threads per process round `r` ran with: its metrics.json's `threads` (nil in rounds
+/// committed before the key existed).
+func recordedThreads(_ store: CampaignStore, round r: Int) throws -> Int? {
+    try recordedCount(store, round: r, key: "threads")
+}
+
+func recordedCount(_ store: CampaignStore, round r: Int, key: String) throws -> Int? {
     let url = store.roundURL(r).appendingPathComponent("metrics.json")
-    let m = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: url))
-    return m["dist/ranks"]?.int ?? 1
+    return try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: url))[key]?.int
 }
 
 extension Campaign {

@@ -259,7 +259,7 @@ extension Campaign {
                                optimizerStep: optimizer.step, reference: config.reference.rawValue, policySHA256: sha,
                                klCoef: trained?.previous.klCoef, base: basePin?.path, baseSHA256: basePin?.sha256)
         if trained == nil { try algorithm.saveInitialState(into: tmp, state: &state) } else { _ = try algorithm.saveState(into: tmp, state: &state) }
-        var metrics: [(String, JSONValue)] = [("round", .number(Double(r)))]
+        var metrics: [(String, JSONValue)] = [("round", .number(Double(r))), ("threads", .number(Double(Threads.count)))]
         metrics += evalMetrics.map { ($0.0, json($0.1)) }
         if let trained {
             metrics += (trained.rows.metrics + trained.trainMetrics + trained.labelMetrics + (rm?.metrics ?? [])).map { ($0.0, json($0.1)) }

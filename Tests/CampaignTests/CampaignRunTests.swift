@@ -8,29 +8,12 @@ import Model
 import Testing
 import TestSupport
 
-let repo = Fixtures.oracle.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repo = repositoryRoot
 
 /// A small campaign on the starter policy: 12 prompts × 4 samples per round.
 func smallConfig(_ dir: URL, rounds: Int = 3, extra: String = "",
                  algorithm: String = "{beta: 0.1, rpo_alpha: 1.0, epochs: 1, batch_size: 8, learning_rate: 3.0e-4}") throws -> URL {
-    let text = """
-        policy: \(repo.appendingPathComponent("policies/starter").path)
-        prompts:
-          train: \(repo.appendingPathComponent("data/arithmetic/prompts.jsonl").path)
-          eval: \(repo.appendingPathComponent("data/arithmetic/eval.jsonl").path)
-          per_round: 12
-          eval_limit: 16
-        sampling: {n: 4, max_new_tokens: 4, batch_size: 16}
-        pairs: {min_margin: 0.5, max_per_prompt: 2}
-        algorithm: \(algorithm)
-        rounds: \(rounds)
-        seed: 7
-        threads: 2
-        \(extra)
-        """
-    let url = dir.appendingPathComponent("campaign.yaml")
-    try text.write(to: url, atomically: true, encoding: .utf8)
-    return url
+    try demoCampaignConfig(dir, rounds: rounds, perRound: 12, evalLimit: 16, threads: 2, extra: extra, algorithm: algorithm)
 }
 
 /// SHA-256 of every file under each committed round, by relative path.

@@ -7,28 +7,9 @@ import RondoSupport
 import TestSupport
 import Testing
 
-let mpiRepo = Fixtures.oracle.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
 /// The demo's task on the starter policy, small: 8 prompts × 4 samples per round, one thread per rank.
 func tinyDemo(_ dir: URL, rounds: Int = 3, algorithm: String = "{beta: 0.1, rpo_alpha: 1.0, epochs: 1, batch_size: 8, learning_rate: 3.0e-4}") throws -> URL {
-    let text = """
-        policy: \(mpiRepo.appendingPathComponent("policies/starter").path)
-        prompts:
-          train: \(mpiRepo.appendingPathComponent("data/arithmetic/prompts.jsonl").path)
-          eval: \(mpiRepo.appendingPathComponent("data/arithmetic/eval.jsonl").path)
-          per_round: 8
-          eval_limit: 8
-        sampling: {n: 4, max_new_tokens: 4, batch_size: 16}
-        pairs: {min_margin: 0.5, max_per_prompt: 2}
-        algorithm: \(algorithm)
-        rounds: \(rounds)
-        seed: 7
-        threads: 1
-
-        """
-    let url = dir.appendingPathComponent("campaign.yaml")
-    try text.write(to: url, atomically: true, encoding: .utf8)
-    return url
+    try demoCampaignConfig(dir, rounds: rounds, perRound: 8, evalLimit: 8, threads: 1, algorithm: algorithm)
 }
 
 /// SHA-256 of every committed round file but the metrics (timings) and manifests, by relative path.

@@ -7,6 +7,9 @@ Writes (JSON lines, TRL conventions):
   sft.jsonl          {"prompt": "12+35=", "completion": "47"}       supervised data for the starter policy
   prompts.jsonl      {"id": "train-17", "prompt": "12+35=", "answer": "47"}   campaign prompts
   eval.jsonl         {"id": "eval-3", "prompt": ..., "answer": ...}  held-out prompts (disjoint from both above)
+  eval-1000.jsonl    eval.jsonl's prompts followed by --eval-extra more (drawn after all the others, so
+                     every other file is unchanged by it): the default campaign's held-out set, whose
+                     accuracy carries about 1.3 points of sampling noise instead of eval.jsonl's 2.9
   preferences.jsonl  {"prompt", "chosen", "rejected"}               pairs for reward-model training
                      (chosen = the right sum, rejected = a plausible wrong one: off by one in a digit,
                      a dropped carry, or a digit repeated)
@@ -53,6 +56,7 @@ def main():
     ap.add_argument("--prompts", type=int, default=2000)
     ap.add_argument("--eval", type=int, default=200)
     ap.add_argument("--preferences", type=int, default=2000)
+    ap.add_argument("--eval-extra", type=int, default=800, help="held-out prompts added to eval.jsonl's in eval-1000.jsonl")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     gen = problems(rng, 0, args.max)
@@ -67,11 +71,14 @@ def main():
     train_prompts = [next(gen) for _ in range(args.prompts)]
     sft = [next(gen) for _ in range(args.sft)]
     prefs = [next(gen) for _ in range(args.preferences)]
-    write("eval.jsonl", [{"id": f"eval-{i}", "prompt": f"{a}+{b}=", "answer": str(a + b)} for i, (a, b) in enumerate(eval_set)])
+    held_out = lambda rows: [{"id": f"eval-{i}", "prompt": f"{a}+{b}=", "answer": str(a + b)} for i, (a, b) in enumerate(rows)]
+    write("eval.jsonl", held_out(eval_set))
     write("prompts.jsonl", [{"id": f"train-{i}", "prompt": f"{a}+{b}=", "answer": str(a + b)} for i, (a, b) in enumerate(train_prompts)])
     write("sft.jsonl", [{"prompt": f"{a}+{b}=", "completion": str(a + b)} for a, b in sft])
     write("preferences.jsonl", [{"prompt": f"{a}+{b}=", "chosen": str(a + b), "rejected": str(wrong_answer(rng, a, b))}
                                 for a, b in prefs])
+    extra = [next(gen) for _ in range(args.eval_extra)]  # last: every draw above is unchanged by it
+    write(f"eval-{args.eval + args.eval_extra}.jsonl", held_out(eval_set + extra))
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ public struct LoRAJobOptions: Sendable, Equatable {
 }
 
 enum LoRAJobSupport {
-    /// The adapter the job trains or scores with, or nil for the plain model.
-    static func adapter(_ o: LoRAJobOptions?, model: LlamaConfig, seed: UInt64) throws -> LoRAAdapter? {
+    /// The adapter the job trains or scores with, or nil for the plain model. A new adapter on a
+    /// reward model starts its score head from `base`'s (as PEFT's SEQ_CLS task does).
+    static func adapter(_ o: LoRAJobOptions?, model: LlamaConfig, seed: UInt64, base: ParameterBuffer? = nil) throws -> LoRAAdapter? {
         guard let o else { return nil }
         if o.new != nil && o.adapter != nil {
             throw JobError("--lora-r starts a new adapter and --adapter continues one; give only one of them")
@@ -29,6 +30,7 @@ enum LoRAJobSupport {
         guard let c = o.new else { return nil }
         let a = LoRAAdapter(config: c, model: model)
         a.initialize(seed: seed)
+        if let base { a.initializeScore(from: base) }
         return a
     }
 

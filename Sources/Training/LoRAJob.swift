@@ -41,6 +41,17 @@ enum LoRAJobSupport {
         return o?.adapter ?? model
     }
 
+    /// The state `--resume` continues from: the LoRA run's adapter checkpoint or the model
+    /// checkpoint (`resumeDirectory`), checked against `adapter` and the base `model` (`checkResume`).
+    static func resumeState(_ o: LoRAJobOptions?, job: String, model: URL, plan: TrainingPlan, adapter: LoRAAdapter?,
+                            fullLayout: ParameterLayout, optimizer: OptimizerOptions) throws -> ResumeState {
+        let dir = try resumeDirectory(o, model: model)
+        let r = try TrainingSupport.resumeState(from: dir, job: job, plan: plan, layout: adapter?.layout ?? fullLayout,
+                                                optimizer: optimizer)
+        try checkResume(r.record, adapter: adapter, base: model, from: dir)
+        return r
+    }
+
     /// Refuses to resume a LoRA run on another base or with another adapter shape, or a full run as LoRA.
     static func checkResume(_ record: TrainingRecord, adapter: LoRAAdapter?, base: URL, from dir: URL) throws {
         guard record.lora == adapter?.config else {

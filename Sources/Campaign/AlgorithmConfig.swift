@@ -42,6 +42,9 @@ public struct AlgorithmSection: Sendable, Equatable {
         o.schedule = .constant
         return o
     }()
+    /// How round checkpoints store the policy's AdamW moments (`optimizer_moments`); nil = the
+    /// policy's default: bf16 for a LoRA policy, f32 for a full model (Campaign.momentsDType).
+    public var optimizerMoments: MomentsDType? = nil
     /// DPO's loss (type dpo): loss_type, beta, label_smoothing, rpo_alpha.
     public var dpo = DPOLossConfig()
     /// PPO (type ppo).
@@ -57,7 +60,7 @@ public struct AlgorithmSection: Sendable, Equatable {
 /// The keys of `algorithm:`; `owner` is the algorithm a key belongs to (nil: every algorithm).
 enum AlgorithmKey: String, CodingKey, CaseIterable {
     case type, epochs, batchSize = "batch_size", learningRate = "learning_rate", schedule, warmupSteps = "warmup_steps"
-    case maxGradNorm = "max_grad_norm", weightDecay = "weight_decay"
+    case maxGradNorm = "max_grad_norm", weightDecay = "weight_decay", optimizerMoments = "optimizer_moments"
     case lossType = "loss_type", beta, labelSmoothing = "label_smoothing", rpoAlpha = "rpo_alpha"
     case klCoef = "kl_coef", klEstimator = "kl_estimator", klTarget = "kl_target", klHorizon = "kl_horizon", gamma, lam
     case cliprange, cliprangeValue = "cliprange_value", vfCoef = "vf_coef", valueModel = "value_model"
@@ -96,6 +99,7 @@ extension AlgorithmSection: Codable {
         optimizer.warmupSteps = try c.value(.warmupSteps, optimizer.warmupSteps)
         optimizer.maxGradNorm = try c.value(.maxGradNorm, optimizer.maxGradNorm)
         optimizer.adamw.weightDecay = try c.value(.weightDecay, optimizer.adamw.weightDecay)
+        if c.contains(.optimizerMoments) { optimizerMoments = try c.choice(.optimizerMoments, MomentsDType.f32) }
         dpo.lossType = try c.choice(.lossType, dpo.lossType); dpo.beta = try c.value(.beta, dpo.beta)
         dpo.labelSmoothing = try c.value(.labelSmoothing, dpo.labelSmoothing); dpo.rpoAlpha = try c.value(.rpoAlpha, dpo.rpoAlpha)
         ppo.klCoef = try c.value(.klCoef, ppo.klCoef); ppo.loss.klEstimator = try c.choice(.klEstimator, ppo.loss.klEstimator)
@@ -124,6 +128,7 @@ extension AlgorithmSection: Codable {
         try c.encode(optimizer.lr, forKey: .learningRate); try c.encode(optimizer.schedule, forKey: .schedule)
         try c.encode(optimizer.warmupSteps, forKey: .warmupSteps); try c.encode(optimizer.maxGradNorm, forKey: .maxGradNorm)
         try c.encode(optimizer.adamw.weightDecay, forKey: .weightDecay)
+        try c.encodeIfPresent(optimizerMoments, forKey: .optimizerMoments)
         if type == .dpo {
             try c.encode(dpo.lossType, forKey: .lossType); try c.encode(dpo.beta, forKey: .beta)
             try c.encode(dpo.labelSmoothing, forKey: .labelSmoothing); try c.encode(dpo.rpoAlpha, forKey: .rpoAlpha)

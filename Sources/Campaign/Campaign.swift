@@ -154,6 +154,11 @@ public final class Campaign {
             return try HTTPJudge(config: l.http!, name: l.name, interrupted: { stop.isSet })
         case .rewardModel:
             let dir = URL(fileURLWithPath: l.model!)
+            if let a = l.adapter {  // a reward-model LoRA adapter on the base `model`; its id names the adapter
+                let adapter = URL(fileURLWithPath: a)
+                let sha = try sha256(of: adapter.appendingPathComponent(LoRAAdapter.weightsFile))
+                return try RewardModelLabeller(directory: dir, adapter: adapter, weightsSHA256: sha)
+            }
             let sha = try sha256(of: dir.appendingPathComponent("model.safetensors"))
             return try RewardModelLabeller(directory: dir, weightsSHA256: sha)
         }
@@ -216,10 +221,18 @@ public final class Campaign {
         return (model, opt, state)
     }
 
+    /// How the policy's AdamW moments are kept between rounds: `algorithm.optimizer_moments`, by
+    /// default bf16 for a LoRA policy (its round checkpoint is then adapter + half-size moments) and
+    /// f32 for a full model (its checkpoints keep their exact float32 state).
+    var momentsDType: MomentsDType { config.algorithm.optimizerMoments ?? (config.isLoRA ? .bf16 : .f32) }
+
     /// Writes policy/ (the model, or a LoRA policy's adapter in PEFT's files) and
     /// optimizer.safetensors into `dir`; returns the SHA-256 of the weights (`checkpointWeights`).
+    /// The moments are written as `moments` (default `momentsDType`); BF16 rounds the optimizer's
+    /// moments in memory first, so every run — uninterrupted, resumed or replayed — continues from
+    /// the values on disk (the next round loads them anyway).
     @discardableResult
-    func saveCheckpoint(_ policy: PolicyModel, _ optimizer: AdamW, into dir: URL) throws -> String {
+    func saveCheckpoint(_ policy: PolicyModel, _ optimizer: AdamW, into dir: URL, moments: MomentsDType? = nil) throws -> String {
         let p = dir.appendingPathComponent("policy")
         if let adapter = policy.adapter {
             try adapter.save(to: p, baseModel: config.policy)
@@ -227,7 +240,7 @@ public final class Campaign {
             let model = policy.model
             try ModelDirectory.save(config: model.config, parameters: model.parameters, to: p, copyingAuxiliaryFilesFrom: modelSource)
         }
-        try optimizer.save(to: dir)
+        try optimizer.save(to: dir, moments: moments ?? momentsDType)
         return try sha256(of: dir.appendingPathComponent(checkpointWeights))
     }
 

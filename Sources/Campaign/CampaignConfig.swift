@@ -79,8 +79,10 @@ public struct LabellerSection: Codable, Sendable, Equatable {
     /// command: the judge's working directory (relative paths: to the config file's directory,
     /// which is the default; `rondo start` records it as an absolute path).
     public var workingDirectory: String? = nil
-    /// reward_model: an HF sequence-classification model directory.
+    /// reward_model: an HF sequence-classification model directory (with `adapter`: the adapter's base).
     public var model: String? = nil
+    /// reward_model: a reward-model LoRA adapter on `model` (PEFT SEQ_CLS, e.g. from `rondo rm train --lora-r`).
+    public var adapter: String? = nil
     /// Also score the held-out prompts with the verifier (ground truth) when they have answers.
     public var evalVerifier: Bool = true
     /// http: the judge's settings (Labeling's HTTPJudgeConfig; its keys sit in this mapping).
@@ -89,7 +91,7 @@ public struct LabellerSection: Codable, Sendable, Equatable {
     public var refresh: RefreshSection? = nil
     enum CodingKeys: String, CodingKey, CaseIterable {
         case type, name, command, timeoutS = "timeout_s", maxRestarts = "max_restarts", workingDirectory = "working_directory"
-        case model, evalVerifier = "eval_verifier", refresh
+        case model, adapter, evalVerifier = "eval_verifier", refresh
     }
 }
 
@@ -237,6 +239,7 @@ extension LabellerSection {
         name = try c.decodeIfPresent(String.self, forKey: .name)
         command = try c.decodeIfPresent([String].self, forKey: .command); timeoutS = try c.value(.timeoutS, d.timeoutS)
         maxRestarts = try c.value(.maxRestarts, d.maxRestarts); model = try c.decodeIfPresent(String.self, forKey: .model)
+        adapter = try c.decodeIfPresent(String.self, forKey: .adapter)
         workingDirectory = try c.decodeIfPresent(String.self, forKey: .workingDirectory)
         evalVerifier = try c.value(.evalVerifier, d.evalVerifier)
         refresh = try c.decodeIfPresent(RefreshSection.self, forKey: .refresh)
@@ -249,7 +252,8 @@ extension LabellerSection {
         if let http { return try http.encode(to: encoder) }
         try c.encodeIfPresent(command, forKey: .command); try c.encode(timeoutS, forKey: .timeoutS)
         try c.encode(maxRestarts, forKey: .maxRestarts); try c.encodeIfPresent(workingDirectory, forKey: .workingDirectory)
-        try c.encodeIfPresent(model, forKey: .model); try c.encodeIfPresent(refresh, forKey: .refresh)
+        try c.encodeIfPresent(model, forKey: .model); try c.encodeIfPresent(adapter, forKey: .adapter)
+        try c.encodeIfPresent(refresh, forKey: .refresh)
     }
 }
 

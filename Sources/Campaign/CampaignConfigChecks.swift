@@ -51,6 +51,9 @@ extension CampaignConfig {
         }
         try validateSamplingPolicy(bad)
         try validatePolicy(bad)
+        if algorithm.type == .ppo && labeller.adapter != nil && algorithm.ppo.valueModel == nil {
+            throw bad("algorithm.value_model", "must be given when the reward model is a LoRA adapter (labeller.adapter): PPO's value model starts from a full model; set it to 'policy' or a model directory (e.g. the merged reward model from `rondo merge`)")
+        }
         try RoundAlgorithms.type(of: algorithm.type).validate(self, bad)
         if let r = rounds, r < 1 { throw bad("rounds", "must be ≥ 1 or 'unlimited'") }
         if threads < 1 { throw bad("threads", "must be ≥ 1") }
@@ -173,6 +176,12 @@ extension LabellerSection {
         case .http:
             try http?.validate { key, why in bad("\(k).\(key)", why) }
         case .verifier: break
+        }
+        if adapter != nil && type != .rewardModel {
+            throw bad("\(k).adapter", "is only for type reward_model (a reward-model LoRA adapter on its model); this labeller is '\(type.rawValue)'")
+        }
+        if adapter != nil && refresh != nil {
+            throw bad("\(k).refresh", "trains a full reward model; it cannot refresh a LoRA adapter (labeller.adapter) yet: merge the adapter first (`rondo merge`) or remove refresh")
         }
         if type != .rewardModel, refresh != nil {
             throw bad("\(k).refresh", "is only for type reward_model (the model it trains further); this labeller is '\(type.rawValue)'")

@@ -165,7 +165,10 @@ public enum CampaignCommands {
         if N > 1 { report += "ranks: \(N)\(c.size == 1 ? " (emulated on one process: each rank's shard in turn, summed in rank order)" : "")\n" }
         var unused = prev
         var files = [campaign.checkpointWeights, AdamW.fileName] + (try algo.saveState(into: target, state: &unused))
-        try campaign.saveCheckpoint(policy, optimizer, into: target)
+        // Moments in the dtype the round recorded (a LoRA round written before BF16 moments holds
+        // F32 ones), else the campaign's.
+        try campaign.saveCheckpoint(policy, optimizer, into: target,
+                                    moments: try AdamW.storedMoments(in: store.roundURL(n)))
         if let rf = campaign.refresh, rf.refreshes(round: n) {
             let (rmFiles, rmMetrics, rmReport) = try replayRewardModel(campaign, round: n, into: target)
             files += rmFiles; metrics += rmMetrics; report += rmReport

@@ -36,6 +36,7 @@ extension Campaign {
         config.prompts.train = abs(config.prompts.train)
         config.prompts.eval = abs(config.prompts.eval)
         if let m = config.labeller.model { config.labeller.model = abs(m) }
+        if let a = config.labeller.adapter { config.labeller.adapter = abs(a) }
         if let t = config.labeller.http?.promptTemplate { config.labeller.http?.promptTemplate = abs(t) }
         if let v = config.algorithm.ppo.valueModel, v != "policy" { config.algorithm.ppo.valueModel = abs(v) }
         if var cmd = config.labeller.command, let first = cmd.first, first.contains("/") {
@@ -115,6 +116,11 @@ extension Campaign {
             }
         }
         if let m = config.labeller.model { try pinModel("labeller.model", URL(fileURLWithPath: m)) }
+        if let a = config.labeller.adapter {
+            let dir = URL(fileURLWithPath: a)
+            try pin("labeller.adapter", dir.appendingPathComponent(LoRAAdapter.weightsFile))
+            try pin("labeller.adapter", dir.appendingPathComponent(LoRAAdapter.configFile))
+        }
         if let t = config.labeller.http?.promptTemplate { try pin("labeller.prompt_template", URL(fileURLWithPath: t)) }
         if let v = config.algorithm.ppo.valueModel, v != "policy" { try pinModel("algorithm.value_model", URL(fileURLWithPath: v)) }
         pins.append(PinnedInput(name: "config", path: store.configURL.path, sha256: sha256(yaml)))

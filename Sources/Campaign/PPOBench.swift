@@ -28,7 +28,7 @@ public enum PPOBench {
         }
         let (config, params) = try o.run.start("bench ppo")
         let policy = LlamaModel(config: config, parameters: params)
-        let (vc, vp) = RewardJob.rewardModel(from: LoadedModel(config: config, parameters: params.clone(), directory: o.run.source), seed: 1234)
+        let (vc, vp) = LoadedModel(config: config, parameters: params.clone(), directory: o.run.source).asRewardModel(seed: 1234)
         let value = LlamaModel(config: vc, parameters: vp)
         let adam = AdamWConfig(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0)
         var algorithm = AlgorithmSection()

@@ -130,7 +130,7 @@ final class PPORound: RoundAlgorithm {
         let c = campaign.config
         let source = algorithm.ppo.valueModel ?? (c.labeller.type == .rewardModel ? c.labeller.model! : "policy")
         let dir = source == "policy" ? campaign.modelSource : URL(fileURLWithPath: source)
-        let (vc, p) = RewardJob.rewardModel(from: try ModelDirectory.load(dir), seed: c.seed)
+        let (vc, p) = try ModelDirectory.load(dir).asRewardModel(seed: c.seed)
         guard vc.vocabSize == campaign.initial.config.vocabSize else {
             throw CampaignError("\(dir.path): the value model's vocabulary (\(vc.vocabSize)) differs from the policy's (\(campaign.initial.config.vocabSize)); it must read the same token ids")
         }

@@ -147,7 +147,7 @@ public final class LlamaModel: @unchecked Sendable {
         switch c.head {
         case .causalLM: lmHeadForward(batch, ws)
         case .score:
-            let ws8 = w + layout.head
+            let ws8 = lora?.adapter.scoreOffset.map { lora!.adapter.weights.base + $0 } ?? w + layout.head
             parallelRows(N, minRowsPerTask: 64) { r in
                 for n in r { ws.output[n] = vdot(ws.normF + n * C, ws8, C) }
             }
@@ -215,7 +215,10 @@ public final class LlamaModel: @unchecked Sendable {
         switch c.head {
         case .causalLM: lmHeadBackward(dout, g, ws, rows: N)
         case .score:
-            let hw = w + layout.head, hg = g.map { $0 + layout.head }
+            // A reward model's adapter carries its own score head (and so its gradient).
+            let own = lora?.adapter.scoreOffset
+            let hw = own.map { lora!.adapter.weights.base + $0 } ?? w + layout.head
+            let hg = own.flatMap { o in loraGradients.map { $0.base + o } } ?? g.map { $0 + layout.head }
             for n in 0..<N {
                 let d = dout[n]
                 let dn = ws.dnorm + n * C

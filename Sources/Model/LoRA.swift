@@ -90,8 +90,12 @@ public final class LoRAAdapter: @unchecked Sendable {
     public let modelConfig: LlamaConfig
     /// PEFT tensor names (`base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`), shapes [r, in] / [out, r].
     public let layout: ParameterLayout
-    /// A and B of every module.
+    /// A and B of every module (and, on a reward model, the trained score head).
     public let weights: ParameterBuffer
+    /// Offset of the adapter's own score head [1, hidden] in `weights` when the base is a
+    /// sequence-classification (reward) model: PEFT's SEQ_CLS task trains `score` beside the
+    /// adapter (`modules_to_save`), saved as `base_model.model.score.weight`. nil on a causal LM.
+    public let scoreOffset: Int?
     let modules: [LoRAModule]
     /// modules[layer][group], in column order.
     let byGroup: [[[LoRAModule]]]
@@ -101,7 +105,11 @@ public final class LoRAAdapter: @unchecked Sendable {
         "base_model.model.model.layers.\(layer).\(target.modulePath).lora_\(matrix).weight"
     }
 
-    /// A zero adapter (a no-op: B = 0) for `model`-shaped bases; `initialize` draws A.
+    /// PEFT's saved key of a reward model's score head (a `modules_to_save` module).
+    public static let scoreKey = "base_model.model.score.weight"
+
+    /// A zero adapter (a no-op: B = 0) for `model`-shaped bases; `initialize` draws A. On a reward
+    /// model (`model.head == .score`) the adapter also holds the score head (`scoreOffset`).
     public init(config: LoRAConfig, model m: LlamaConfig) {
         self.config = config
         self.modelConfig = m
@@ -127,8 +135,10 @@ public final class LoRAAdapter: @unchecked Sendable {
                 pending.append((l, t, d.inDim, d.outDim, d.column))
             }
         }
+        if m.head == .score { tensors.append((Self.scoreKey, [1, C])) }
         let layout = ParameterLayout(tensors: tensors)
         self.layout = layout
+        scoreOffset = layout.entry(Self.scoreKey)?.offset
         weights = ParameterBuffer(layout: layout)
         let modules = pending.enumerated().map { i, p in
             LoRAModule(index: i, layer: p.0, target: p.1, a: layout.entries[2 * i].offset, b: layout.entries[2 * i + 1].offset,
@@ -152,13 +162,22 @@ public final class LoRAAdapter: @unchecked Sendable {
         }
     }
 
+    /// A reward model's adapter: its score head starts as the base's (PEFT's `ModulesToSaveWrapper`
+    /// copies the original module). Nothing to do on a causal LM.
+    public func initializeScore(from base: ParameterBuffer) {
+        guard let o = scoreOffset else { return }
+        (weights.base + o).update(from: base.base + base.layout.head, count: modelConfig.hiddenSize)
+    }
+
     /// Adds s · B·A to every targeted weight of `parameters` (a base of this adapter's shape): PEFT's
-    /// `merge_and_unload` (the product B·A first, then times s, then added to W, in float32).
+    /// `merge_and_unload` (the product B·A first, then times s, then added to W, in float32); a
+    /// reward model's score head is replaced by the adapter's.
     public func merge(into parameters: ParameterBuffer) {
         require(parameters.count == ParameterLayout(config: modelConfig).count, "merge: the base does not match the adapter's model shape")
         let delta = FloatPtr.allocate(capacity: largestModule)
         defer { delta.deallocate() }
         for m in modules { addDelta(m, into: parameters.base + weightOffset(m, parameters.layout), scratch: delta) }
+        if let o = scoreOffset { (parameters.base + parameters.layout.head).update(from: weights.base + o, count: modelConfig.hiddenSize) }
     }
 
     /// Floats of the largest module's W (scratch size for `addDelta`).

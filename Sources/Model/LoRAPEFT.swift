@@ -14,6 +14,12 @@ extension LoRAAdapter {
     /// present with its exact shape, nothing else, no option Rondo would have to ignore.
     public static func load(from dir: URL, model: LlamaConfig) throws -> LoRAAdapter {
         let config = try loadConfig(from: dir)
+        let seqCls = isSequenceClassification(dir)
+        guard seqCls == (model.head == .score) else {
+            throw ModelError(seqCls
+                ? "\(dir.appendingPathComponent(configFile).path): a reward-model adapter (task_type SEQ_CLS, with its score head) cannot be used on a causal LM; use it where a reward model is expected (`rondo rm train --adapter`, a reward_model labeller)"
+                : "\(dir.appendingPathComponent(configFile).path): a causal-LM adapter (task_type CAUSAL_LM) cannot be used on a reward model; train one with `rondo rm train --lora-r`")
+        }
         let adapter = LoRAAdapter(config: config, model: model)
         let url = dir.appendingPathComponent(weightsFile)
         guard FileManager.default.fileExists(atPath: url.path) else {
@@ -30,7 +36,7 @@ extension LoRAAdapter {
             try file.read(e.name, into: adapter.weights.view(e))
         }
         if let extra = file.names.first(where: { adapter.layout.entry($0) == nil }) {
-            throw ModelError("\(url.path): unexpected tensor '\(extra)' (Rondo reads lora_A/lora_B of the projections only: no modules_to_save, embeddings or DoRA)")
+            throw ModelError("\(url.path): unexpected tensor '\(extra)' (Rondo reads lora_A/lora_B of the projections and a reward model's score head only: no other modules_to_save, embeddings or DoRA)")
         }
         return adapter
     }
@@ -63,7 +69,7 @@ extension LoRAAdapter {
         }
         let off: [(String, (JSONValue) -> Bool)] = [
             ("bias", { $0.string == "none" }), ("fan_in_fan_out", { $0.bool == false }), ("use_dora", { $0.bool == false }),
-            ("lora_bias", { $0.bool == false }), ("modules_to_save", { $0 == .null }), ("layers_to_transform", { $0 == .null }),
+            ("lora_bias", { $0.bool == false }), ("layers_to_transform", { $0 == .null }),
             ("rank_pattern", { $0.object?.isEmpty == true }), ("alpha_pattern", { $0.object?.isEmpty == true }),
             ("layer_replication", { $0 == .null }), ("trainable_token_indices", { $0 == .null }),
             ("target_parameters", { $0 == .null }), ("exclude_modules", { $0 == .null }),
@@ -71,8 +77,18 @@ extension LoRAAdapter {
         for (key, ok) in off {
             if let v = json[key], !ok(v) { throw fail(key, "is set (\(v)); Rondo implements plain LoRA only, remove or reset it") }
         }
-        if let t = json["task_type"]?.string, t != "CAUSAL_LM" {
-            throw fail("task_type", "is \(t); Rondo's LoRA adapts causal language models (CAUSAL_LM)")
+        let task = json["task_type"]?.string
+        if let t = task, t != "CAUSAL_LM" && t != "SEQ_CLS" {
+            throw fail("task_type", "is \(t); Rondo's LoRA adapts causal language models (CAUSAL_LM) and reward models (SEQ_CLS)")
+        }
+        // SEQ_CLS saves the score head beside the adapter (PEFT adds ["classifier", "score"]); no
+        // other module can be saved.
+        if let v = json["modules_to_save"], v != .null {
+            let names = v.array?.compactMap(\.string) ?? []
+            guard task == "SEQ_CLS", names.count == v.array?.count, names.contains("score"),
+                  Set(names).isSubset(of: ["classifier", "score"]) else {
+                throw fail("modules_to_save", "is \(v); Rondo saves only a reward model's score head (task_type SEQ_CLS, modules_to_save [\"classifier\", \"score\"])")
+            }
         }
         do {
             return try LoRAConfig(r: r, alpha: alpha, targets: try LoRATarget.parse(names, what: what),
@@ -80,7 +96,17 @@ extension LoRAAdapter {
         } catch let e as ModelError { throw ModelError("\(what): \(e.description)") }
     }
 
-    /// Writes the adapter as PEFT does, atomically per file: weights first, config last.
+    /// Whether the adapter in `dir` is a reward model's (`task_type` SEQ_CLS, score head saved).
+    /// (false when unreadable: `loadConfig` reports that).
+    static func isSequenceClassification(_ dir: URL) -> Bool {
+        let url = dir.appendingPathComponent(configFile)
+        guard let data = try? Data(contentsOf: url), let json = try? JSONDecoder().decode(JSONValue.self, from: data) else { return false }
+        return json["task_type"]?.string == "SEQ_CLS"
+    }
+
+    /// Writes the adapter as PEFT does, atomically per file: weights first, config last. A reward
+    /// model's adapter is written as PEFT's SEQ_CLS task: `modules_to_save` ["classifier", "score"]
+    /// and the score head as `base_model.model.score.weight`.
     /// `baseModel` goes into `base_model_name_or_path` (PEFT treats it as an opaque string).
     public func save(to dir: URL, baseModel: String) throws {
         do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
@@ -90,11 +116,12 @@ extension LoRAAdapter {
         try SafetensorsFile.write(tensors, dtype: .f32, to: dir.appendingPathComponent(Self.weightsFile))
         let c = config
         let fields: [String: JSONValue] = [
-            "peft_type": .string("LORA"), "task_type": .string("CAUSAL_LM"), "r": .number(Double(c.r)),
+            "peft_type": .string("LORA"), "task_type": .string(scoreOffset == nil ? "CAUSAL_LM" : "SEQ_CLS"), "r": .number(Double(c.r)),
             "lora_alpha": .number(c.alpha), "lora_dropout": .number(0), "use_rslora": .bool(c.useRSLoRA),
             "target_modules": .array(c.targets.map(\.rawValue).sorted().map(JSONValue.string)),
             "bias": .string("none"), "fan_in_fan_out": .bool(false), "use_dora": .bool(false),
-            "init_lora_weights": .bool(true), "inference_mode": .bool(true), "modules_to_save": .null,
+            "init_lora_weights": .bool(true), "inference_mode": .bool(true),
+            "modules_to_save": scoreOffset == nil ? .null : .array([.string("classifier"), .string("score")]),
             "base_model_name_or_path": .string(baseModel), "rank_pattern": .object([:]), "alpha_pattern": .object([:]),
         ]
         let enc = JSONEncoder()
@@ -108,15 +135,19 @@ extension LoRAAdapter {
 /// `rondo merge`: a base model directory + a PEFT adapter → a plain HF model directory.
 public enum LoRAMerge {
     /// Loads `base` and `adapter`, folds W + s·B·A into every targeted weight and writes `out`
-    /// (config.json, model.safetensors, the base's tokenizer and generation files). Returns a summary.
+    /// (config.json, model.safetensors, the base's tokenizer and generation files); a reward-model
+    /// adapter gives a reward model with the adapter's score head. Returns a summary.
     public static func run(base: URL, adapter: URL, out: URL) throws -> String {
         guard base.standardizedFileURL.path != out.standardizedFileURL.path else {
             throw ModelError("\(out.path): --out is the base directory; write the merged model to a new directory")
         }
-        let model = try ModelDirectory.load(base)
-        let lora = try LoRAAdapter.load(from: adapter, model: model.config)
-        lora.merge(into: model.parameters)
-        try ModelDirectory.save(config: model.config, parameters: model.parameters, to: out, copyingAuxiliaryFilesFrom: base)
+        let loaded = try ModelDirectory.load(base)
+        // A reward-model adapter (SEQ_CLS) on a causal LM: the LM becomes a reward model whose score
+        // head is the adapter's (as PEFT's AutoModelForSequenceClassification + adapter).
+        let (config, parameters) = LoRAAdapter.isSequenceClassification(adapter) ? loaded.asRewardModel(seed: 0) : (loaded.config, loaded.parameters)
+        let lora = try LoRAAdapter.load(from: adapter, model: config)
+        lora.merge(into: parameters)
+        try ModelDirectory.save(config: config, parameters: parameters, to: out, copyingAuxiliaryFilesFrom: base)
         let c = lora.config
         return "merge: \(out.path): \(lora.modules.count) projections (r \(c.r), alpha \(c.alpha)\(c.useRSLoRA ? ", rsLoRA" : ""), s \(c.scaling)) merged into \(base.path)"
     }

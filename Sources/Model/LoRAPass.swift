@@ -74,6 +74,11 @@ extension LoRAActivations {
               a.numKVHeads * a.headDim == c.numKVHeads * c.headDim, a.intermediateSize == c.intermediateSize else {
             throw ModelError("the LoRA adapter was made for a base with \(a.numLayers) layers, hidden \(a.hiddenSize), intermediate \(a.intermediateSize); this base has \(c.numLayers), \(c.hiddenSize), \(c.intermediateSize): use the adapter with its own base")
         }
+        guard (adapter.scoreOffset != nil) == (c.head == .score) else {
+            throw ModelError(c.head == .score
+                ? "the LoRA adapter was made for a causal LM (task_type CAUSAL_LM, no score head), but this base is a reward model; use a SEQ_CLS adapter (e.g. from `rondo rm train --lora-r`)"
+                : "the LoRA adapter was made for a reward model (task_type SEQ_CLS, its own score head), but this base is a causal LM; load it on a reward model")
+        }
         guard rows <= maxRows else {
             throw ModelError("batch of \(rows) rows exceeds the LoRA activations (\(maxRows) rows)")
         }

@@ -16,6 +16,29 @@ public struct LoadedModel: Sendable {
         self.parameters = parameters
         self.directory = directory
     }
+
+    /// The model as a one-label reward model: unchanged if it already is one; otherwise the causal
+    /// LM's trunk with its head replaced by `score.weight` ~ Normal(0, initializer_range) drawn from
+    /// Philox(seed).
+    public func asRewardModel(seed: UInt64) -> (LlamaConfig, ParameterBuffer) {
+        guard config.head == .causalLM else { return (config, parameters) }
+        var c = config
+        c.head = .score
+        c.tieWordEmbeddings = false  // a sequence classifier has no LM head to tie
+        let layout = ParameterLayout(config: c)
+        let p = ParameterBuffer(layout: layout)
+        for e in layout.entries {
+            if let src = parameters.view(e.name), e.name != "score.weight" {
+                _ = p.view(e).update(fromContentsOf: src)
+            } else {
+                let std = c.raw["initializer_range"]?.double.map { Float($0) } ?? 0.02
+                let rng = Philox(seed: seed, stream: 0x5C0E_0000_0000_0000)
+                let v = p.view(e)
+                for j in 0..<v.count { v[j] = std * rng.normal(UInt64(j)) }
+            }
+        }
+        return (c, p)
+    }
 }
 
 /// Reading, writing and initialising HF model directories.

@@ -13,7 +13,10 @@
 // do not (transformers' `get_decay_parameter_names` excludes norms and biases).
 //
 // The state is saved beside the weights as `optimizer.safetensors`: tensors `exp_avg.<name>` and
-// `exp_avg_sq.<name>` for every layout entry (F32, HF shapes) and the step in the metadata.
+// `exp_avg_sq.<name>` for every layout entry (HF shapes) and the step in the metadata. The moments
+// are F32, or BF16 when the caller keeps them in bfloat16 (`MomentsDType.bf16`: the in-memory
+// moments are rounded to nearest even first, so what continues in memory is what was written);
+// loading reads either.
 
 import Foundation
 import Kernels
@@ -121,6 +124,20 @@ public func adamwUpdateNaive(
     }
 }
 
+/// How AdamW's moments are stored between rounds: float32 (exact), or rounded to bfloat16 (half
+/// the bytes, as bitsandbytes' and DeepSpeed's 16-bit optimizer states).
+public enum MomentsDType: String, Codable, Sendable, CaseIterable {
+    case f32, bf16
+
+    /// The safetensors dtype the moments are written in.
+    public var safetensors: SafetensorsDType { self == .bf16 ? .bf16 : .f32 }
+}
+
+/// `x` rounded to the nearest bfloat16 (ties to even), as a float32: finite values keep 8 mantissa
+/// bits (those beyond bfloat16's largest finite value become ±inf), ±inf stays, NaN stays NaN.
+@inline(__always)
+public func roundedToBF16(_ x: Float) -> Float { Float(bitPattern: UInt32(HalfFloat.bf16Bits(x)) << 16) }
+
 /// AdamW state (first and second moments, step count) for a model's flat parameter buffer.
 public final class AdamW: @unchecked Sendable {
     /// The state file written beside the weights.
@@ -187,8 +204,21 @@ public final class AdamW: @unchecked Sendable {
 
     // MARK: Checkpoint
 
-    /// Writes `optimizer.safetensors` (or `fileName`) into `dir` (atomically).
-    public func save(to dir: URL, fileName: String = AdamW.fileName) throws {
+    /// Rounds both moments in place to bfloat16 (`roundedToBF16`), so the state in memory is the
+    /// state a BF16 file holds.
+    public func roundMomentsToBF16() {
+        for buffer in [expAvg, expAvgSq] {
+            let q = buffer.base, n = buffer.count, chunk = Self.chunk
+            parallelRows((n + chunk - 1) / chunk, minRowsPerTask: 1) { r in
+                for i in (r.lowerBound * chunk)..<min(n, r.upperBound * chunk) { q[i] = roundedToBF16(q[i]) }
+            }
+        }
+    }
+
+    /// Writes `optimizer.safetensors` (or `fileName`) into `dir` (atomically). With `moments: .bf16`
+    /// the moments are first rounded in memory (`roundMomentsToBF16`), then written as BF16.
+    public func save(to dir: URL, fileName: String = AdamW.fileName, moments: MomentsDType = .f32) throws {
+        if moments == .bf16 { roundMomentsToBF16() }
         let layout = expAvg.layout
         var tensors: [(name: String, shape: [Int], values: UnsafeBufferPointer<Float>)] = []
         for e in layout.entries {
@@ -200,10 +230,18 @@ public final class AdamW: @unchecked Sendable {
             "beta1": String(config.beta1), "beta2": String(config.beta2), "eps": String(config.eps),
             "weight_decay": String(config.weightDecay),
         ]
-        try SafetensorsFile.write(tensors, dtype: .f32, to: dir.appendingPathComponent(fileName), metadata: meta)
+        try SafetensorsFile.write(tensors, dtype: moments.safetensors, to: dir.appendingPathComponent(fileName), metadata: meta)
     }
 
-    /// Reads the state saved by `save` from `dir`, strictly matched against `layout`.
+    /// The dtype of the moments in a state file written by `save` (nil if `dir` has none).
+    public static func storedMoments(in dir: URL, fileName: String = AdamW.fileName) throws -> MomentsDType? {
+        let url = dir.appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let file = try SafetensorsFile(url: url)
+        return file.names.first.flatMap { file.info($0)?.dtype == .bf16 ? .bf16 : .f32 }
+    }
+
+    /// Reads the state saved by `save` from `dir` (F32 or BF16 moments), strictly matched against `layout`.
     public static func load(from dir: URL, fileName: String = AdamW.fileName, layout: ParameterLayout, config: AdamWConfig,
                             decays: (ParameterEntry) -> Bool = AdamW.hfDecays) throws -> AdamW {
         let url = dir.appendingPathComponent(fileName)

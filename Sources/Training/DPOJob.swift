@@ -58,10 +58,8 @@ public enum DPOJob {
         let plan = TrainingPlan(examples: examples.count, run: o.run)
         var resumed: ResumeState?
         if o.resume && !o.evalOnly {
-            let dir = try LoRAJobSupport.resumeDirectory(o.lora, model: o.model)
-            let r = try TrainingSupport.resumeState(from: dir, job: "dpo", plan: plan, layout: adapter?.layout ?? model.layout,
-                                                    optimizer: o.optimizer)
-            try LoRAJobSupport.checkResume(r.record, adapter: adapter, base: o.model, from: dir)
+            let r = try LoRAJobSupport.resumeState(o.lora, job: "dpo", model: o.model, plan: plan, adapter: adapter,
+                                                   fullLayout: model.layout, optimizer: o.optimizer)
             guard r.record.dpo == o.loss else {
                 throw JobError("\(o.model.path): resume with the same DPO loss options as the interrupted run (see its \(TrainingRecord.fileName))")
             }

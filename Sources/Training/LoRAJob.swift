@@ -17,8 +17,9 @@ public struct LoRAJobOptions: Sendable, Equatable {
 }
 
 enum LoRAJobSupport {
-    /// The adapter the job trains or scores with, or nil for the plain model.
-    static func adapter(_ o: LoRAJobOptions?, model: LlamaConfig, seed: UInt64) throws -> LoRAAdapter? {
+    /// The adapter the job trains or scores with, or nil for the plain model. A new adapter on a
+    /// reward model starts its score head from `base`'s (as PEFT's SEQ_CLS task does).
+    static func adapter(_ o: LoRAJobOptions?, model: LlamaConfig, seed: UInt64, base: ParameterBuffer? = nil) throws -> LoRAAdapter? {
         guard let o else { return nil }
         if o.new != nil && o.adapter != nil {
             throw JobError("--lora-r starts a new adapter and --adapter continues one; give only one of them")
@@ -29,6 +30,7 @@ enum LoRAJobSupport {
         guard let c = o.new else { return nil }
         let a = LoRAAdapter(config: c, model: model)
         a.initialize(seed: seed)
+        if let base { a.initializeScore(from: base) }
         return a
     }
 
@@ -37,6 +39,17 @@ enum LoRAJobSupport {
     static func resumeDirectory(_ o: LoRAJobOptions?, model: URL) throws -> URL {
         if o?.new != nil { throw JobError("--resume continues a LoRA run from its checkpoint: pass it as --adapter DIR, not --lora-r") }
         return o?.adapter ?? model
+    }
+
+    /// The state `--resume` continues from: the LoRA run's adapter checkpoint or the model
+    /// checkpoint (`resumeDirectory`), checked against `adapter` and the base `model` (`checkResume`).
+    static func resumeState(_ o: LoRAJobOptions?, job: String, model: URL, plan: TrainingPlan, adapter: LoRAAdapter?,
+                            fullLayout: ParameterLayout, optimizer: OptimizerOptions) throws -> ResumeState {
+        let dir = try resumeDirectory(o, model: model)
+        let r = try TrainingSupport.resumeState(from: dir, job: job, plan: plan, layout: adapter?.layout ?? fullLayout,
+                                                optimizer: optimizer)
+        try checkResume(r.record, adapter: adapter, base: model, from: dir)
+        return r
     }
 
     /// Refuses to resume a LoRA run on another base or with another adapter shape, or a full run as LoRA.

@@ -3,7 +3,9 @@
 // mean −log σ(r_c − r_r), no margin, no reward centering), with the HF Trainer's AdamW, schedule
 // and clipping. A causal LM given as `--model` becomes a reward model first, as
 // `AutoModelForSequenceClassification.from_pretrained(lm, num_labels=1)` would: same trunk, the LM
-// head dropped, a fresh `score.weight` ~ Normal(0, initializer_range).
+// head dropped, a fresh `score.weight` ~ Normal(0, initializer_range). With `lora`, a PEFT LoRA
+// adapter trains on the frozen base together with its own copy of the score head (PEFT's SEQ_CLS
+// task: `modules_to_save` ["classifier", "score"]), saved in the adapter.
 
 import Foundation
 import Kernels
@@ -24,6 +26,9 @@ public struct RewardOptions: Sendable {
     public var run = RunOptions()
     public var optimizer = OptimizerOptions(lr: 1e-5)
     public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Train (or evaluate) a LoRA adapter on the frozen base `model` instead of every parameter; the
+    /// score head trains with it (PEFT's SEQ_CLS `modules_to_save`) and is saved in the adapter.
+    public var lora: LoRAJobOptions?
 
     public init(model: URL, data: URL, out: URL?) { self.model = model; self.data = data; self.out = out }
 }
@@ -35,29 +40,36 @@ public enum RewardJob {
         try o.run.validate(); try o.optimizer.validate()
         Threads.configure(o.threads)
         let loaded = try ModelDirectory.load(o.model)
-        let (config, params) = rewardModel(from: loaded, seed: o.run.seed)
+        let (config, params) = loaded.asRewardModel(seed: o.run.seed)
         let encoder = try TrainingSupport.textEncoder(modelDirectory: o.model, config: config)
         let examples = try TrainingData.readPairs(o.data, vocab: config.vocabSize, encoder: encoder)
         try TrainingSupport.checkLengths(examples.map { (max($0.chosen.count, $0.rejected.count), $0.line) },
                                          config: config, data: o.data)
         let model = LlamaModel(config: config, parameters: params)
-        if o.evalOnly { return metricsJSON(try evaluate(model: model, examples: examples, batchSize: o.run.batchSize)) }
+        let adapter = try LoRAJobSupport.adapter(o.lora, model: config, seed: o.run.seed, base: params)
+        if o.evalOnly {
+            return metricsJSON(try evaluate(model: model, adapter: adapter, examples: examples, batchSize: o.run.batchSize))
+        }
         guard let out = o.out else { throw JobError("--out is required unless --eval-only") }
 
         let plan = TrainingPlan(examples: examples.count, run: o.run)
         let resumed = o.resume
-            ? try TrainingSupport.resumeState(from: o.model, job: "rm", plan: plan, layout: model.layout, optimizer: o.optimizer)
+            ? try LoRAJobSupport.resumeState(o.lora, job: "rm", model: o.model, plan: plan, adapter: adapter,
+                                             fullLayout: model.layout, optimizer: o.optimizer)
             : nil
         let maxLen = examples.map { max($0.chosen.count, $0.rejected.count) }.max() ?? 1
         let ws = LlamaWorkspace(config: config, maxBatch: 2 * min(o.run.batchSize, examples.count), maxSeqLen: maxLen)
+        let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
         let spec = TrainingSupport.RunSpec(job: "rm", model: o.model, reference: nil, data: o.data, out: out, config: config,
                                            lines: examples.map(\.line), run: o.run, optimizer: o.optimizer, dpo: nil)
-        return try TrainingSupport.train(spec, model: model, plan: plan, resumed: resumed, progress: progress) { micro, trainer in
+        return try TrainingSupport.train(spec, model: model, adapter: adapter, plan: plan, resumed: resumed, progress: progress) { micro, trainer in
             let ex = micro.map { $0.map { examples[$0] } }
             let pairs = ex.reduce(0) { $0 + $1.count }  // the step's normaliser
             var metrics = RewardMetrics()
             return .init(microBatches: ex.count, run: { i in
-                try microBatch(ex[i], model: model, workspace: ws, pairsInStep: pairs, gradients: trainer.gradients, metrics: &metrics)
+                try microBatch(ex[i], model: model, workspace: ws, pairsInStep: pairs, metrics: &metrics, lora: lora) {
+                    trainer.backward($0, outputGradient: $1, workspace: ws, lora: lora)
+                }
             }, metrics: { Array(metrics.values.dropFirst()) })
         }
     }
@@ -68,51 +80,38 @@ public enum RewardJob {
     /// then refuses the update).
     public static func microBatch(_ examples: [PairExample], model: LlamaModel, workspace ws: LlamaWorkspace, pairsInStep: Int,
                                   gradients: ParameterBuffer, metrics: inout RewardMetrics) throws -> Float {
+        try microBatch(examples, model: model, workspace: ws, pairsInStep: pairsInStep, metrics: &metrics, lora: nil) {
+            model.backward($0, outputGradient: $1, gradients: gradients, workspace: ws)
+        }
+    }
+
+    /// The same with the forward's LoRA activations (nil: the plain model) and the backward given
+    /// (`Trainer.backward`: the adapter's gradients only when a LoRA trains).
+    static func microBatch(_ examples: [PairExample], model: LlamaModel, workspace ws: LlamaWorkspace, pairsInStep: Int,
+                           metrics: inout RewardMetrics, lora: LoRAActivations?,
+                           backward: (TokenBatch, UnsafeBufferPointer<Float>) -> Void) throws -> Float {
         let b = batch(examples, pad: model.config.batchPadID)
-        let out = try model.forward(b, workspace: ws)
+        let out = try model.forward(b, workspace: ws, lora: lora)
         let bt = BradleyTerryLoss.compute(scores: out, batch: b, pad: model.config.padTokenID, pairsInStep: pairsInStep)
         metrics.add(BradleyTerryLoss.rewards(scores: out, batch: b, pad: model.config.padTokenID))
         guard bt.result.loss.isFinite else { return bt.result.loss }
-        bt.result.outputGradient.withUnsafeBufferPointer {
-            model.backward(b, outputGradient: $0, gradients: gradients, workspace: ws)
-        }
+        bt.result.outputGradient.withUnsafeBufferPointer { backward(b, $0) }
         return bt.result.loss
-    }
-
-    /// The model as a one-label reward model: unchanged if it already is one; otherwise the causal
-    /// LM's trunk with its head replaced by `score.weight` ~ Normal(0, initializer_range) drawn from
-    /// Philox(seed).
-    public static func rewardModel(from loaded: LoadedModel, seed: UInt64) -> (LlamaConfig, ParameterBuffer) {
-        guard loaded.config.head == .causalLM else { return (loaded.config, loaded.parameters) }
-        var c = loaded.config
-        c.head = .score
-        c.tieWordEmbeddings = false  // a sequence classifier has no LM head to tie
-        let layout = ParameterLayout(config: c)
-        let p = ParameterBuffer(layout: layout)
-        for e in layout.entries {
-            if let src = loaded.parameters.view(e.name), e.name != "score.weight" {
-                _ = p.view(e).update(fromContentsOf: src)
-            } else {
-                let std = c.raw["initializer_range"]?.double.map { Float($0) } ?? 0.02
-                let rng = Philox(seed: seed, stream: 0x5C0E_0000_0000_0000)
-                let v = p.view(e)
-                for j in 0..<v.count { v[j] = std * rng.normal(UInt64(j)) }
-            }
-        }
-        return (c, p)
     }
 
     /// `loss`, `accuracy`, `margin`, `rewards/chosen`, `rewards/rejected` over every pair of
     /// `examples` (micro-batches of `batchSize` pairs; the result is that of one batch).
-    public static func evaluate(model: LlamaModel, examples: [PairExample], batchSize: Int) throws -> [(String, Double)] {
+    public static func evaluate(model: LlamaModel, adapter: LoRAAdapter? = nil, examples: [PairExample],
+                                batchSize: Int) throws -> [(String, Double)] {
         let bs = max(1, min(batchSize, examples.count))
         let maxLen = examples.map { max($0.chosen.count, $0.rejected.count) }.max() ?? 1
         let ws = LlamaWorkspace(config: model.config, maxBatch: 2 * bs, maxSeqLen: maxLen)
+        let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }
         let pad = model.config.batchPadID
         var metrics = RewardMetrics()
         for lo in stride(from: 0, to: examples.count, by: bs) {
             let b = batch(Array(examples[lo..<min(examples.count, lo + bs)]), pad: pad)
-            let out = try model.forward(b, workspace: ws)
+            let out = try model.forward(b, workspace: ws, lora: lora)
             metrics.add(BradleyTerryLoss.rewards(scores: out, batch: b, pad: model.config.padTokenID))
         }
         return metrics.values

@@ -48,13 +48,10 @@ public enum SFTJob {
         guard let out = o.out else { throw JobError("--out is required unless --eval-only") }
 
         let plan = TrainingPlan(examples: examples.count, run: o.run)
-        var resumed: ResumeState?
-        if o.resume {
-            let dir = try LoRAJobSupport.resumeDirectory(o.lora, model: o.model)
-            resumed = try TrainingSupport.resumeState(from: dir, job: "sft", plan: plan, layout: adapter?.layout ?? model.layout,
-                                                      optimizer: o.optimizer)
-            try LoRAJobSupport.checkResume(resumed!.record, adapter: adapter, base: o.model, from: dir)
-        }
+        let resumed = o.resume
+            ? try LoRAJobSupport.resumeState(o.lora, job: "sft", model: o.model, plan: plan, adapter: adapter,
+                                             fullLayout: model.layout, optimizer: o.optimizer)
+            : nil
         let maxLen = examples.map { $0.prompt.count + $0.completion.count }.max() ?? 1
         let ws = LlamaWorkspace(config: config, maxBatch: min(o.run.batchSize, examples.count), maxSeqLen: maxLen)
         let lora = adapter.map { LoRAActivations(adapter: $0, maxRows: ws.maxRows) }

@@ -6,10 +6,13 @@
 
 import Campaign
 import Foundation
+import Kernels
+import Labeling
 import Model
 import Rollouts
 import Testing
 import TestSupport
+import Training
 
 /// `smallConfig` with `policy: {base: BASE, lora: {…}}` (or `policy_value` given whole).
 func loraConfig(_ dir: URL, base: URL? = nil, rounds: Int, policyValue: String? = nil, extra: String = "",
@@ -99,6 +102,88 @@ extension CampaignRunTests {
         }
     }
 
+    /// A LoRA round's AdamW moments are BF16 on disk (half the bytes of F32); round 2 run in the
+    /// process that ran round 1 equals round 2 resumed from round 1 on disk, also when round 1's
+    /// moments are F32 (as LoRA rounds were written before BF16 moments), and the round after it
+    /// replays; `algorithm.optimizer_moments: f32` keeps F32 moments, whose rounds replay too.
+    @Test func loraMomentsAreBF16AndContinueAsResumed() throws {
+        try withTemporaryDirectory { dir in
+            let config = try loraConfig(dir, rounds: 2)
+            let whole = dir.appendingPathComponent("whole"), split = dir.appendingPathComponent("split")
+            #expect(try runRondo(["start", config.path, "--dir", whole.path]).status == 0)
+            let first = try runRondo(["start", config.path, "--dir", split.path, "--rounds", "1"])
+            #expect(first.status == 0, "\(first.stderr)")
+            func round(_ run: URL, _ r: Int) -> URL { run.appendingPathComponent("rounds/\(CampaignStore.roundName(r))") }
+            for r in 0...2 {
+                let file = try SafetensorsFile(url: round(whole, r).appendingPathComponent("optimizer.safetensors"))
+                #expect(!file.names.isEmpty && file.names.allSatisfy { file.info($0)?.dtype == .bf16 }, "round \(r)")
+            }
+            // Round 1's moments rewritten as F32 (the same values, exactly): an older round's form.
+            let base = try ModelDirectory.load(repo.appendingPathComponent("policies/starter")).config
+            let layout = LoRAAdapter(config: try LoRAConfig(r: 4, alpha: 8, targets: LoRATarget.allCases), model: base).layout
+            try AdamW.load(from: round(split, 1), layout: layout, config: AdamWConfig()).save(to: round(split, 1))
+            #expect(try AdamW.storedMoments(in: round(split, 1)) == .f32)
+            let resumed = try runRondo(["resume", split.path, "--rounds", "2"])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            for f in ["policy/adapter_model.safetensors", "optimizer.safetensors", "round_state.json"] {
+                #expect(try sha256(of: round(whole, 2).appendingPathComponent(f)) == sha256(of: round(split, 2).appendingPathComponent(f)),
+                        "round 2 \(f): continued in one process vs resumed from F32 moments")
+            }
+            // Round 2 replays from round 1's F32 moments. (Round 1 itself is a BF16 round rewritten,
+            // not one written before BF16 moments, so its replay — unrounded F32 — would differ.)
+            let replay = try runRondo(["replay", split.path, "--round", "2"])
+            #expect(replay.status == 0 && replay.stdout.contains("identical"), "round 2: \(replay.stdout) \(replay.stderr)")
+
+            try FileManager.default.createDirectory(at: dir.appendingPathComponent("f32"), withIntermediateDirectories: true)
+            let f32Config = try loraConfig(dir.appendingPathComponent("f32"), rounds: 1,
+                                           algorithm: "{beta: 0.1, epochs: 1, batch_size: 8, learning_rate: 2.0e-3, optimizer_moments: f32}")
+            let f32 = dir.appendingPathComponent("f32run")
+            #expect(try runRondo(["start", f32Config.path, "--dir", f32.path]).status == 0)
+            let full = try SafetensorsFile(url: round(f32, 1).appendingPathComponent("optimizer.safetensors"))
+            #expect(full.names.allSatisfy { full.info($0)?.dtype == .f32 })
+            // F32 rounds (as every LoRA round before BF16 moments) replay with their own, unrounded moments.
+            let f32Replay = try runRondo(["replay", f32.path, "--round", "1"])
+            #expect(f32Replay.status == 0 && f32Replay.stdout.contains("identical"), "\(f32Replay.stdout) \(f32Replay.stderr)")
+            let size = { (u: URL) in try FileManager.default.attributesOfItem(atPath: u.appendingPathComponent("optimizer.safetensors").path)[.size] as! Int }
+            let (half, single) = (try size(round(whole, 1)), try size(round(f32, 1)))
+            #expect(half < single / 2 + 65_536, "BF16 moments \(half) bytes vs F32 \(single)")
+        }
+    }
+
+    /// `labeller: {type: reward_model, model: BASE, adapter: DIR}`: the buffer's scores are the
+    /// adapter labeller's, bit for bit (not the plain reward model's); the adapter is pinned.
+    @Test func rewardModelAdapterLabelsACampaign() throws {
+        try withTemporaryDirectory { dir in
+            let reward = repo.appendingPathComponent("policies/reward")
+            let base = try ModelDirectory.load(reward)
+            let a = LoRAAdapter(config: try LoRAConfig(r: 4, alpha: 8, targets: [.q, .v, .down]), model: base.config)
+            a.initialize(seed: 5)
+            for e in a.layout.entries where !e.name.hasSuffix(".lora_A.weight") {
+                let v = a.weights.view(e)
+                for j in 0..<v.count { v[j] = 0.3 * Philox(seed: 6).normal(UInt64(e.offset + j)) }
+            }
+            let adapter = dir.appendingPathComponent("rm-adapter")
+            try a.save(to: adapter, baseModel: reward.path)
+            let run = dir.appendingPathComponent("run")
+            let config = try smallConfig(dir, rounds: 1, extra: "labeller: {type: reward_model, model: \(reward.path), adapter: \(adapter.path)}")
+            let start = try runRondo(["start", config.path, "--dir", run.path])
+            #expect(start.status == 0, "\(start.stderr)")
+            var samples: [SampleRecord] = []
+            try BufferReader(url: run.appendingPathComponent("rounds/000001/rollouts.jsonl.zst")).read { item in
+                if case .sample(let s) = item { samples.append(s) }
+            }
+            let first = samples.filter { $0.promptIndex == samples[0].promptIndex }
+            let request = LabelRequest(prompt: first[0].prompt ?? "", promptIDs: first[0].promptIDs, answer: nil,
+                                       responses: first.map { $0.response ?? "" }, responseIDs: first.map(\.responseIDs))
+            let mine = try RewardModelLabeller(directory: reward, adapter: adapter, weightsSHA256: "x").score(request)
+            let plain = try RewardModelLabeller(directory: reward, weightsSHA256: "x").score(request)
+            #expect(first.count == 4 && first.map { $0.label?.score?.bitPattern } == mine.map(\.bitPattern), "\(first.map { $0.label?.score }) vs \(mine)")
+            #expect(zip(mine, plain).allSatisfy { $0 != $1 }, "the adapter changes the scores")
+            let state = try String(contentsOf: run.appendingPathComponent("state.json"), encoding: .utf8)
+            #expect(state.contains("labeller.adapter") && state.contains(adapter.appendingPathComponent("adapter_model.safetensors").path))
+        }
+    }
+
     @Test func loraCampaignRefusesAChangedBase() throws {
         try withTemporaryDirectory { dir in
             let base = dir.appendingPathComponent("base")
@@ -149,6 +234,12 @@ extension CampaignRunTests {
         let a = try CampaignConfig.parse("policy: {base: /m, adapter: /a}\n" + head, source: "c.yaml")
         #expect(a.isLoRA && a.adapter == "/a" && a.lora == nil)
         #expect(try CampaignConfig.parse(try a.yaml(), source: "again") == a)
+        let f32 = try CampaignConfig.parse("policy: {base: /m, adapter: /a}\nalgorithm: {optimizer_moments: f32}\n" + head, source: "c.yaml")
+        #expect(f32.algorithm.optimizerMoments == .f32 && a.algorithm.optimizerMoments == nil)
+        #expect(try CampaignConfig.parse(try f32.yaml(), source: "again") == f32)
+        let rmAdapter = try CampaignConfig.parse("policy: /m\nlabeller: {type: reward_model, model: /r, adapter: /a}\n" + head, source: "c.yaml")
+        #expect(rmAdapter.labeller.adapter == "/a")
+        #expect(try CampaignConfig.parse(try rmAdapter.yaml(), source: "again") == rmAdapter)
         let plain = try CampaignConfig.parse("policy: /m\n" + head, source: "c.yaml")
         let plainYAML = try plain.yaml()
         #expect(!plain.isLoRA && plainYAML.contains("policy: /m\n"))
@@ -159,6 +250,10 @@ extension CampaignRunTests {
             ("policy: {base: /m, lora: {r: 4, dropout: 0}}\n", "policy.lora.dropout"),
             ("policy: {base: /m, lora: {r: 4}, adapter: /a}\n", "'policy'"),
             ("policy: {base: /m, lora: {r: 4}}\nalgorithm: {type: ppo}\n", "algorithm.type"),
+            ("policy: {base: /m, lora: {r: 4}}\nalgorithm: {optimizer_moments: fp8}\n", "optimizer_moments"),
+            ("policy: /m\nlabeller: {type: verifier, adapter: /a}\n", "labeller.adapter"),
+            ("policy: /m\nlabeller: {type: reward_model, model: /r, adapter: /a, refresh: {gold: {type: verifier}}}\n", "labeller.refresh"),
+            ("policy: /m\nlabeller: {type: reward_model, model: /r, adapter: /a}\nalgorithm: {type: ppo}\n", "algorithm.value_model"),
         ]
         for (yaml, key) in refused {
             #expect(throws: CampaignError.self) { try CampaignConfig.parse(yaml + head, source: "c.yaml") }

@@ -59,6 +59,8 @@ import TestSupport
             ("target_modules", .array([.string("lm_head")]), ["unknown target module 'lm_head'"]),
             ("peft_type", .string("IA3"), ["'peft_type' is IA3, expected LORA"]),
             ("rank_pattern", .object(["q_proj": .number(8)]), ["'rank_pattern' is set"]),
+            ("modules_to_save", .array([.string("lm_head")]), ["'modules_to_save' is", "only a reward model's score head"]),
+            ("task_type", .string("TOKEN_CLS"), ["'task_type' is TOKEN_CLS", "SEQ_CLS"]),
         ]
         for (key, value, fragments) in cases {
             try withTemporaryDirectory { dir in

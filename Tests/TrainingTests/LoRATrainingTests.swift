@@ -1,7 +1,9 @@
 // LoRA through the training jobs: `--eval-only` with a PEFT adapter reproduces TRL's and HF's
 // losses on the fixture batches (reference = the base with the adapter off); a LoRA run writes a
-// PEFT adapter, leaves the base untouched and learns; an interrupted LoRA run resumed from its
-// adapter checkpoint equals the uninterrupted run bit for bit.
+// PEFT adapter, leaves the base untouched and learns (sft, dpo, and rm with its score head trained
+// beside the adapter); an interrupted LoRA run resumed from its adapter checkpoint equals the
+// uninterrupted run bit for bit; a reward-model adapter written and reloaded scores bit for bit as
+// before, and adapters of the wrong kind are refused with the reason.
 
 import Foundation
 import Model
@@ -60,15 +62,26 @@ import TestSupport
             o.optimizer.lr = 1e-2; o.lora = lora; o.resume = resume; o.threads = 2
             edit(&o.run, &o.optimizer)
             _ = try SFTJob.run(o)
-        default:
+        case .dpo:
             var o = DPOOptions(model: model, data: data, out: out)
             o.optimizer.lr = 1e-2; o.lora = lora; o.resume = resume; o.threads = 2
             edit(&o.run, &o.optimizer)
             _ = try DPOJob.run(o)
+        case .rm:
+            var o = RewardOptions(model: model, data: data, out: out)
+            o.optimizer.lr = 1e-2; o.lora = lora; o.resume = resume; o.threads = 2
+            edit(&o.run, &o.optimizer)
+            _ = try RewardJob.run(o)
         }
     }
 
-    @Test(arguments: [Job.sft, Job.dpo])
+    /// The config an adapter of `job` fits: the base, or (rm) the base as a reward model.
+    static func adapterBase(_ job: Job, _ model: URL) throws -> LlamaConfig {
+        let loaded = try ModelDirectory.load(model)
+        return job == .rm ? loaded.asRewardModel(seed: 0).0 : loaded.config
+    }
+
+    @Test(arguments: [Job.sft, Job.dpo, Job.rm])
     func loraRunWritesAnAdapterLearnsAndResumesBitForBit(job: Job) throws {
         try withTemporaryDirectory { dir in
             let (model, data) = try tinySetup(job, dir, n: 64)
@@ -81,10 +94,24 @@ import TestSupport
             #expect(try Data(contentsOf: model.appendingPathComponent("model.safetensors")) == baseBytes, "the base must stay frozen")
             let files = try FileManager.default.contentsOfDirectory(atPath: full.path)
             #expect(files.contains("adapter_model.safetensors") && files.contains("adapter_config.json") && !files.contains("model.safetensors"))
-            let adapter = try LoRAAdapter.load(from: full, model: try ModelDirectory.load(model).config)
+            let adapter = try LoRAAdapter.load(from: full, model: try Self.adapterBase(job, model))
             #expect(adapter.config.r == 4 && adapter.config.targets == LoRATarget.allCases)
+            #expect((adapter.scoreOffset != nil) == (job == .rm), "a reward model's adapter carries its score head")
             let losses = try metricLines(full).map { $0["loss"]!.double! }
-            #expect(losses.last! < losses.first! - 0.05, "\(job) LoRA loss \(losses.first!) → \(losses.last!)")
+            if job == .rm {
+                // A reward model's step losses are single minibatches of 8 pairs (noisy): compare the
+                // loss over all pairs before (fresh adapter: the base's score head) and after.
+                func evalLoss(_ lora: LoRAJobOptions) throws -> Double {
+                    var o = RewardOptions(model: model, data: data, out: nil)
+                    o.evalOnly = true; o.lora = lora; o.threads = 2
+                    return try JSONDecoder().decode(JSONValue.self, from: Data(try RewardJob.run(o).utf8))["loss"]!.double!
+                }
+                let before = try evalLoss(LoRAJobOptions(new: try LoRAConfig(r: 4, alpha: 8, targets: LoRATarget.allCases)))
+                let after = try evalLoss(LoRAJobOptions(adapter: full))
+                #expect(after < before - 0.05, "rm LoRA loss over every pair \(before) → \(after); steps \(losses)")
+            } else {
+                #expect(losses.last! < losses.first! - 0.05, "\(job) LoRA loss \(losses.first!) → \(losses.last!)")
+            }
 
             try trainLoRA(job, model: model, data: data, out: part) { r, o in opts(&r, &o); r.stopAtStep = 5 }
             try trainLoRA(job, model: model, data: data, out: rest, adapter: part, resume: true, opts)
@@ -99,6 +126,28 @@ import TestSupport
                 "\($0)".contains("trained on the base")
             }
             #expect { _ = try train(job, model: part, data: data, out: dir.appendingPathComponent("y"), opts, resume: true) } throws: { _ in true }
+        }
+    }
+
+    /// `rm train` with both a new and an existing adapter (CLI), with --lora-r and --resume, or with
+    /// a causal-LM adapter is refused with the reason.
+    @Test func rewardLoRAWrongCombinationsAreRefused() throws {
+        try withTemporaryDirectory { dir in
+            let (model, data) = try tinySetup(.rm, dir)
+            let causal = dir.appendingPathComponent("causal")
+            try LoRAAdapter(config: try LoRAConfig(r: 4, alpha: 8, targets: [.q, .v]), model: try TinyTask.config())
+                .save(to: causal, baseModel: model.path)
+            let both = try runRondo(["rm", "train", "--model", model.path, "--data", data.path, "--out", dir.appendingPathComponent("o").path,
+                                     "--lora-r", "4", "--adapter", causal.path])
+            #expect(both.status != 0 && both.stderr.contains("give only one of them"), "\(both.stderr)")
+            func run(_ lora: LoRAJobOptions, resume: Bool = false, evalOnly: Bool = false) throws {
+                var o = RewardOptions(model: model, data: data, out: dir.appendingPathComponent("o"))
+                o.lora = lora; o.resume = resume; o.evalOnly = evalOnly; o.threads = 1
+                _ = try RewardJob.run(o)
+            }
+            let fresh = try LoRAConfig(r: 4, alpha: 8, targets: [.q, .v])
+            #expect { try run(LoRAJobOptions(new: fresh), resume: true) } throws: { "\($0)".contains("pass it as --adapter DIR") }
+            #expect { try run(LoRAJobOptions(adapter: causal), evalOnly: true) } throws: { "\($0)".contains("CAUSAL_LM") && "\($0)".contains("reward model") }
         }
     }
 }

@@ -1,8 +1,8 @@
 // The learning bar (issue 18): the default campaign, policies/demo.yaml as shipped with only its
 // seed set to 1, runs its 10 rounds through the real `rondo` binary and must gain at least 20 points
 // of held-out accuracy over round 0 without ever falling more than 5 points below it
-// (docs/experiments.md has the study behind the settings). Slow by nature: a full campaign; its
-// time under the debug build is not measured yet.
+// (docs/experiments.md has the study behind the settings: seeds 1, 2 and 3 gain 27.1, 22.2 and 25.5
+// points on the machine of the study, lowest −1.2, −2.1, −2.4). Slow by nature: a full campaign.
 
 import Foundation
 import Model
@@ -27,9 +27,7 @@ import TestSupport
         return url
     }
 
-    // Disabled until policies/demo.yaml holds the bar: as shipped it dips 9 points below round 0 on
-    // seed 1 (docs/experiments.md), so this test fails today. Enable it with the settings that pass.
-    @Test(.disabled("policies/demo.yaml does not pass the bar yet (seed 1 dips −9 points at round 2); docs/experiments.md"))
+    @Test
     func demoGainsTwentyPointsOnSeedOne() throws {
         try withTemporaryDirectory { dir in
             let run = dir.appendingPathComponent("run")
@@ -43,7 +41,7 @@ import TestSupport
             let gains = accuracy.map { ($0 - accuracy[0]) * 100 }
             let lowest = gains.min() ?? .nan
             print("demo learning bar, seed 1: accuracy \(accuracy), round 10 − round 0 = \(gains[10]) points, lowest \(lowest), \(Int(seconds)) s")
-            // Accuracy is a multiple of 1/200, so the bar is exact up to rounding; NaN fails both.
+            // Accuracy is a multiple of 1/1000, so the bar is exact up to rounding; NaN fails both.
             #expect(gains[10] >= 20 - 1e-6, "round 10 gains \(gains[10]) points over round 0 (accuracy \(accuracy)); the bar is 20")
             #expect(gains.allSatisfy { $0 >= -5 - 1e-6 }, "accuracy falls \(-lowest) points below round 0 (accuracy \(accuracy)); at most 5 allowed")
         }

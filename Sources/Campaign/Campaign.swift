@@ -35,7 +35,8 @@ public struct RoundState: Codable, Sendable, Equatable {
 
 /// What `resume`, `replay` (and `start`) may override without changing the campaign's config.
 public struct CampaignRunOptions: Sendable {
-    /// Threads for matrix products and kernels (nil = the config's `threads`).
+    /// Threads for matrix products and kernels (nil = the count the resumed or replayed round ran
+    /// with, else the config's `threads`; see `Campaign.configureThreads`).
     public var threads: Int? = nil
     /// Continue although a pinned input changed (recorded in the next round's metrics).
     public var allowChangedInputs = false

@@ -79,8 +79,11 @@ public enum CampaignCommands {
             let lock = try CampaignLock(store)
             let moved = try store.archiveRounds(after: n)
             try store.rebuildIndex()
+            if !moved.isEmpty {
+                log("archived rounds \(moved.map(String.init).joined(separator: ", ")) into \(store.archive.path)")
+                campaign.writeReport()  // report.html without them, even if no round commits after
+            }
             withExtendedLifetime(lock) {}
-            if !moved.isEmpty { log("archived rounds \(moved.map(String.init).joined(separator: ", ")) into \(store.archive.path)") }
         }
         if let rounds {
             let last = try store.committedRounds().last ?? 0

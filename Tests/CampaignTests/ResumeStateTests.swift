@@ -42,4 +42,32 @@ extension CampaignRunTests {
             #expect(try jsonFile(run.appendingPathComponent("rounds/000004/metrics.json"))["threads"]?.int == 2)
         }
     }
+
+    @Test func fromRoundRewritesTheReportAndReplayWritesNothing() throws {
+        try withTemporaryDirectory { dir in
+            let run = dir.appendingPathComponent("run")
+            let start = try runRondo(["start", try smallConfig(dir, rounds: 2).path, "--dir", run.path])
+            #expect(start.status == 0, "\(start.stderr)")
+            let report = run.appendingPathComponent("report.html")
+            #expect(try String(contentsOf: report, encoding: .utf8).contains("<td>0–2</td>"))
+
+            // Replay, with or without --out, leaves every file of the campaign as it was.
+            let before = try snapshotAll(run)
+            let out = dir.appendingPathComponent("counterfactual")
+            for args in [["replay", run.path, "--round", "2"], ["replay", run.path, "--round", "2", "--out", out.path]] {
+                let r = try runRondo(args)
+                #expect(r.status == 0 && r.stdout.contains("identical"), "\(args): \(r.stdout) \(r.stderr)")
+            }
+            #expect(try snapshotAll(run) == before)
+            #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("metrics.json").path))
+            #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("report.html").path))
+
+            // Back to round 1 with nothing more to run: the report no longer shows round 2.
+            let back = try runRondo(["resume", run.path, "--from-round", "1", "--rounds", "1"])
+            #expect(back.status == 0, "\(back.stderr)")
+            #expect(try committed(run) == [0, 1])
+            let html = try String(contentsOf: report, encoding: .utf8)
+            #expect(html.contains("<td>0–1</td>") && !html.contains("<td>0–2</td>") && html.contains("Round 1:"), "\(html.prefix(2000))")
+        }
+    }
 }

@@ -119,7 +119,7 @@ public enum CampaignCommands {
                               _ c: Communicator, log: @escaping (String) -> Void) throws -> (String, Bool) {
         guard n >= 1 else { throw CampaignError("round 0 has no update to replay; pick a round ≥ 1") }
         let store = CampaignStore(root: dir)
-        let campaign = try Campaign(store: store, options: options, log: log, communicator: c)
+        let campaign = try Campaign(store: store, options: options, log: log, communicator: c, readOnly: true)
         let N = try ranks ?? recordedRanks(store, round: n)
         try campaign.configureThreads(like: n, options: options)
         if c.size > 1 {

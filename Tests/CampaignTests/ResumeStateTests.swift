@@ -1,7 +1,8 @@
 // What `resume` and `replay` take from the campaign's own record: resume continues with the thread
 // count its last committed round ran with (an update's bits depend on it), `resume --from-round`
 // rewrites report.html without the archived rounds, and replay writes nothing into the campaign
-// (nor a report into its --out directory: that holds one round's counterfactual, not a campaign).
+// (not even the pins of a campaign from before pinning; nor a report into its --out directory:
+// that holds one round's counterfactual, not a campaign).
 
 import Campaign
 import Foundation
@@ -52,20 +53,27 @@ extension CampaignRunTests {
             #expect(try String(contentsOf: report, encoding: .utf8).contains("<td>0–2</td>"))
 
             // Replay, with or without --out, leaves every file of the campaign as it was.
-            let before = try snapshotAll(run)
             let out = dir.appendingPathComponent("counterfactual")
-            for args in [["replay", run.path, "--round", "2"], ["replay", run.path, "--round", "2", "--out", out.path]] {
-                let r = try runRondo(args)
-                #expect(r.status == 0 && r.stdout.contains("identical"), "\(args): \(r.stdout) \(r.stderr)")
+            func replayChangesNothing() throws {
+                let before = try snapshotAll(run)
+                for args in [["replay", run.path, "--round", "2"], ["replay", run.path, "--round", "2", "--out", out.path]] {
+                    let r = try runRondo(args)
+                    #expect(r.status == 0 && r.stdout.contains("identical"), "\(args): \(r.stdout) \(r.stderr)")
+                }
+                #expect(try snapshotAll(run) == before)
             }
-            #expect(try snapshotAll(run) == before)
+            try replayChangesNothing()
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("metrics.json").path))
             #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("report.html").path))
+            // A campaign from before pinning: replay pins nothing either; resume does.
+            try CampaignStore(root: run).updateState { $0["inputs"] = nil }
+            try replayChangesNothing()
 
             // Back to round 1 with nothing more to run: the report no longer shows round 2.
             let back = try runRondo(["resume", run.path, "--from-round", "1", "--rounds", "1"])
             #expect(back.status == 0, "\(back.stderr)")
             #expect(try committed(run) == [0, 1])
+            #expect(try jsonFile(run.appendingPathComponent("state.json"))["inputs"]?.array?.isEmpty == false)
             let html = try String(contentsOf: report, encoding: .utf8)
             #expect(html.contains("<td>0–1</td>") && !html.contains("<td>0–2</td>") && html.contains("Round 1:"), "\(html.prefix(2000))")
         }

@@ -35,7 +35,8 @@ public struct RoundState: Codable, Sendable, Equatable {
 
 /// What `resume`, `replay` (and `start`) may override without changing the campaign's config.
 public struct CampaignRunOptions: Sendable {
-    /// Threads for matrix products and kernels (nil = the config's `threads`).
+    /// Threads for matrix products and kernels (nil = the count the resumed or replayed round ran
+    /// with, else the config's `threads`; see `Campaign.configureThreads`).
     public var threads: Int? = nil
     /// Continue although a pinned input changed (recorded in the next round's metrics).
     public var allowChangedInputs = false
@@ -81,9 +82,11 @@ public final class Campaign {
     /// an emulation of N ranks (`rondo replay` of an N-rank round on one process).
     var reducer: GradientReducer?
 
-    /// Opens a campaign directory whose config.yaml exists (written by `start`).
+    /// Opens a campaign directory whose config.yaml exists (written by `start`). `readOnly` (replay)
+    /// writes nothing into it, not even the pins of a campaign from before pinning.
     public init(store: CampaignStore, options: CampaignRunOptions = CampaignRunOptions(), stop: StopFlag = StopFlag(),
-                log: @escaping (String) -> Void = { _ in }, communicator: Communicator = LocalCommunicator()) throws {
+                log: @escaping (String) -> Void = { _ in }, communicator: Communicator = LocalCommunicator(),
+                readOnly: Bool = false) throws {
         self.store = store
         self.stop = stop
         self.communicator = communicator
@@ -102,12 +105,14 @@ public final class Campaign {
             inputChanges = checked.changes
             for c in checked.changes { log("changed input accepted (--allow-changed-inputs): \(c)") }
         } else {
-            // A campaign from before pinning: pin what is there now.
+            // A campaign from before pinning: pin what is there now (read-only: the next resume pins them).
             let pins = try Self.inputs(of: config, yaml: text, configDirectory: store.root, store: store)
-            if communicator.rank == 0 { try Self.record(pins, in: store) }
+            if communicator.rank == 0 && !readOnly {
+                try Self.record(pins, in: store)
+                log("pinned the campaign's inputs in \(store.stateURL.path)")
+            }
             inputs = pins
             inputChanges = []
-            log("pinned the campaign's inputs in \(store.stateURL.path)")
         }
         let roundZero = try store.committedRounds().first == 0
         let policyDir = roundZero && !config.isLoRA ? store.roundURL(0).appendingPathComponent("policy") : URL(fileURLWithPath: config.policy)

@@ -68,6 +68,7 @@ public enum CampaignCommands {
         let campaign = try Campaign(store: store, options: options, stop: flag, log: log, communicator: c)
         if c.rank != 0 {
             try campaign.barrier()  // rank 0 archives and records the target first
+            try campaign.configureThreads(like: store.committedRounds().last, options: options)
             return try campaign.run()
         }
         if let n = fromRound {
@@ -78,8 +79,11 @@ public enum CampaignCommands {
             let lock = try CampaignLock(store)
             let moved = try store.archiveRounds(after: n)
             try store.rebuildIndex()
+            if !moved.isEmpty {
+                log("archived rounds \(moved.map(String.init).joined(separator: ", ")) into \(store.archive.path)")
+                campaign.writeReport()  // report.html without them, even if no round commits after
+            }
             withExtendedLifetime(lock) {}
-            if !moved.isEmpty { log("archived rounds \(moved.map(String.init).joined(separator: ", ")) into \(store.archive.path)") }
         }
         if let rounds {
             let last = try store.committedRounds().last ?? 0
@@ -92,6 +96,7 @@ public enum CampaignCommands {
             log("rounds target: \(rounds) (recorded in \(store.stateURL.path))")
         }
         try campaign.barrier()
+        try campaign.configureThreads(like: store.committedRounds().last, options: options)
         return try campaign.run()
     }
 
@@ -114,10 +119,9 @@ public enum CampaignCommands {
                               _ c: Communicator, log: @escaping (String) -> Void) throws -> (String, Bool) {
         guard n >= 1 else { throw CampaignError("round 0 has no update to replay; pick a round ≥ 1") }
         let store = CampaignStore(root: dir)
-        let campaign = try Campaign(store: store, options: options, log: log, communicator: c)
+        let campaign = try Campaign(store: store, options: options, log: log, communicator: c, readOnly: true)
         let N = try ranks ?? recordedRanks(store, round: n)
-        // The same bits need the same threads per process: the round's own count unless --threads.
-        if options.threads == nil, let t = try recordedThreads(store, round: n) { Threads.configure(t) }
+        try campaign.configureThreads(like: n, options: options)
         if c.size > 1 {
             guard N == c.size else {
                 throw CampaignError("round \(n) is replayed on \(N) rank\(N == 1 ? "" : "s") (\(ranks == nil ? "its metrics.json's dist/ranks" : "--ranks")), but mpirun started \(c.size); use mpirun -np \(N), or replay on one process")
@@ -192,6 +196,22 @@ public enum CampaignCommands {
         report += same ? "identical: the replay reproduces round \(n) bit for bit\n" : "DIFFERENT\(override != nil ? " (expected: the algorithm was overridden)" : "")\n"
         if let out { report += "checkpoint and metrics written to \(out.path)\n" }
         return (report, same)
+    }
+}
+
+extension Campaign {
+    /// The same bits need the same threads per process: a resume continues with the count of its last
+    /// committed round, a replay uses the round's own (`threads` in its metrics.json), unless
+    /// --threads gives one; the config's `threads` for a new campaign or a round that did not record
+    /// it. Logs which count is used and why.
+    func configureThreads(like round: Int?, options: CampaignRunOptions) throws {
+        if let t = options.threads { return log("threads: \(t) (--threads)") }  // configured when the campaign opened
+        if let r = round, let t = try recordedThreads(store, round: r) {
+            Threads.configure(t)
+            log("threads: \(t), as round \(r) ran (its metrics.json; --threads overrides)")
+        } else {
+            log("threads: \(config.threads) (the config's `threads`\(round.map { "; round \($0) did not record its count" } ?? ""))")
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 // Creating a campaign, and its pinned inputs: `rondo start` records the SHA-256 of every file the campaign reads besides its own
-// rounds (the starting policy, the reference, the tokenizer, the prompt files, the judge and the
-// resolved config) under "inputs" in state.json. `resume` and `replay` check them and refuse a
+// rounds (the starting policy, the reference, the tokenizer, the prompt files, the judge, a
+// refresh's gold labeller and the resolved config) under "inputs" in state.json. `resume` and `replay` check them and refuse a
 // changed one, naming the file and both hashes; `--allow-changed-inputs` accepts the change, which
 // the next committed round records in its metrics (`inputs/changed`) before the new hashes are pinned.
 //
@@ -20,6 +20,19 @@ public struct PinnedInput: Codable, Sendable, Equatable {
     public var sha256: String
 }
 
+extension LabellerSection {
+    /// Makes the labeller's paths absolute with `abs` (relative to the config file): the reward model,
+    /// the judge's template, a command judge's program (when it names a path) and its working directory,
+    /// which defaults to the config file's directory (docs/judges.md), wherever Rondo is started from.
+    mutating func resolvePaths(_ abs: (String) -> String) {
+        if let m = model { model = abs(m) }
+        if let a = adapter { adapter = abs(a) }
+        if let t = http?.promptTemplate { http?.promptTemplate = abs(t) }
+        if var cmd = command, let first = cmd.first, first.contains("/") { cmd[0] = abs(first); command = cmd }
+        if type == .command { workingDirectory = abs(workingDirectory ?? ".") }
+    }
+}
+
 /// Names of inputs that are read from rounds/000000/policy once round 0 is committed.
 let startingModelInputs: Set<String> = ["policy", "reference", "tokenizer", "algorithm.value_model"]
 
@@ -35,22 +48,9 @@ extension Campaign {
         if let a = config.adapter { config.adapter = abs(a) }
         config.prompts.train = abs(config.prompts.train)
         config.prompts.eval = abs(config.prompts.eval)
-        if let m = config.labeller.model { config.labeller.model = abs(m) }
-        if let a = config.labeller.adapter { config.labeller.adapter = abs(a) }
-        if let t = config.labeller.http?.promptTemplate { config.labeller.http?.promptTemplate = abs(t) }
         if let v = config.algorithm.ppo.valueModel, v != "policy" { config.algorithm.ppo.valueModel = abs(v) }
-        if var cmd = config.labeller.command, let first = cmd.first, first.contains("/") {
-            cmd[0] = abs(first); config.labeller.command = cmd
-        }
-        // A judge runs in the config file's directory (docs/judges.md), wherever Rondo is started from.
-        if config.labeller.type == .command { config.labeller.workingDirectory = abs(config.labeller.workingDirectory ?? ".") }
-        if var gold = config.labeller.refresh?.gold {
-            // The gold labeller's paths, as the labeller's.
-            if var cmd = gold.command, let first = cmd.first, first.contains("/") { cmd[0] = abs(first); gold.command = cmd }
-            if gold.type == .command { gold.workingDirectory = abs(gold.workingDirectory ?? ".") }
-            if let t = gold.http?.promptTemplate { gold.http?.promptTemplate = abs(t) }
-            config.labeller.refresh?.gold = gold
-        }
+        config.labeller.resolvePaths(abs)
+        config.labeller.refresh?.gold.resolvePaths(abs)  // the gold labeller's paths, as the labeller's
         if let rounds { config.rounds = rounds }
         let store = CampaignStore(root: dir)
         let yaml = try config.yaml()
@@ -97,31 +97,34 @@ extension Campaign {
         let policy = URL(fileURLWithPath: config.policy)
         try pinModel("policy", policy)
         if config.reference == .initial { try pinModel("reference", policy) }
-        if let a = config.adapter {
-            let dir = URL(fileURLWithPath: a)
-            try pin("policy.adapter", dir.appendingPathComponent(LoRAAdapter.weightsFile))
-            try pin("policy.adapter", dir.appendingPathComponent(LoRAAdapter.configFile))
+        /// A PEFT adapter directory's weights and config.
+        func pinAdapter(_ name: String, _ dir: String) throws {
+            for f in [LoRAAdapter.weightsFile, LoRAAdapter.configFile] {
+                try pin(name, URL(fileURLWithPath: dir).appendingPathComponent(f))
+            }
         }
+        if let a = config.adapter { try pinAdapter("policy.adapter", a) }
         let tok = policy.appendingPathComponent("tokenizer.json")
         if FileManager.default.fileExists(atPath: tok.path) { try pin("tokenizer", tok) }
         try pin("prompts.train", URL(fileURLWithPath: config.prompts.train))
         try pin("prompts.eval", URL(fileURLWithPath: config.prompts.eval))
-        // Judge arguments that name files resolve where the judge runs (its working directory).
-        let judgeDirectory = config.labeller.workingDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? configDirectory
-        for (i, arg) in (config.labeller.command ?? []).enumerated() {
-            let url = URL(fileURLWithPath: arg, relativeTo: judgeDirectory).standardizedFileURL
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue {
-                try pin("labeller.command[\(i)]", url)
+        /// A labeller's files (the judge, its template, the reward model and its adapter), named under `key`.
+        func pinLabeller(_ l: LabellerSection, key: String) throws {
+            // Judge arguments that name files resolve where the judge runs (its working directory).
+            let judgeDirectory = l.workingDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? configDirectory
+            for (i, arg) in (l.command ?? []).enumerated() {
+                let url = URL(fileURLWithPath: arg, relativeTo: judgeDirectory).standardizedFileURL
+                var isDir: ObjCBool = false
+                if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue {
+                    try pin("\(key).command[\(i)]", url)
+                }
             }
+            if let m = l.model { try pinModel("\(key).model", URL(fileURLWithPath: m)) }
+            if let a = l.adapter { try pinAdapter("\(key).adapter", a) }
+            if let t = l.http?.promptTemplate { try pin("\(key).prompt_template", URL(fileURLWithPath: t)) }
         }
-        if let m = config.labeller.model { try pinModel("labeller.model", URL(fileURLWithPath: m)) }
-        if let a = config.labeller.adapter {
-            let dir = URL(fileURLWithPath: a)
-            try pin("labeller.adapter", dir.appendingPathComponent(LoRAAdapter.weightsFile))
-            try pin("labeller.adapter", dir.appendingPathComponent(LoRAAdapter.configFile))
-        }
-        if let t = config.labeller.http?.promptTemplate { try pin("labeller.prompt_template", URL(fileURLWithPath: t)) }
+        try pinLabeller(config.labeller, key: "labeller")
+        if let gold = config.labeller.refresh?.gold { try pinLabeller(gold, key: "labeller.refresh.gold") }
         if let v = config.algorithm.ppo.valueModel, v != "policy" { try pinModel("algorithm.value_model", URL(fileURLWithPath: v)) }
         pins.append(PinnedInput(name: "config", path: store.configURL.path, sha256: sha256(yaml)))
         return pins

@@ -7,7 +7,8 @@
 // drops the pair (judge/ties); different answers drop it (judge/order_disagreements); an
 // unparseable reply in either order leaves it unjudged (judge/parse_failures counts the replies),
 // and more than `labeller.max_unscored` of the asked pairs unjudged refuses the round. Every
-// exchange is a `comparison` line of the buffer, from which replay rebuilds and checks the pairs.
+// exchange is a `comparison` line of the buffer, from which replay rebuilds and checks the pairs
+// (the two orders' rules: Rollouts/Comparisons.swift, shared with `rondo inspect`).
 
 import Kernels
 import Labeling
@@ -38,41 +39,28 @@ enum PairCandidates {
     }
 }
 
-/// What a round's comparisons make: the kept pairs and the counts behind judge/pairs_*. The
-/// comparisons come two by two, (a, b) then (b, a), as the round asks and the buffer keeps them.
+/// What a round's comparisons make (Rollouts' JudgedPair): the kept pairs and the counts behind
+/// judge/pairs_*. The comparisons come two by two, (a, b) then (b, a), as the round asks and the
+/// buffer keeps them.
 struct PairwiseOutcome {
-    var pairs: [PairRecord] = []
-    var asked = 0, ties = 0, disagreements = 0, unjudged = 0
+    let pairs: [PairRecord]
+    let counts: JudgedPairCounts
     /// The first comparison of the first unjudged pair.
-    var firstUnjudged: ComparisonRecord?
+    let firstUnjudged: ComparisonRecord?
+    var asked: Int { counts.asked }
+    var ties: Int { counts.ties }
+    var disagreements: Int { counts.disagreements }
+    var unjudged: Int { counts.unjudged }
 
     init(_ comparisons: [ComparisonRecord]) throws {
-        guard comparisons.count % 2 == 0 else {
-            throw CampaignError("\(comparisons.count) pairwise comparisons: each asked pair needs both orders (a, b) and (b, a)")
+        let judged: [JudgedPair]
+        do { judged = try JudgedPair.pairs(comparisons) } catch let e as BufferError { throw CampaignError(e.description) }
+        pairs = judged.compactMap { j in
+            guard let chosen = j.chosen, let rejected = j.rejected else { return nil }
+            return PairRecord(promptIndex: j.promptIndex, chosen: chosen, rejected: rejected, margin: 1, how: PairStrategy.judgePairwise.rawValue)
         }
-        for k in stride(from: 0, to: comparisons.count, by: 2) {
-            let first = comparisons[k], second = comparisons[k + 1]
-            guard second.a == first.b, second.b == first.a, second.promptIndex == first.promptIndex else {
-                throw CampaignError("comparisons \(k) and \(k + 1) are not one pair in both orders (samples \(first.a)/\(first.b), then \(second.a)/\(second.b))")
-            }
-            asked += 1
-            guard first.judge.error == nil, second.judge.error == nil,
-                  let v1 = first.judge.verdict, let v2 = second.judge.verdict else {
-                unjudged += 1
-                if firstUnjudged == nil { firstUnjudged = first.judge.error == nil ? second : first }
-                continue
-            }
-            let w1 = Self.winner(first, v1), w2 = Self.winner(second, v2)
-            if w1 == nil && w2 == nil { ties += 1; continue }
-            guard let w = w1, w1 == w2 else { disagreements += 1; continue }
-            pairs.append(PairRecord(promptIndex: first.promptIndex, chosen: w, rejected: w == first.a ? first.b : first.a,
-                                    margin: 1, how: PairStrategy.judgePairwise.rawValue))
-        }
-    }
-
-    /// The sample a verdict prefers (nil for a tie).
-    static func winner(_ c: ComparisonRecord, _ verdict: String) -> Int? {
-        verdict == "A" ? c.a : verdict == "B" ? c.b : nil
+        counts = JudgedPairCounts(judged)
+        firstUnjudged = judged.lazy.compactMap(\.unjudgedComparison).first
     }
 
     var metrics: [(String, Double)] {

@@ -17,6 +17,9 @@ public struct InspectOptions: Sendable {
     public var salvage = false
     /// A second buffer to compare with (`--diff A B`).
     public var diffWith: URL?
+    /// List the pairwise judge's asked pairs with these outcomes instead of a summary (`--comparisons`;
+    /// with `export`, their comparison lines).
+    public var comparisons: Set<JudgedPair.Outcome>?
     public init(path: URL) { self.path = path }
 }
 
@@ -49,6 +52,9 @@ public enum InspectJob {
             let b = try scan(resolve(other, round: nil), o, filter)
             return (o.json ? diffJSON(a, b) : diffText(a, b), a.note + b.note)
         }
+        if let outcomes = o.comparisons {
+            return (o.export ? comparisonLines(a, outcomes) : comparisonList(a, outcomes), a.note)
+        }
         if o.export { return (a.exported, a.note) }
         return (o.json ? summaryJSON(a) : summaryText(a, o.show), a.note)
     }
@@ -61,6 +67,10 @@ public enum InspectJob {
         var bottom: [SampleRecord] = []
         var exported = ""
         var note = ""
+        /// The buffer's comparison lines, and the asked pairs they make (with a filter: those whose
+        /// two samples both match it).
+        var comparisons: [ComparisonRecord] = []
+        var judged: [JudgedPair] = []
     }
 
     static func scan(_ url: URL, _ o: InspectOptions, _ filter: RecordFilter?) throws -> Scan {
@@ -86,10 +96,11 @@ public enum InspectJob {
                 }
             case .pair(let p):
                 if matched.contains(p.chosen) && matched.contains(p.rejected) { s.summary.add(p) }
-            case .comparison: break
+            case .comparison(let c): s.comparisons.append(c)
             }
         }
         try s.header?.checkPlacement(of: url)
+        try judge(&s, matched: filter == nil ? nil : matched, salvage: o.salvage)
         if let d = report.damage {
             s.note += "salvage: kept \(report.records) records and \(report.pairs) pairs of \(url.path); stopped at: \(d.description)\n"
         }
@@ -111,13 +122,16 @@ public enum InspectJob {
     }
 
     static func summaryText(_ s: Scan, _ show: Int) -> String {
-        let v = Dictionary(s.summary.values(), uniquingKeysWith: { a, _ in a })
+        let v = Dictionary(values(s), uniquingKeysWith: { a, _ in a })
         func g(_ k: String) -> String { v[k].map(fmt) ?? "–" }
         var out = "buffer   \(s.url.path)\n"
         if let h = s.header {
             out += "round    \(h.round.map(String.init) ?? "–")   policy \(h.policySHA256.prefix(12))\n"
         }
         out += "records  \(g("records"))   prompts \(g("prompts"))   pairs \(g("pairs"))   scored \(g("scored"))\n"
+        if !s.comparisons.isEmpty {
+            out += "judge    pairs asked \(g("judge_pairs_asked"))   kept \(g("judge_pairs_kept"))   ties \(g("judge_ties"))   order disagreements \(g("judge_order_disagreements"))   unjudged \(g("judge_pairs_unjudged"))   (--comparisons all lists them)\n"
+        }
         out += "score    mean \(g("score_mean"))  std \(g("score_std"))  p0 \(g("score_p0"))  p10 \(g("score_p10"))  p50 \(g("score_p50"))  p90 \(g("score_p90"))  p100 \(g("score_p100"))\n"
         out += "length   mean \(g("length_mean"))  std \(g("length_std"))  min \(g("length_min"))  p50 \(g("length_p50"))  max \(g("length_max")) tokens\n"
         out += "length bias    corr(length, score) \(g("length_score_corr"))   chosen − rejected length \(g("pair_length_gap")) tokens   mean margin \(g("pair_margin_mean"))\n"
@@ -152,16 +166,16 @@ public enum InspectJob {
     }
 
     static func summaryJSON(_ s: Scan) -> String {
-        var values = s.summary.values()
+        var values = values(s)
         values.insert(("round", s.header?.round.map { .int($0) } ?? .num(.nan)), at: 0)
         return jsonObject(values) + "\n"
     }
 
     static func diffValues(_ a: Scan, _ b: Scan) -> [(String, SummaryValue, SummaryValue)] {
-        let bv = Dictionary(b.summary.values(), uniquingKeysWith: { x, _ in x })
-        var keys = a.summary.values().map(\.0)
-        for (k, _) in b.summary.values() where !keys.contains(k) { keys.append(k) }
-        let av = Dictionary(a.summary.values(), uniquingKeysWith: { x, _ in x })
+        let bv = Dictionary(values(b), uniquingKeysWith: { x, _ in x })
+        var keys = values(a).map(\.0)
+        for (k, _) in values(b) where !keys.contains(k) { keys.append(k) }
+        let av = Dictionary(values(a), uniquingKeysWith: { x, _ in x })
         return keys.map { ($0, av[$0] ?? .int(0), bv[$0] ?? .int(0)) }
     }
 

@@ -33,7 +33,7 @@ func finish(_ outcome: CampaignOutcome, rank: Int = 0) throws {
 
 /// Options of the commands that run or replay rounds; neither changes the campaign's config.
 struct CampaignRunArguments: ParsableArguments {
-    @Option(help: "Threads for matrix products and kernels (default: the config's `threads`; updates are the same bits for the same count).")
+    @Option(help: "Threads for matrix products and kernels (default: the count the campaign's last committed round — for replay, the round — ran with, else the config's `threads`; updates are the same bits for the same count).")
     var threads: Int?
     @Flag(help: "Continue although a pinned input (policy, tokenizer, prompts, judge, config.yaml) changed; recorded in the next round's metrics as inputs/changed.")
     var allowChangedInputs = false

@@ -164,6 +164,16 @@ private struct RoundBuffer {
         #expect(b.metrics["judge/order_disagreements"]?.double == Double(want.disagreements))
         #expect(b.metrics["judge/pairs_kept"]?.double == Double(24 - want.disagreements - want.ties))
         #expect(b.metrics["judge/ties"]?.double == Double(want.ties))
+        // `rondo inspect` counts the same from the buffer's comparison lines and lists the disagreements.
+        let inspect = try await offPool { try runRondo(["inspect", run.path, "--round", "1", "--json"]) }
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let o = try JSONDecoder().decode(JSONValue.self, from: Data(inspect.stdout.utf8))
+        for (key, metric) in [("judge_pairs_asked", "judge/pairs_asked"), ("judge_pairs_kept", "judge/pairs_kept"), ("judge_ties", "judge/ties"),
+                              ("judge_order_disagreements", "judge/order_disagreements"), ("judge_pairs_unjudged", "judge/pairs_unjudged")] {
+            #expect(o[key]?.double != nil && o[key]?.double == b.metrics[metric]?.double, "\(key): \(inspect.stdout)")
+        }
+        let listed = try await offPool { try runRondo(["inspect", run.path, "--round", "1", "--comparisons", "order_disagreement"]) }
+        #expect(listed.stdout.split(separator: "\n").filter { $0.hasSuffix("order disagreement") }.count == want.disagreements, "\(listed.stdout)")
     }
 
     @Test func tooManyUnjudgedPairsRefuseTheRound() async throws {

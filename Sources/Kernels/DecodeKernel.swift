@@ -56,12 +56,15 @@ public enum DecodeKernel: String, CaseIterable, Sendable {
     }
 
     /// y[r, n] = x[r, ·] · w[·, n] for r < rows, n < width (with `accumulate`, y[r, n] += that
-    /// product, one rounded add). Row strides ldx ≥ k, ldw ≥ width, ldy ≥ width.
+    /// product, one rounded add). Row strides ldx ≥ k, ldw ≥ width, ldy ≥ width. `next` names the
+    /// floats the caller reads next (its next weight tile): the SIMD variants request them into L2
+    /// while they compute, so memory and arithmetic overlap; it changes no value.
     @inline(__always)
     public func tileProduct(rows: Int, k: Int, width: Int, x: UnsafePointer<Float>, ldx: Int,
                             w: UnsafePointer<Float>, ldw: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
-                            accumulate: Bool = false) {
-        ck_tile_product(cVariant, rows, k, width, x, ldx, w, ldw, y, ldy, accumulate ? 1 : 0)
+                            accumulate: Bool = false, next: UnsafeBufferPointer<Float>? = nil) {
+        ck_tile_product(cVariant, rows, k, width, x, ldx, w, ldw, y, ldy, accumulate ? 1 : 0,
+                        next?.baseAddress, (next?.count ?? 0) * 4)
     }
 
     private var cVariant: ck_variant {

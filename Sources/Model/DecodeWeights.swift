@@ -38,6 +38,12 @@ struct TiledMatrix {
         (ConstFloatPtr(base + j * tileWidth * cols), min(tileWidth, rows - j * tileWidth))
     }
 
+    /// The floats of tile j, contiguous (what reading the tile streams from memory).
+    @inline(__always) func span(_ j: Int) -> UnsafeBufferPointer<Float> {
+        let (t, width) = tile(j)
+        return UnsafeBufferPointer(start: t, count: width * cols)
+    }
+
     /// Copies W[rows, cols] (row-major) into this layout.
     func fill(from w: ConstFloatPtr) {
         let K = cols

@@ -36,6 +36,15 @@
 // tile: the residual add after o_proj and down_proj (the kernel adds into the residual stream,
 // the same single rounding as adding a stored product) and SwiGLU (the gate and up halves of a
 // tile pair go to the same worker).
+//   Overlapping memory and arithmetic. With more than 6 rows (batch 16: blocks of 6, 6 and 4) a
+// tile is streamed from memory by its first row block and read from cache by the others, so a
+// step used to spend its time first waiting for memory, then computing: at R batch 16 the 538 MB
+// a step streams came in at ≈ 12 GB/s against 21–24 GB/s for a plain read, and the step took
+// about the sum of the stream time and the arithmetic time. Each product call therefore names the
+// tile the worker reads next (its next unit's tile, the up tile after a gate tile, and after its
+// last unit its first tile of the next product), and the kernel requests that tile's cache lines
+// into L2 spread over its own k iterations (Sources/CKernels/tile_product.c). A prefetch changes
+// no value; RONDO_PREFETCH=0 turns it off to measure it.
 //   History: the previous design chained single-threaded OpenBLAS sgemm calls of one fixed shape
 // [4, 64, K] (rows zero-padded to a multiple of 4) — about 8,000 small calls per step at
 // SmolLM2-135M's shape, dominated by call overhead at batch 16 and in prefill.
@@ -47,6 +56,7 @@
 // row with fixed summation orders. Keys are cached untransposed, like values, so a unit reads two
 // contiguous blocks; RoPE and the cache store run on the team.
 
+import Foundation
 import Kernels
 
 
@@ -54,6 +64,8 @@ import Kernels
 public let decodeTileColumns = 64
 /// Most rows of a product's work unit (a prefill's rows are cut into chunks of this many).
 private let unitRows = 96
+/// RONDO_PREFETCH=0 turns the kernels' next-tile prefetch off (to measure what it gains; no value changes).
+private let prefetchTiles = ProcessInfo.processInfo.environment["RONDO_PREFETCH"] != "0"
 
 /// Prefill and decode for one causal LM over a `KVCache`, with all scratch preallocated.
 ///
@@ -260,20 +272,21 @@ public final class LlamaDecoder: @unchecked Sendable {
             for i in 0..<n { (x + i * C).update(from: emb + Int(tokID[i]) * C, count: C) }
             for l in 0..<c.numLayers {
                 parallel(.norm(y: h, x: x, w: w.inputNorm[l], rows: n))
-                linear(y: qkv, x: h, w: weights.qkv[l], rows: n)
+                linear(y: qkv, x: h, w: w.qkv[l], rows: n, then: w.o[l])
                 parallel(.ropeStore(layer: l, rows: n))
                 attend(layer: l, rows: n)
-                linear(y: x, x: att, w: weights.o[l], rows: n, accumulate: true)
+                linear(y: x, x: att, w: w.o[l], rows: n, accumulate: true, then: w.gate[l])
                 parallel(.norm(y: h, x: x, w: w.postNorm[l], rows: n))
                 gateUp(layer: l, rows: n)
-                linear(y: x, x: act, w: weights.down[l], rows: n, accumulate: true)
+                linear(y: x, x: act, w: w.down[l], rows: n, accumulate: true,
+                       then: l + 1 < c.numLayers ? w.qkv[l + 1] : heads > 0 ? w.head : nil)
             }
             for i in 0..<n { cache.lengths[tokSlot[i]] = max(cache.lengths[tokSlot[i]], tokPos[i] + 1) }
             guard heads > 0 else { return }
             for r in 0..<heads { (headIn + r * C).update(from: x + headRow[r] * C, count: C) }
             rmsnormForward(y: headNorm, rstd: rstd, x: headIn, w: w.finalNorm, rows: heads, channels: C,
                            eps: c.rmsNormEps)
-            linear(y: logits + logitsRow * V, x: headNorm, w: weights.head, rows: heads)
+            linear(y: logits + logitsRow * V, x: headNorm, w: w.head, rows: heads, then: nil)
         }
     }
 
@@ -343,18 +356,21 @@ public final class LlamaDecoder: @unchecked Sendable {
     }
 
     /// y[M, N] = x[M, K] · W[N, K]ᵀ (with `accumulate`, y += it: the residual connection) over W's
-    /// transposed column tiles, each output one fixed FMA chain (see the file header).
-    private func linear(y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool = false) {
+    /// transposed column tiles, each output one fixed FMA chain (see the file header). `then` is the
+    /// matrix of the next product (each worker prefetches its first tile of it during its last one).
+    private func linear(y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool = false,
+                        then: TiledMatrix?) {
         guard m > 0 else { return }
-        parallel(.linear(y: y, x: x, w: w, rows: m, accumulate: accumulate))
+        parallel(.linear(y: y, x: x, w: w, rows: m, accumulate: accumulate, then: then))
     }
 
     /// Units of task t of `jobTasks`; each worker runs all its rows through a tile with the tile in
     /// cache, and always gets the same units of a product.
-    private func linearTask(_ t: Int, y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool) {
-        forEachUnit(t, tiles: w.tiles, rows: m) { tile, rows in
+    private func linearTask(_ t: Int, y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool,
+                            then: TiledMatrix?) {
+        forEachUnit(t, w: w, rows: m, then: then) { tile, rows, next in
             productTile(y: y + tile * decodeTileColumns, ldy: w.rows, x: x, w: w, tile: tile, rows: rows,
-                        accumulate: accumulate)
+                        accumulate: accumulate, next: next)
         }
     }
 
@@ -368,34 +384,50 @@ public final class LlamaDecoder: @unchecked Sendable {
     private func gateUpTask(_ t: Int, layer l: Int, rows m: Int) {
         let F = model.config.intermediateSize
         let gate = weights.gate[l], up = weights.up[l]
-        forEachUnit(t, tiles: gate.tiles, rows: m) { tile, rows in
+        forEachUnit(t, w: gate, rows: m, then: weights.down[l]) { tile, rows, next in
             let f0 = tile * decodeTileColumns
-            productTile(y: gu + f0, ldy: 2 * F, x: h, w: gate, tile: tile, rows: rows)
-            productTile(y: gu + F + f0, ldy: 2 * F, x: h, w: up, tile: tile, rows: rows)
+            productTile(y: gu + f0, ldy: 2 * F, x: h, w: gate, tile: tile, rows: rows, next: up.span(tile))
+            productTile(y: gu + F + f0, ldy: 2 * F, x: h, w: up, tile: tile, rows: rows, next: next)
             let width = gate.tile(tile).width
             for i in rows { swigluRow(h: act + i * F, gu: gu + i * 2 * F, hidden: F, columns: f0..<(f0 + width)) }
         }
     }
 
-    /// Calls `body(tile, rows)` for the work units of task t of `jobTasks`. A unit is a column tile
-    /// and a chunk of at most `unitRows` rows; units are numbered tile-major and split into contiguous
-    /// ranges, so a worker's chunks of one tile are consecutive (the tile stays in its cache) and a
-    /// prefill's rows spread evenly over the workers even when a matrix has few tiles (C = 576: 9).
-    /// Which worker computes a unit never changes its bits.
-    @inline(__always) private func forEachUnit(_ t: Int, tiles: Int, rows m: Int, _ body: (Int, Range<Int>) -> Void) {
-        let chunks = max(1, (m + unitRows - 1) / unitRows), units = tiles * chunks, tasks = jobTasks
-        for u in (units * t / tasks)..<(units * (t + 1) / tasks) {
+    /// Calls `body(tile, rows, next)` for the work units of task t of `jobTasks` over w's tiles. A
+    /// unit is a column tile and a chunk of at most `unitRows` rows; units are numbered tile-major and
+    /// split into contiguous ranges, so a worker's chunks of one tile are consecutive (the tile stays in
+    /// its cache) and a prefill's rows spread evenly over the workers even when a matrix has few tiles
+    /// (C = 576: 9). `next` is the weight tile the worker reads after the unit, for the kernel to
+    /// prefetch: its next unit's tile of w, or after its last unit its first tile of `then` (the next
+    /// product's matrix); nil when that is the same tile. Which worker computes a unit never changes
+    /// its bits.
+    @inline(__always) private func forEachUnit(_ t: Int, w: TiledMatrix, rows m: Int, then: TiledMatrix?,
+                                               _ body: (Int, Range<Int>, UnsafeBufferPointer<Float>?) -> Void) {
+        let chunks = max(1, (m + unitRows - 1) / unitRows), units = w.tiles * chunks, tasks = jobTasks
+        let end = units * (t + 1) / tasks
+        for u in (units * t / tasks)..<end {
             let tile = u / chunks, c = u % chunks
-            body(tile, (c * unitRows)..<min(m, (c + 1) * unitRows))
+            let next: UnsafeBufferPointer<Float>?
+            if u + 1 < end {
+                next = (u + 1) / chunks != tile ? w.span((u + 1) / chunks) : nil
+            } else if let then, then.tiles * chunks * t / tasks < then.tiles * chunks * (t + 1) / tasks {
+                next = then.span(then.tiles * chunks * t / tasks / chunks)  // the worker's first unit there
+            } else {
+                next = nil
+            }
+            body(tile, (c * unitRows)..<min(m, (c + 1) * unitRows), next)
         }
     }
 
     /// y[i, 0..<width] (row stride ldy; with `accumulate`, +=) = x[i, K] · tile for i in `rows`.
+    /// `next`: the tile the worker reads after this one, prefetched during the product.
     @inline(__always) private func productTile(y: FloatPtr, ldy: Int, x: ConstFloatPtr, w: TiledMatrix, tile: Int,
-                                               rows: Range<Int>, accumulate: Bool = false) {
+                                               rows: Range<Int>, accumulate: Bool = false,
+                                               next: UnsafeBufferPointer<Float>? = nil) {
         let k = w.cols, (b, width) = w.tile(tile)
         kernel.tileProduct(rows: rows.count, k: k, width: width, x: x + rows.lowerBound * k, ldx: k, w: b, ldw: width,
-                           y: y + rows.lowerBound * ldy, ldy: ldy, accumulate: accumulate)
+                           y: y + rows.lowerBound * ldy, ldy: ldy, accumulate: accumulate,
+                           next: prefetchTiles ? next : nil)
     }
 
     /// Runs `j` on every team member (the calling thread is member 0).
@@ -415,8 +447,8 @@ public final class LlamaDecoder: @unchecked Sendable {
     private func perform(_ t: Int) {
         switch job {
         case .none: break
-        case let .linear(y, x, w, rows, accumulate):
-            linearTask(t, y: y, x: x, w: w, rows: rows, accumulate: accumulate)
+        case let .linear(y, x, w, rows, accumulate, then):
+            linearTask(t, y: y, x: x, w: w, rows: rows, accumulate: accumulate, then: then)
         case let .gateUp(layer, rows):
             gateUpTask(t, layer: layer, rows: rows)
         case let .attend(layer, rows):

@@ -29,6 +29,7 @@ private let availableKernels = DecodeKernel.allCases.filter(\.isAvailable)
     @Test(arguments: availableKernels)
     func matchesReferenceOnOddShapes(kernel: DecodeKernel) {
         var mismatches: [String] = []
+        let nextTile = randomArray(67 * 130, seed: 99)
         for k in [1, 3, 17, 67] {
             for width in Array(1...64) + [65, 100, 130] {
                 for rows in 1...13 {
@@ -37,13 +38,17 @@ private let availableKernels = DecodeKernel.allCases.filter(\.isAvailable)
                     let x = randomArray(rows * ldx, seed: seed), w = randomArray(k * ldw, seed: seed + 1)
                     let y0 = randomArray(rows * ldy, seed: seed + 2)
                     for accumulate in [false, true] {
-                        var expected = y0, got = y0
-                        referenceTileProduct(rows: rows, k: k, width: width, x: x, ldx: ldx, w: w, ldw: ldw,
-                                             y: &expected, ldy: ldy, accumulate: accumulate)
-                        kernel.tileProduct(rows: rows, k: k, width: width, x: x, ldx: ldx, w: w, ldw: ldw,
-                                           y: &got, ldy: ldy, accumulate: accumulate)
-                        if !sameBits(got, expected) {
-                            mismatches.append("K \(k) width \(width) rows \(rows) accumulate \(accumulate)")
+                        for prefetch in [false, true] {  // with a next tile to prefetch (the decoder's calls)
+                            var expected = y0, got = y0
+                            referenceTileProduct(rows: rows, k: k, width: width, x: x, ldx: ldx, w: w, ldw: ldw,
+                                                 y: &expected, ldy: ldy, accumulate: accumulate)
+                            nextTile.withUnsafeBufferPointer { next in
+                                kernel.tileProduct(rows: rows, k: k, width: width, x: x, ldx: ldx, w: w, ldw: ldw,
+                                                   y: &got, ldy: ldy, accumulate: accumulate, next: prefetch ? next : nil)
+                            }
+                            if !sameBits(got, expected) {
+                                mismatches.append("K \(k) width \(width) rows \(rows) accumulate \(accumulate) prefetch \(prefetch)")
+                            }
                         }
                     }
                 }

@@ -20,9 +20,11 @@ int ck_variant_available(ck_variant variant);
 /// whatever the variant, the number of rows or their order. With `accumulate` set, y[r, n] = y[r, n] + acc
 /// (one rounded add after the chain) instead of acc. Row strides: ldx for x, ldw for w [K, width], ldy for y.
 /// An unavailable variant falls back to CK_PORTABLE (same bits).
+/// `next` (may be NULL) names `next_bytes` bytes the caller reads next (its next weight tile): the
+/// SIMD variants request them into L2 while they compute, spread over the call (no value changes).
 void ck_tile_product(ck_variant variant, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t width,
                      const float *x, ptrdiff_t ldx, const float *w, ptrdiff_t ldw,
-                     float *y, ptrdiff_t ldy, int accumulate);
+                     float *y, ptrdiff_t ldy, int accumulate, const void *next, ptrdiff_t next_bytes);
 
 /// The sum of p[0..<n] in sixteen interleaved partial sums: a read of the buffer at memory speed
 /// (stream.c), for measuring the machine's stream rate.

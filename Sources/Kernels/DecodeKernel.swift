@@ -1,7 +1,7 @@
 // The decoder's batch-invariant products: Swift face of the CKernels micro-kernels.
 //
 // y[rows, width] (+)= x[rows, K] · w[K, width], w one transposed weight tile (Model's
-// DecodeWeights). Every output is one fixed chain of fused multiply-adds over k = 0, 1, …, K − 1
+// DecodeWeights) stored as contiguous 16-column strips. Every output is one fixed chain of fused multiply-adds over k = 0, 1, …, K − 1
 // from 0 (Sources/CKernels/tile_product.c), so a row's bits depend only on its own x row and the
 // tile: not on the other rows of the call, the thread count, or the variant below. The variant
 // is chosen once from CPUID; RONDO_KERNEL=portable|avx2|avx512 forces one (tests, debugging).
@@ -56,15 +56,53 @@ public enum DecodeKernel: String, CaseIterable, Sendable {
     }
 
     /// y[r, n] = x[r, ·] · w[·, n] for r < rows, n < width (with `accumulate`, y[r, n] += that
-    /// product, one rounded add). Row strides ldx ≥ k, ldw ≥ width, ldy ≥ width. `next` names the
-    /// floats the caller reads next (its next weight tile): the SIMD variants request them into L2
-    /// while they compute, so memory and arithmetic overlap; it changes no value.
+    /// product, one rounded add). `w` is a tile in the strip layout (`DecodeKernel.stripColumns`
+    /// columns per contiguous strip, see `stripOffset`). Row strides ldx ≥ k, ldy ≥ width.
     @inline(__always)
     public func tileProduct(rows: Int, k: Int, width: Int, x: UnsafePointer<Float>, ldx: Int,
-                            w: UnsafePointer<Float>, ldw: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
-                            accumulate: Bool = false, next: UnsafeBufferPointer<Float>? = nil) {
-        ck_tile_product(cVariant, rows, k, width, x, ldx, w, ldw, y, ldy, accumulate ? 1 : 0,
-                        next?.baseAddress, (next?.count ?? 0) * 4)
+                            w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, ldy: Int,
+                            accumulate: Bool = false) {
+        ck_tile_product(cVariant, rows, k, width, x, ldx, w, y, ldy, accumulate ? 1 : 0)
+    }
+
+    /// scores[h · lds + p] = scale · q[h, ·] · key(p, ·) for h < heads, p < len: per score one
+    /// fused multiply-add chain over the head dimension, then one rounded multiply. Keys in blocks
+    /// of `keyBlock` positions, dimension-major (key(p, e) at (p / 16) · 16 · d + e · 16 + p % 16).
+    @inline(__always)
+    public func attentionScores(heads: Int, d: Int, len: Int, q: UnsafePointer<Float>, keys: UnsafePointer<Float>,
+                                scale: Float, scores: UnsafeMutablePointer<Float>, lds: Int) {
+        ck_attention_scores(cVariant, heads, d, len, q, keys, scale, scores, lds)
+    }
+
+    /// out[h, e] = Σ_j p[h · ldp + j] · values[j, e] for h < heads, e < d, j < len: per output one
+    /// fused multiply-add chain over j ascending.
+    @inline(__always)
+    public func attentionValues(heads: Int, d: Int, len: Int, p: UnsafePointer<Float>, ldp: Int,
+                                values: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        ck_attention_values(cVariant, heads, d, len, p, ldp, values, out)
+    }
+
+    /// Positions per block of the decoder's key cache.
+    public static let keyBlock = Int(CK_KEY_BLOCK)
+
+    /// Columns of one contiguous strip of a tile.
+    public static let stripColumns = Int(CK_STRIP)
+
+    /// Where w[kIndex, n] of a tile of `width` columns over k sits in the strip layout: strip
+    /// s = n / 16 (ws = min(16, width − 16s) columns) starts at 16·s·k and holds w[kIndex, n] at
+    /// kIndex · ws + n − 16s.
+    @inline(__always)
+    public static func stripOffset(k: Int, width: Int, kIndex: Int, column n: Int) -> Int {
+        let s = n / stripColumns, ws = min(stripColumns, width - s * stripColumns)
+        return s * stripColumns * k + kIndex * ws + (n - s * stripColumns)
+    }
+
+    /// The C peak probe's FLOPs per second on one thread for `iterations` rounds (see
+    /// MachineRates.fmaPeakGFLOPS).
+    func fmaPeakRound(iterations: Int) -> (flops: Double, sink: Float) {
+        var flops = 0.0
+        let sink = ck_fma_peak(cVariant, iterations, &flops)
+        return (flops, sink)
     }
 
     private var cVariant: ck_variant {

@@ -1,6 +1,7 @@
 // The machine's limits, measured in the run that uses them: the rate at which it streams a buffer
-// from memory and OpenBLAS's sgemm rate at given shapes. `rondo bench sample` compares decoding
-// with the bound they give; `bench train|dpo|ppo` divide by the sgemm rate for MFU.
+// from memory, the cores' peak fused multiply-add rate and OpenBLAS's sgemm rate at given shapes.
+// `rondo bench sample` compares decoding with the bound they give; `bench train|dpo|ppo` divide
+// by the sgemm rate for MFU.
 
 import CBLAS
 import CKernels
@@ -34,6 +35,28 @@ public enum MachineRates {
             if pass > 0 { best = min(best, dt) }
         }
         return Double(n * 4) / best / 1e9
+    }
+
+    /// GFLOP/s of `kernel`'s widest fused multiply-adds, twelve independent chains per thread, on
+    /// `threads` threads at once (best of `passes` timed passes of about 50 ms): what the cores can
+    /// do at most, whatever a library's kernels reach (OpenBLAS falls back to SSE3 kernels on CPUs
+    /// its build does not know).
+    public static func fmaPeakGFLOPS(kernel: DecodeKernel, threads: Int, passes: Int = 3) -> Double {
+        let tasks = max(1, threads), iterations = kernel == .portable ? 1_000_000 : 20_000_000
+        var best = 0.0
+        for pass in 0...max(1, passes) {
+            let flops = UnsafeMutablePointer<Double>.allocate(capacity: tasks)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            DispatchQueue.concurrentPerform(iterations: tasks) { t in
+                let round = kernel.fmaPeakRound(iterations: iterations)
+                flops[t] = round.sink.isNaN ? .nan : round.flops
+            }
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            let total = (0..<tasks).reduce(0.0) { $0 + flops[$1] }
+            flops.deallocate()
+            if pass > 0 { best = max(best, total / dt / 1e9) }
+        }
+        return best
     }
 
     /// GFLOP/s of OpenBLAS sgemm, y[m, n] = x[m, k] · W[n, k]ᵀ for each (m, n, k) of `shapes` in

@@ -5,9 +5,8 @@ import Kernels
 /// A parallel region of the decoder: plain values, so workers read it without reference counting.
 enum DecodeJob {
     case none
-    /// y[rows, N] (+)= x[rows, K] · Wᵀ over w's column tiles (`accumulate`: added to y, the residual);
-    /// `then`: the next product's matrix (prefetched).
-    case linear(y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows: Int, accumulate: Bool, then: TiledMatrix?)
+    /// y[rows, N] (+)= x[rows, K] · Wᵀ over w's column tiles (`accumulate`: added to y, the residual).
+    case linear(y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows: Int, accumulate: Bool)
     case gateUp(layer: Int, rows: Int)
     case attend(layer: Int, rows: Int)
     case ropeStore(layer: Int, rows: Int)

@@ -1,18 +1,18 @@
 // The decoder's copy of a model's parameters, its matrices in the layout its products read fastest.
 //
 // A decode step multiplies a handful of token rows by every weight matrix once, so it is bound
-// by reading the weights from memory (M model: 118 MB per step). The decoder computes
-// y[rows, 64] = x[rows, K] · W[n0..<n0+64, K]ᵀ one column tile at a time with its own
+// by reading the weights from memory (R model: 538 MB per step). The decoder computes
+// y[rows, 32] = x[rows, K] · W[n0..<n0+32, K]ᵀ one column tile at a time with its own
 // micro-kernels (see LlamaDecode.swift and Sources/CKernels), and what matters is how the kernel
-// walks the tile. Each tile is stored transposed and contiguous, Wᵀ[K, width]: the kernel's pass
-// over k reads the tile front to back (a 64-column tile row is 256 bytes, four cache lines), the
-// hardware prefetcher streams it ahead of the arithmetic, and memory and compute overlap.
-// Measured with the earlier OpenBLAS-based decoder (C harness, 134 MB of [4, 64, 512] tiles, 2
-// threads): 13.7 ms over the HF layout [N, K] (strided rows, read once sequentially first), 7.8 ms
-// tiled.
+// walks the tile. Each tile is stored transposed as contiguous strips of 16 columns, Wᵀ[K, 16]:
+// one cache line per k, so a kernel's pass over k reads each strip front to back while it
+// requests the bytes a few KB ahead, and memory and arithmetic overlap.
+// Measured (C harness, R's step shapes, 538 MB, 2 threads, batch 16): 42 ms per step with
+// 64-column row-major tiles Wᵀ[K, 64] (each k a 256-byte row), 26 ms with strips.
 //
-// Layout of a matrix W[N, K]: tile j (rows 64j..<64j + width_j of W, width_j = min(64, N − 64j))
-// is Wᵀ restricted to those rows, [K, width_j] row-major, starting at float offset 64j·K.
+// Layout of a matrix W[N, K]: tile j (rows 32j..<32j + width_j of W, width_j = min(32, N − 32j))
+// starts at float offset 32j·K and is `DecodeKernel`'s strip layout of Wᵀ restricted to those
+// rows: strip s (ws = min(16, width_j − 16s) rows of W) is [K, ws] row-major at 16s·K in the tile.
 // The copy is a snapshot of every parameter the decoder reads (the matrices tiled, the embedding
 // table and the norm vectors as they are): a decoder decodes the weights its model had when the
 // copy was made (at the decoder's creation, or the `Sampler`'s, which shares one copy among the
@@ -33,33 +33,30 @@ struct TiledMatrix {
     /// Column tiles of the product.
     var tiles: Int { (rows + tileWidth - 1) / tileWidth }
 
-    /// Wᵀ[K, width] of tile j and its width (its leading dimension).
+    /// Tile j (Wᵀ[K, width] in strips) and its width.
     @inline(__always) func tile(_ j: Int) -> (w: ConstFloatPtr, width: Int) {
         (ConstFloatPtr(base + j * tileWidth * cols), min(tileWidth, rows - j * tileWidth))
     }
 
-    /// The floats of tile j, contiguous (what reading the tile streams from memory).
-    @inline(__always) func span(_ j: Int) -> UnsafeBufferPointer<Float> {
-        let (t, width) = tile(j)
-        return UnsafeBufferPointer(start: t, count: width * cols)
-    }
-
     /// Copies W[rows, cols] (row-major) into this layout.
     func fill(from w: ConstFloatPtr) {
-        let K = cols
+        let K = cols, strip = DecodeKernel.stripColumns
         parallelFor(tiles) { j in
             let (t, width) = tile(j)
-            let dst = FloatPtr(mutating: t), src = w + j * tileWidth * K
-            // Blocks of 16 k so that the 16 source rows' reads and the destination's writes stay
-            // within a few cache lines each.
-            var k0 = 0
-            while k0 < K {
-                let k1 = min(K, k0 + 16)
-                for c in 0..<width {
-                    let row = src + c * K
-                    for k in k0..<k1 { dst[k * width + c] = row[k] }
+            for s in stride(from: 0, to: width, by: strip) {
+                let ws = min(strip, width - s)
+                let dst = FloatPtr(mutating: t) + s * K, src = w + (j * tileWidth + s) * K
+                // Blocks of 16 k so that the source rows' reads and the destination's writes stay
+                // within a few cache lines each.
+                var k0 = 0
+                while k0 < K {
+                    let k1 = min(K, k0 + 16)
+                    for c in 0..<ws {
+                        let row = src + c * K
+                        for k in k0..<k1 { dst[k * ws + c] = row[k] }
+                    }
+                    k0 = k1
                 }
-                k0 = k1
             }
         }
     }

@@ -1,9 +1,12 @@
 // The KV cache of the decoder (LlamaDecode.swift): keys and values of every layer for the
 // sequences in flight.
 //
-// Layout per layer: keys K [S, NKV, Lmax, D] and values V [S, NKV, Lmax, D] (S cache slots, Lmax
-// positions per slot), so that the keys and values a token row attends to are two contiguous
-// blocks, read front to back by its products Q·Kᵀ and P·V. Keys are cached after RoPE.
+// Layout per layer: keys K [S, NKV, Lpad · D] and values V [S, NKV, Lpad, D] (S cache slots, Lmax
+// positions per slot, rounded up to Lpad, a multiple of 16), so that the keys and values a token
+// row attends to are two contiguous blocks, read front to back by its attention kernels
+// (Sources/CKernels/attention.c). Keys are cached after RoPE, in blocks of 16 positions stored
+// dimension-major (position p, dimension e at (p / 16) · 16 · D + e · 16 + p % 16): a block's 16
+// scores advance together, one vector fused multiply-add per dimension.
 
 import Kernels
 
@@ -22,8 +25,9 @@ public final class KVCache: @unchecked Sendable {
     /// Positions stored per slot; the next token of slot s goes to position `lengths[s]`.
     public internal(set) var lengths: [Int]
 
-    let keys: [FloatPtr]    // per layer K [S, NKV, Lmax, D]
-    let values: [FloatPtr]  // per layer V [S, NKV, Lmax, D]
+    let keys: [FloatPtr]    // per layer K [S, NKV, Lpad · D], blocks of 16 positions dimension-major
+    let values: [FloatPtr]  // per layer V [S, NKV, Lpad, D]
+    private let stride: Int  // Lpad · D: floats per (slot, kv head)
     private let storage: FloatArena
 
     /// Allocates (and zero-fills, so that no page is first touched during decoding) the cache.
@@ -35,7 +39,9 @@ public final class KVCache: @unchecked Sendable {
         kvHeads = c.numKVHeads
         headDim = c.headDim
         lengths = Array(repeating: 0, count: slots)
-        let per = slots * kvHeads * maxLen * headDim
+        let block = DecodeKernel.keyBlock
+        stride = (maxLen + block - 1) / block * block * headDim
+        let per = slots * kvHeads * stride
         storage = FloatArena(sizes: [2 * layers * per])
         let base = storage.blocks[0]
         keys = (0..<layers).map { base + 2 * $0 * per }
@@ -45,14 +51,20 @@ public final class KVCache: @unchecked Sendable {
     /// Bytes held by the cache.
     public var byteCount: Int { storage.count * 4 }
 
-    /// Keys [Lmax, D] of kv head g of slot s in layer l.
+    /// Keys of kv head g of slot s in layer l, in blocks of 16 positions (see the file header).
     @inline(__always) func keyBase(_ l: Int, _ s: Int, _ g: Int) -> FloatPtr {
-        keys[l] + (s * kvHeads + g) * maxLen * headDim
+        keys[l] + (s * kvHeads + g) * stride
     }
 
-    /// Values [Lmax, D] of kv head g of slot s in layer l.
+    /// Offset of position p, dimension e in a slot's keys.
+    @inline(__always) func keyOffset(position p: Int, dimension e: Int) -> Int {
+        let block = DecodeKernel.keyBlock
+        return (p / block) * block * headDim + e * block + p % block
+    }
+
+    /// Values [Lpad, D] of kv head g of slot s in layer l.
     @inline(__always) func valueBase(_ l: Int, _ s: Int, _ g: Int) -> FloatPtr {
-        values[l] + (s * kvHeads + g) * maxLen * headDim
+        values[l] + (s * kvHeads + g) * stride
     }
 
     /// Empties slot `s`.
@@ -71,10 +83,11 @@ public final class KVCache: @unchecked Sendable {
     public func copy(slot from: Int, to: Int) {
         require(from >= 0 && from < slots && to >= 0 && to < slots, "slot outside 0..<\(slots)")
         guard from != to else { return }
-        let len = lengths[from]
+        let len = lengths[from], block = DecodeKernel.keyBlock
+        let keyFloats = (len + block - 1) / block * block * headDim  // whole blocks
         for l in 0..<layers {
             for g in 0..<kvHeads {
-                keyBase(l, to, g).update(from: keyBase(l, from, g), count: len * headDim)
+                keyBase(l, to, g).update(from: keyBase(l, from, g), count: keyFloats)
                 valueBase(l, to, g).update(from: valueBase(l, from, g), count: len * headDim)
             }
         }

@@ -26,46 +26,45 @@
 // variant (AVX-512, AVX2+FMA, portable fmaf: an FMA is exactly rounded, so all give the same bits;
 // KernelsTests check each against a plain loop and each other). No padding rows are needed.
 //   The weights are read from a copy made when the decoder is created (`DecodeWeights`), each
-// matrix cut into 64-column tiles stored transposed and contiguous, Wᵀ[K, 64]. A product's tiles
-// are split among the members of the decoder's team, each always getting the same tiles of a
-// product, and a member runs the call's rows through the kernel with its tile hot in cache
-// (register blocks of up to 6 rows × 64 columns with AVX-512, 6 × 16 with AVX2): a decode step
-// streams every weight once, prefill reuses each tile over all prompt rows (cut into chunks of 96
-// rows, so that the work splits evenly when a matrix has few tiles). Elementwise work that
-// needs only a tile's own columns runs in the product's region, by the worker that computed the
-// tile: the residual add after o_proj and down_proj (the kernel adds into the residual stream,
-// the same single rounding as adding a stored product) and SwiGLU (the gate and up halves of a
-// tile pair go to the same worker).
-//   Overlapping memory and arithmetic. With more than 6 rows (batch 16: blocks of 6, 6 and 4) a
-// tile is streamed from memory by its first row block and read from cache by the others, so a
-// step used to spend its time first waiting for memory, then computing: at R batch 16 the 538 MB
-// a step streams came in at ≈ 12 GB/s against 21–24 GB/s for a plain read, and the step took
-// about the sum of the stream time and the arithmetic time. Each product call therefore names the
-// tile the worker reads next (its next unit's tile, the up tile after a gate tile, and after its
-// last unit its first tile of the next product), and the kernel requests that tile's cache lines
-// into L2 spread over its own k iterations (Sources/CKernels/tile_product.c). A prefetch changes
-// no value; RONDO_PREFETCH=0 turns it off to measure it.
+// matrix cut into 32-column tiles stored transposed as contiguous 16-column strips. A product's
+// tiles are split among the members of the decoder's team, each always getting the same tiles of
+// a product, and a member runs the call's rows through the kernel (register blocks of up to 12
+// rows × 32 columns with AVX-512, 6 × 16 with AVX2): a decode step streams every weight once,
+// prefill reuses each tile over all prompt rows (cut into chunks of 96 rows, so that the work
+// splits evenly when a matrix has few tiles). Elementwise work that needs only a tile's own
+// columns runs in the product's region, by the worker that computed the tile: the residual add
+// after o_proj and down_proj (the kernel adds into the residual stream, the same single rounding
+// as adding a stored product) and SwiGLU (the gate and up halves of a tile pair go to the same
+// worker).
+//   Overlapping memory and arithmetic. A block of rows reads a strip front to back, one cache
+// line per k, and requests the line 4 KB ahead into L2 (Sources/CKernels/tile_product.c), so the
+// memory system runs ahead of the arithmetic instead of alternating with it. At SmolLM2-135M's
+// shape and batch 16 (538 MB per step) this took a step from 42 to 26 ms in a C harness of the
+// step's products; the previous layout (64-column tiles, each k a 256-byte row, blocks of 6 rows
+// × 64 columns re-reading the tile from cache, and the next tile prefetched into L2 spread over
+// the call) left memory and arithmetic mostly alternating. 32-column tiles also split the
+// 576-wide products (o_proj, down_proj: 18 tiles) evenly over two workers.
 //   History: the previous design chained single-threaded OpenBLAS sgemm calls of one fixed shape
 // [4, 64, K] (rows zero-padded to a multiple of 4) — about 8,000 small calls per step at
 // SmolLM2-135M's shape, dominated by call overhead at batch 16 and in prefill.
 //   Threads: a step has ~5 parallel regions per layer of tens of microseconds, so the decoder
 // runs them on its own persistent team (`DecodeTeam`, spinning between regions) instead of
 // Dispatch, which costs ~35–40 µs per region here and moves tasks between cores.
-//   Attention runs per (row, kv head) as two small sgemm calls whose shapes depend only on the
-// row's own position (OpenBLAS single-threaded during the pass); RMSNorm, RoPE and SwiGLU are per
-// row with fixed summation orders. Keys are cached untransposed, like values, so a unit reads two
-// contiguous blocks; RoPE and the cache store run on the team.
+//   Attention runs per (row, kv head) through our own kernels (Sources/CKernels/attention.c): each
+// score one fixed chain over the head dimension, each output one over the row's positions, so
+// its bits depend only on the row's own query, keys and values. It used to be two small OpenBLAS
+// calls per (row, kv head), whose fixed cost was about 15% of a SmolLM2-135M batch-16 step.
+// RMSNorm, RoPE and SwiGLU are per row with fixed summation orders. Keys are cached in blocks of
+// 16 positions, dimension-major (KVCache.swift); RoPE and the cache store run on the team.
 
 import Foundation
 import Kernels
 
 
 /// Output columns of a weight tile (`DecodeWeights`): the unit of work of a decode product.
-public let decodeTileColumns = 64
+public let decodeTileColumns = 32
 /// Most rows of a product's work unit (a prefill's rows are cut into chunks of this many).
 private let unitRows = 96
-/// RONDO_PREFETCH=0 turns the kernels' next-tile prefetch off (to measure what it gains; no value changes).
-private let prefetchTiles = ProcessInfo.processInfo.environment["RONDO_PREFETCH"] != "0"
 
 /// Prefill and decode for one causal LM over a `KVCache`, with all scratch preallocated.
 ///
@@ -263,30 +262,25 @@ public final class LlamaDecoder: @unchecked Sendable {
             scores = .allocate(capacity: scoreTasks * scoreRows)
             scores.initialize(repeating: 0, count: scoreTasks * scoreRows)
         }
-        // OpenBLAS single-threaded for the whole pass (also when Threads.count is 1 but OpenBLAS was
-        // never configured and would default to all cores); the team's workers split the work.
-        setBLASThreads(1)
-        defer { setBLASThreads(Threads.count) }
         do {
             let emb = w.embed
             for i in 0..<n { (x + i * C).update(from: emb + Int(tokID[i]) * C, count: C) }
             for l in 0..<c.numLayers {
                 parallel(.norm(y: h, x: x, w: w.inputNorm[l], rows: n))
-                linear(y: qkv, x: h, w: w.qkv[l], rows: n, then: w.o[l])
+                linear(y: qkv, x: h, w: w.qkv[l], rows: n)
                 parallel(.ropeStore(layer: l, rows: n))
                 attend(layer: l, rows: n)
-                linear(y: x, x: att, w: w.o[l], rows: n, accumulate: true, then: w.gate[l])
+                linear(y: x, x: att, w: w.o[l], rows: n, accumulate: true)
                 parallel(.norm(y: h, x: x, w: w.postNorm[l], rows: n))
                 gateUp(layer: l, rows: n)
-                linear(y: x, x: act, w: w.down[l], rows: n, accumulate: true,
-                       then: l + 1 < c.numLayers ? w.qkv[l + 1] : heads > 0 ? w.head : nil)
+                linear(y: x, x: act, w: w.down[l], rows: n, accumulate: true)
             }
             for i in 0..<n { cache.lengths[tokSlot[i]] = max(cache.lengths[tokSlot[i]], tokPos[i] + 1) }
             guard heads > 0 else { return }
             for r in 0..<heads { (headIn + r * C).update(from: x + headRow[r] * C, count: C) }
             rmsnormForward(y: headNorm, rstd: rstd, x: headIn, w: w.finalNorm, rows: heads, channels: C,
                            eps: c.rmsNormEps)
-            linear(y: logits + logitsRow * V, x: headNorm, w: w.head, rows: heads, then: nil)
+            linear(y: logits + logitsRow * V, x: headNorm, w: w.head, rows: heads)
         }
     }
 
@@ -312,7 +306,8 @@ public final class LlamaDecoder: @unchecked Sendable {
                         }
                     }
                     for g in 0..<NKV {
-                        (cache.keyBase(l, slot, g) + p * d).update(from: row + (NH + g) * d, count: d)
+                        let kb = cache.keyBase(l, slot, g), key = row + (NH + g) * d
+                        for e in 0..<d { kb[cache.keyOffset(position: p, dimension: e)] = key[e] }
                         (cache.valueBase(l, slot, g) + p * d).update(from: row + (NH + NKV + g) * d, count: d)
                     }
                 }
@@ -340,37 +335,33 @@ public final class LlamaDecoder: @unchecked Sendable {
             let len = tokPos[i] + 1, s = tokSlot[i]
             let q = qkv + i * QKV + g * group * d  // the group's query heads, adjacent
             let kb = cache.keyBase(l, s, g), vb = cache.valueBase(l, s, g)
-            // sc[group, len] = scale · Q[group, D] · K[len, D]ᵀ; softmax per head; out = P · V.
-            // The call shapes depend only on the row's own position.
-            sgemm(.none, .transposed, m: group, n: len, k: d, alpha: scale, a: q, lda: d, b: kb, ldb: d,
-                  c: sc, ldc: lmax)
+            // sc[group, len] = scale · Q[group, D] · K[len, D]ᵀ; softmax per head; out = P · V. Each
+            // output is one fixed chain over the row's own values (Sources/CKernels/attention.c).
+            kernel.attentionScores(heads: group, d: d, len: len, q: q, keys: kb, scale: scale, scores: sc, lds: lmax)
             for h in 0..<group {
                 let sh = sc + h * lmax
                 let m = vmax(sh, len)
                 let z = vexpShifted(sh, sh, m, len)
                 vscale(sh, 1 / z, len)
             }
-            sgemm(.none, .none, m: group, n: d, k: len, a: sc, lda: lmax, b: vb, ldb: d,
-                  c: att + i * A + g * group * d, ldc: d)
+            kernel.attentionValues(heads: group, d: d, len: len, p: sc, ldp: lmax, values: vb,
+                                   out: att + i * A + g * group * d)
         }
     }
 
     /// y[M, N] = x[M, K] · W[N, K]ᵀ (with `accumulate`, y += it: the residual connection) over W's
-    /// transposed column tiles, each output one fixed FMA chain (see the file header). `then` is the
-    /// matrix of the next product (each worker prefetches its first tile of it during its last one).
-    private func linear(y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool = false,
-                        then: TiledMatrix?) {
+    /// transposed column tiles, each output one fixed FMA chain (see the file header).
+    private func linear(y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool = false) {
         guard m > 0 else { return }
-        parallel(.linear(y: y, x: x, w: w, rows: m, accumulate: accumulate, then: then))
+        parallel(.linear(y: y, x: x, w: w, rows: m, accumulate: accumulate))
     }
 
     /// Units of task t of `jobTasks`; each worker runs all its rows through a tile with the tile in
     /// cache, and always gets the same units of a product.
-    private func linearTask(_ t: Int, y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool,
-                            then: TiledMatrix?) {
-        forEachUnit(t, w: w, rows: m, then: then) { tile, rows, next in
+    private func linearTask(_ t: Int, y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool) {
+        forEachUnit(t, w: w, rows: m) { tile, rows in
             productTile(y: y + tile * decodeTileColumns, ldy: w.rows, x: x, w: w, tile: tile, rows: rows,
-                        accumulate: accumulate, next: next)
+                        accumulate: accumulate)
         }
     }
 
@@ -384,50 +375,35 @@ public final class LlamaDecoder: @unchecked Sendable {
     private func gateUpTask(_ t: Int, layer l: Int, rows m: Int) {
         let F = model.config.intermediateSize
         let gate = weights.gate[l], up = weights.up[l]
-        forEachUnit(t, w: gate, rows: m, then: weights.down[l]) { tile, rows, next in
+        forEachUnit(t, w: gate, rows: m) { tile, rows in
             let f0 = tile * decodeTileColumns
-            productTile(y: gu + f0, ldy: 2 * F, x: h, w: gate, tile: tile, rows: rows, next: up.span(tile))
-            productTile(y: gu + F + f0, ldy: 2 * F, x: h, w: up, tile: tile, rows: rows, next: next)
+            productTile(y: gu + f0, ldy: 2 * F, x: h, w: gate, tile: tile, rows: rows)
+            productTile(y: gu + F + f0, ldy: 2 * F, x: h, w: up, tile: tile, rows: rows)
             let width = gate.tile(tile).width
             for i in rows { swigluRow(h: act + i * F, gu: gu + i * 2 * F, hidden: F, columns: f0..<(f0 + width)) }
         }
     }
 
-    /// Calls `body(tile, rows, next)` for the work units of task t of `jobTasks` over w's tiles. A
-    /// unit is a column tile and a chunk of at most `unitRows` rows; units are numbered tile-major and
-    /// split into contiguous ranges, so a worker's chunks of one tile are consecutive (the tile stays in
-    /// its cache) and a prefill's rows spread evenly over the workers even when a matrix has few tiles
-    /// (C = 576: 9). `next` is the weight tile the worker reads after the unit, for the kernel to
-    /// prefetch: its next unit's tile of w, or after its last unit its first tile of `then` (the next
-    /// product's matrix); nil when that is the same tile. Which worker computes a unit never changes
-    /// its bits.
-    @inline(__always) private func forEachUnit(_ t: Int, w: TiledMatrix, rows m: Int, then: TiledMatrix?,
-                                               _ body: (Int, Range<Int>, UnsafeBufferPointer<Float>?) -> Void) {
+    /// Calls `body(tile, rows)` for the work units of task t of `jobTasks` over w's tiles. A unit is
+    /// a column tile and a chunk of at most `unitRows` rows; units are numbered tile-major and split
+    /// into contiguous ranges, so a worker's chunks of one tile are consecutive (the tile stays in
+    /// its cache), its tiles are contiguous in memory (one stream), and a prefill's rows spread
+    /// evenly over the workers even when a matrix has few tiles. Which worker computes a unit never
+    /// changes its bits.
+    @inline(__always) private func forEachUnit(_ t: Int, w: TiledMatrix, rows m: Int, _ body: (Int, Range<Int>) -> Void) {
         let chunks = max(1, (m + unitRows - 1) / unitRows), units = w.tiles * chunks, tasks = jobTasks
-        let end = units * (t + 1) / tasks
-        for u in (units * t / tasks)..<end {
+        for u in (units * t / tasks)..<(units * (t + 1) / tasks) {
             let tile = u / chunks, c = u % chunks
-            let next: UnsafeBufferPointer<Float>?
-            if u + 1 < end {
-                next = (u + 1) / chunks != tile ? w.span((u + 1) / chunks) : nil
-            } else if let then, then.tiles * chunks * t / tasks < then.tiles * chunks * (t + 1) / tasks {
-                next = then.span(then.tiles * chunks * t / tasks / chunks)  // the worker's first unit there
-            } else {
-                next = nil
-            }
-            body(tile, (c * unitRows)..<min(m, (c + 1) * unitRows), next)
+            body(tile, (c * unitRows)..<min(m, (c + 1) * unitRows))
         }
     }
 
     /// y[i, 0..<width] (row stride ldy; with `accumulate`, +=) = x[i, K] · tile for i in `rows`.
-    /// `next`: the tile the worker reads after this one, prefetched during the product.
     @inline(__always) private func productTile(y: FloatPtr, ldy: Int, x: ConstFloatPtr, w: TiledMatrix, tile: Int,
-                                               rows: Range<Int>, accumulate: Bool = false,
-                                               next: UnsafeBufferPointer<Float>? = nil) {
+                                               rows: Range<Int>, accumulate: Bool = false) {
         let k = w.cols, (b, width) = w.tile(tile)
-        kernel.tileProduct(rows: rows.count, k: k, width: width, x: x + rows.lowerBound * k, ldx: k, w: b, ldw: width,
-                           y: y + rows.lowerBound * ldy, ldy: ldy, accumulate: accumulate,
-                           next: prefetchTiles ? next : nil)
+        kernel.tileProduct(rows: rows.count, k: k, width: width, x: x + rows.lowerBound * k, ldx: k, w: b,
+                           y: y + rows.lowerBound * ldy, ldy: ldy, accumulate: accumulate)
     }
 
     /// Runs `j` on every team member (the calling thread is member 0).
@@ -447,8 +423,8 @@ public final class LlamaDecoder: @unchecked Sendable {
     private func perform(_ t: Int) {
         switch job {
         case .none: break
-        case let .linear(y, x, w, rows, accumulate, then):
-            linearTask(t, y: y, x: x, w: w, rows: rows, accumulate: accumulate, then: then)
+        case let .linear(y, x, w, rows, accumulate):
+            linearTask(t, y: y, x: x, w: w, rows: rows, accumulate: accumulate)
         case let .gateUp(layer, rows):
             gateUpTask(t, layer: layer, rows: rows)
         case let .attend(layer, rows):

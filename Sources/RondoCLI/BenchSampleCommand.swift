@@ -13,8 +13,10 @@ struct BenchSample: ParsableCommand {
             no top-k/top-p, EOS ignored so every row generates all tokens. Keys: new_tokens_per_s \
             (batch · new tokens / whole call), prefill_ms, decode_ms_per_token_step (medians), peak_rss_mib; \
             then the machine's limits measured in the same run: stream_gb_per_s (a read of the decoder's \
-            weights), sgemm_gflop_per_s (OpenBLAS at one layer's shapes), bound_ms_per_step, \
-            fraction_of_bound, prefill_gflop_per_s and prefill_fraction_of_sgemm.
+            weights), fma_peak_gflop_per_s (the cores' peak fused multiply-add rate), sgemm_gflop_per_s \
+            (OpenBLAS at one layer's shapes), bound_ms_per_step (max of the weights' read time and the \
+            step's FLOPs at the larger of the two rates), fraction_of_bound, prefill_gflop_per_s, \
+            prefill_fraction_of_sgemm and prefill_fraction_of_peak.
             """)
 
     @OptionGroup var source: BenchModelSource

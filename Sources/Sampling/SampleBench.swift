@@ -8,12 +8,18 @@
 //   outside the timed calls, like the peer's model load)
 // The machine's limits, measured in the same run after the timed calls (`MachineRates`):
 //   stream_gb_per_s = a read of the decoder's weight matrices on `threads` threads (best of 5)
+//   fma_peak_gflop_per_s = the cores' peak: the decode kernel variant's widest fused multiply-adds,
+//     independent chains on `threads` threads (best of 3)
 //   sgemm_gflop_per_s = OpenBLAS on `threads` threads at one layer's product shapes with
 //     min(batch · prompt_len, 512) rows (sgemm_rows), with the kernel set OpenBLAS picked (sgemm_core)
-//   bound_ms_per_step = max(weight bytes / stream rate, step FLOPs / sgemm rate), the step's FLOPs
-//     counted at the mean context (prompt_len + new_tokens / 2);  fraction_of_bound = bound / decode
+//   bound_ms_per_step = max(weight bytes / stream rate, step FLOPs / max(FMA peak, sgemm rate)),
+//     the step's FLOPs counted at the mean context (prompt_len + new_tokens / 2): no code on this
+//     machine can do the step faster than both the read and the arithmetic. The FMA peak, not only
+//     sgemm, because OpenBLAS's rate says what its kernels reach on this CPU, not what the CPU can
+//     do (on a CPU its build does not know it falls back to SSE3 kernels, 6× below the peak).
+//     fraction_of_bound = bound / decode
 //   prefill_gflop_per_s = the prefill's FLOPs (LM head for the last prompt rows only) / prefill_ms;
-//     prefill_fraction_of_sgemm = that over sgemm_gflop_per_s
+//     prefill_fraction_of_sgemm and prefill_fraction_of_peak = that over each rate
 
 import Foundation
 import Kernels
@@ -125,9 +131,10 @@ public enum SampleBench {
         let stream = MachineRates.streamGBps(weights, threads: o.threads)
         let rows = o.batch * o.promptLen
         let sgemm = measuredSgemmGFLOPS(config: config, rows: rows, threads: o.threads)
+        let peak = MachineRates.fmaPeakGFLOPS(kernel: DecodeKernel.selected, threads: o.threads)
         let stepFLOPs = Double(o.batch) * config.forwardFLOPsPerRow(context: o.promptLen + o.newTokens / 2)
         let bytes = Double(weights.count * 4)
-        let boundMs = max(bytes / (stream * 1e9), stepFLOPs / (sgemm * 1e9)) * 1e3
+        let boundMs = max(bytes / (stream * 1e9), stepFLOPs / (max(peak, sgemm) * 1e9)) * 1e3
         let headFLOPs = 2 * Double(config.vocabSize * config.hiddenSize)
         let promptFLOPs = (1...o.promptLen).reduce(0.0) { $0 + config.forwardFLOPsPerRow(context: $1) }
             - Double(o.promptLen - 1) * headFLOPs
@@ -136,11 +143,12 @@ public enum SampleBench {
             ("decode_kernel", jsonString(DecodeKernel.selected.rawValue)),
             ("weight_bytes", "\(weights.count * 4)"), ("stream_gb_per_s", formatFixed(stream)),
             ("sgemm_rows", "\(min(rows, sgemmRateMaxRows))"), ("sgemm_gflop_per_s", formatFixed(sgemm)),
-            ("sgemm_core", jsonString(MachineRates.blasCoreName)),
+            ("sgemm_core", jsonString(MachineRates.blasCoreName)), ("fma_peak_gflop_per_s", formatFixed(peak)),
             ("decode_flop_per_step", formatFixed(stepFLOPs, 0)),
             ("bound_ms_per_step", formatSignificant(boundMs)), ("fraction_of_bound", formatSignificant(boundMs / decodeMs)),
             ("prefill_gflop_per_s", formatFixed(prefillGFLOPS)),
             ("prefill_fraction_of_sgemm", formatSignificant(prefillGFLOPS / sgemm)),
+            ("prefill_fraction_of_peak", formatSignificant(prefillGFLOPS / peak)),
         ]
     }
 }

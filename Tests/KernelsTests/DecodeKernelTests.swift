@@ -18,6 +18,15 @@ private func referenceTileProduct(rows: Int, k: Int, width: Int, x: [Float], ldx
     }
 }
 
+/// w[K, width] (row stride ldw) in the kernels' strip layout (`DecodeKernel.stripOffset`).
+private func stripLayout(_ w: [Float], k: Int, width: Int, ldw: Int) -> [Float] {
+    var out = [Float](repeating: .nan, count: k * width)
+    for i in 0..<k {
+        for n in 0..<width { out[DecodeKernel.stripOffset(k: k, width: width, kIndex: i, column: n)] = w[i * ldw + n] }
+    }
+    return out
+}
+
 /// The bits of `a` and `b` are identical (NaNs included: a NaN only equals the same NaN pattern).
 private func sameBits(_ a: [Float], _ b: [Float]) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
@@ -29,26 +38,22 @@ private let availableKernels = DecodeKernel.allCases.filter(\.isAvailable)
     @Test(arguments: availableKernels)
     func matchesReferenceOnOddShapes(kernel: DecodeKernel) {
         var mismatches: [String] = []
-        let nextTile = randomArray(67 * 130, seed: 99)
         for k in [1, 3, 17, 67] {
             for width in Array(1...64) + [65, 100, 130] {
-                for rows in 1...13 {
+                for rows in Array(1...14) + [25, 37] {
                     let ldx = k + 3, ldw = width + 1, ldy = width + 5
                     let seed = UInt64(k * 100_000 + width * 100 + rows)
                     let x = randomArray(rows * ldx, seed: seed), w = randomArray(k * ldw, seed: seed + 1)
+                    let tile = stripLayout(w, k: k, width: width, ldw: ldw)
                     let y0 = randomArray(rows * ldy, seed: seed + 2)
                     for accumulate in [false, true] {
-                        for prefetch in [false, true] {  // with a next tile to prefetch (the decoder's calls)
-                            var expected = y0, got = y0
-                            referenceTileProduct(rows: rows, k: k, width: width, x: x, ldx: ldx, w: w, ldw: ldw,
-                                                 y: &expected, ldy: ldy, accumulate: accumulate)
-                            nextTile.withUnsafeBufferPointer { next in
-                                kernel.tileProduct(rows: rows, k: k, width: width, x: x, ldx: ldx, w: w, ldw: ldw,
-                                                   y: &got, ldy: ldy, accumulate: accumulate, next: prefetch ? next : nil)
-                            }
-                            if !sameBits(got, expected) {
-                                mismatches.append("K \(k) width \(width) rows \(rows) accumulate \(accumulate) prefetch \(prefetch)")
-                            }
+                        var expected = y0, got = y0
+                        referenceTileProduct(rows: rows, k: k, width: width, x: x, ldx: ldx, w: w, ldw: ldw,
+                                             y: &expected, ldy: ldy, accumulate: accumulate)
+                        kernel.tileProduct(rows: rows, k: k, width: width, x: x, ldx: ldx, w: tile, y: &got, ldy: ldy,
+                                           accumulate: accumulate)
+                        if !sameBits(got, expected) {
+                            mismatches.append("K \(k) width \(width) rows \(rows) accumulate \(accumulate)")
                         }
                     }
                 }
@@ -57,23 +62,34 @@ private let availableKernels = DecodeKernel.allCases.filter(\.isAvailable)
         #expect(mismatches.isEmpty, "\(kernel): \(mismatches.count) shapes differ, first \(mismatches.prefix(5))")
     }
 
-    /// Decoder shapes (K = 576 and 1536, full 64-column tiles, 37 rows): every available variant
+    /// Every slot of the strip layout holds one element of w, each exactly once.
+    @Test func stripLayoutIsAPermutation() {
+        for (k, width) in [(1, 1), (3, 16), (5, 17), (7, 32), (4, 33), (2, 64), (3, 100)] {
+            let offsets = (0..<k).flatMap { i in
+                (0..<width).map { DecodeKernel.stripOffset(k: k, width: width, kIndex: i, column: $0) }
+            }
+            #expect(offsets.sorted() == Array(0..<(k * width)), "K \(k) width \(width)")
+        }
+    }
+
+    /// Decoder shapes (K = 576 and 1536, full 32-column tiles, 37 rows): every available variant
     /// gives the bits of the portable one, and a row's bits do not depend on the rows around it.
     @Test func variantsAgreeAtDecoderShapes() {
         for k in [576, 1536] {
-            let rows = 37, width = 64
-            let x = randomArray(rows * k, seed: 7), w = randomArray(k * width, seed: 8, scale: 0.05)
+            let rows = 37, width = 32
+            let x = randomArray(rows * k, seed: 7)
+            let w = stripLayout(randomArray(k * width, seed: 8, scale: 0.05), k: k, width: width, ldw: width)
             var portable = [Float](repeating: 0, count: rows * width)
-            DecodeKernel.portable.tileProduct(rows: rows, k: k, width: width, x: x, ldx: k, w: w, ldw: width,
-                                              y: &portable, ldy: width)
+            DecodeKernel.portable.tileProduct(rows: rows, k: k, width: width, x: x, ldx: k, w: w, y: &portable,
+                                              ldy: width)
             for kernel in availableKernels {
                 var all = [Float](repeating: 0, count: rows * width), single = all
-                kernel.tileProduct(rows: rows, k: k, width: width, x: x, ldx: k, w: w, ldw: width, y: &all, ldy: width)
+                kernel.tileProduct(rows: rows, k: k, width: width, x: x, ldx: k, w: w, y: &all, ldy: width)
                 for r in 0..<rows {  // each row alone, as a batch-1 decode step would compute it
                     x.withUnsafeBufferPointer { xb in
                         single.withUnsafeMutableBufferPointer { yb in
                             kernel.tileProduct(rows: 1, k: k, width: width, x: xb.baseAddress! + r * k, ldx: k, w: w,
-                                               ldw: width, y: yb.baseAddress! + r * width, ldy: width)
+                                               y: yb.baseAddress! + r * width, ldy: width)
                         }
                     }
                 }
@@ -117,5 +133,9 @@ private let availableKernels = DecodeKernel.allCases.filter(\.isAvailable)
         let sgemm = MachineRates.sgemmGFLOPS(shapes: [(m: 32, n: 64, k: 96), (m: 32, n: 96, k: 64)], threads: 1, repeats: 2)
         #expect(sgemm.isFinite && sgemm > 0.1, "sgemm \(sgemm) GFLOP/s")
         #expect(MachineRates.sgemmGFLOPS(shapes: [(m: 0, n: 4, k: 4)], threads: 1).isNaN)
+        for kernel in availableKernels {
+            let peak = MachineRates.fmaPeakGFLOPS(kernel: kernel, threads: 1, passes: 1)
+            #expect(peak.isFinite && peak > 0.01, "\(kernel) FMA peak \(peak) GFLOP/s")
+        }
     }
 }

@@ -1,5 +1,5 @@
 // Decode micro-kernels: products of token rows by one transposed weight tile, batch-invariant by
-// construction (see tile_product.c).
+// construction (see tile_product.c); and the probes that measure the machine's limits.
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
@@ -12,22 +12,47 @@ typedef enum {
     CK_AVX512 = 2,    ///< AVX-512F, 512-bit
 } ck_variant;
 
+/// Columns of a tile strip (the tile layout below).
+#define CK_STRIP 16
+
 /// 1 if `variant` runs on this CPU (and this build), else 0.
 int ck_variant_available(ck_variant variant);
 
 /// y[r, n] = Σ_k x[r, k] · w[k, n] for r < rows, n < width, each output computed as
 ///   acc = 0; for k = 0, 1, …, K − 1: acc = fma(x[r, k], w[k, n], acc)
 /// whatever the variant, the number of rows or their order. With `accumulate` set, y[r, n] = y[r, n] + acc
-/// (one rounded add after the chain) instead of acc. Row strides: ldx for x, ldw for w [K, width], ldy for y.
-/// An unavailable variant falls back to CK_PORTABLE (same bits).
-/// `next` (may be NULL) names `next_bytes` bytes the caller reads next (its next weight tile): the
-/// SIMD variants request them into L2 while they compute, spread over the call (no value changes).
+/// (one rounded add after the chain) instead of acc. Row strides: ldx for x, ldy for y.
+/// Tile layout: column strips of CK_STRIP columns, each contiguous. Strip s holds columns
+/// 16s ..< 16s + ws (ws = min(16, width − 16s)) as w[k, 16s + j] = strip[k · ws + j], and starts
+/// at w + 16 · s · K; the tile is width · K contiguous floats, read front to back once per block
+/// of rows. The SIMD variants request the bytes CK_PREFETCH_BYTES ahead of what they read into L2
+/// (no value changes). An unavailable variant falls back to CK_PORTABLE (same bits).
 void ck_tile_product(ck_variant variant, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t width,
-                     const float *x, ptrdiff_t ldx, const float *w, ptrdiff_t ldw,
-                     float *y, ptrdiff_t ldy, int accumulate, const void *next, ptrdiff_t next_bytes);
+                     const float *x, ptrdiff_t ldx, const float *w, float *y, ptrdiff_t ldy, int accumulate);
+
+/// Positions per block of the decoder's key cache (attention.c).
+#define CK_KEY_BLOCK 16
+
+/// scores[h · lds + p] = scale · Σ_e q[h · D + e] · key(p, e) for h < heads, p < len, the sum one
+/// fused multiply-add chain over e ascending from 0, then one rounded multiply by `scale`. Keys in
+/// blocks of CK_KEY_BLOCK positions, dimension-major: key(p, e) = keys[(p / 16) · 16 · D + e · 16 + p % 16]
+/// (positions past `len` are neither read nor written).
+void ck_attention_scores(ck_variant variant, ptrdiff_t heads, ptrdiff_t D, ptrdiff_t len, const float *q,
+                         const float *keys, float scale, float *scores, ptrdiff_t lds);
+
+/// out[h · D + e] = Σ_j p[h · ldp + j] · values[j · D + e] for h < heads, e < D, j < len: one fused
+/// multiply-add chain over j ascending from 0 per output.
+void ck_attention_values(ck_variant variant, ptrdiff_t heads, ptrdiff_t D, ptrdiff_t len, const float *p,
+                         ptrdiff_t ldp, const float *values, float *out);
 
 /// The sum of p[0..<n] in sixteen interleaved partial sums: a read of the buffer at memory speed
 /// (stream.c), for measuring the machine's stream rate.
 float ck_stream_sum(const float *p, ptrdiff_t n);
+
+/// Runs `iterations` rounds of twelve independent vector fused multiply-adds with `variant`'s
+/// widest vectors (peak.c) and stores the floating-point operations done in `*flops`; returns a
+/// value computed from the results (so the work is not optimised away). Timed by the caller, it
+/// measures one core's peak FMA rate.
+float ck_fma_peak(ck_variant variant, ptrdiff_t iterations, double *flops);
 
 #endif

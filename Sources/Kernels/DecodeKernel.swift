@@ -105,7 +105,7 @@ public enum DecodeKernel: String, CaseIterable, Sendable {
         return (flops, sink)
     }
 
-    private var cVariant: ck_variant {
+    var cVariant: ck_variant {
         switch self {
         case .portable: CK_PORTABLE
         case .avx2: CK_AVX2

@@ -7,7 +7,9 @@
 //   sampler_setup_ms = making the sampler, i.e. the decoder's copy of the weights (once per model,
 //   outside the timed calls, like the peer's model load)
 // The machine's limits, measured in the same run after the timed calls (`MachineRates`):
-//   stream_gb_per_s = a read of the decoder's weight matrices on `threads` threads (best of 5)
+//   stream_gb_per_s = the fastest read of the decoder's weight matrices on `threads` threads (best
+//     of 5 passes of each split: contiguous slices, or each 1 MB shared out as the workers share
+//     each matrix; vector loads with the decode kernels' prefetch)
 //   fma_peak_gflop_per_s = the cores' peak: the decode kernel variant's widest fused multiply-adds,
 //     independent chains on `threads` threads (best of 3)
 //   sgemm_gflop_per_s = OpenBLAS on `threads` threads at one layer's product shapes with

@@ -49,6 +49,10 @@ void ck_attention_values(ck_variant variant, ptrdiff_t heads, ptrdiff_t D, ptrdi
 /// (stream.c), for measuring the machine's stream rate.
 float ck_stream_sum(const float *p, ptrdiff_t n);
 
+/// ck_stream_sum with `variant`'s vectors and the decode kernels' prefetch (the fastest read this
+/// code knows; the sum's order differs between variants: it only keeps the read from being dropped).
+float ck_stream_read(ck_variant variant, const float *p, ptrdiff_t n);
+
 /// Runs `iterations` rounds of twelve independent vector fused multiply-adds with `variant`'s
 /// widest vectors (peak.c) and stores the floating-point operations done in `*flops`; returns a
 /// value computed from the results (so the work is not optimised away). Timed by the caller, it

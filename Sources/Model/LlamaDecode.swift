@@ -39,7 +39,7 @@
 //   Overlapping memory and arithmetic. A block of rows reads a strip front to back, one cache
 // line per k, and requests the line 4 KB ahead into L2 (Sources/CKernels/tile_product.c), so the
 // memory system runs ahead of the arithmetic instead of alternating with it. At SmolLM2-135M's
-// shape and batch 16 (538 MB per step) this took the step's products from 42 to 26 ms in a C
+// shape and batch 16 (538 MB per step) this took the step's products from 42 to 26 ms in a gcc-built C
 // harness, and with the attention kernels below a `rondo bench sample` step from 41–42 to 35–38 ms
 // (Intel Xeon, AVX-512, 2 threads; README "Sampling"); the previous layout (64-column tiles, each k a 256-byte row, blocks of 6 rows
 // × 64 columns re-reading the tile from cache, and the next tile prefetched into L2 spread over

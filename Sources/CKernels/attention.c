@@ -16,7 +16,6 @@
 
 #define HEADS 4  // query heads advanced together (a group larger than this runs in chunks)
 
-
 static void scores_portable(ptrdiff_t heads, ptrdiff_t D, ptrdiff_t len, const float *q, const float *keys,
                             float scale, float *scores, ptrdiff_t lds) {
     for (ptrdiff_t h = 0; h < heads; h++)

@@ -1,9 +1,10 @@
 // The decoder's batch-invariant products: Swift face of the CKernels micro-kernels.
 //
 // y[rows, width] (+)= x[rows, K] · w[K, width], w one transposed weight tile (Model's
-// DecodeWeights) stored as contiguous 16-column strips. Every output is one fixed chain of fused multiply-adds over k = 0, 1, …, K − 1
-// from 0 (Sources/CKernels/tile_product.c), so a row's bits depend only on its own x row and the
-// tile: not on the other rows of the call, the thread count, or the variant below. The variant
+// DecodeWeights) stored as contiguous 16-column strips. Every output is one fixed chain of fused
+// multiply-adds over k = 0, 1, …, K − 1 from 0 (Sources/CKernels/tile_product.c), so a row's bits
+// depend only on its own x row and the tile: not on the other rows of the call, the thread count,
+// or the variant below. The attention kernels (Sources/CKernels/attention.c) keep the same rule. The variant
 // is chosen once from CPUID; RONDO_KERNEL=portable|avx2|avx512 forces one (tests, debugging).
 
 import CKernels
@@ -97,8 +98,8 @@ public enum DecodeKernel: String, CaseIterable, Sendable {
         return s * stripColumns * k + kIndex * ws + (n - s * stripColumns)
     }
 
-    /// The C peak probe's FLOPs per second on one thread for `iterations` rounds (see
-    /// MachineRates.fmaPeakGFLOPS).
+    /// Runs the C peak probe for `iterations` rounds on the calling thread: the FLOPs it did and a
+    /// value computed from its results (see MachineRates.fmaPeakGFLOPS).
     func fmaPeakRound(iterations: Int) -> (flops: Double, sink: Float) {
         var flops = 0.0
         let sink = ck_fma_peak(cVariant, iterations, &flops)

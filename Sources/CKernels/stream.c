@@ -5,7 +5,7 @@
 
 #include "ckernels.h"
 
-float ck_stream_sum(const float *p, ptrdiff_t n) {
+static float stream_portable(const float *p, ptrdiff_t n) {
     float acc[16] = {0};
     ptrdiff_t i = 0;
     for (; i + 16 <= n; i += 16)
@@ -59,5 +59,5 @@ float ck_stream_read(ck_variant variant, const float *p, ptrdiff_t n) {
     if (variant == CK_AVX512 && ck_variant_available(CK_AVX512)) return stream_avx512(p, n);
     if (variant == CK_AVX2 && ck_variant_available(CK_AVX2)) return stream_avx2(p, n);
 #endif
-    return ck_stream_sum(p, n);
+    return stream_portable(p, n);
 }

@@ -45,12 +45,10 @@ void ck_attention_scores(ck_variant variant, ptrdiff_t heads, ptrdiff_t D, ptrdi
 void ck_attention_values(ck_variant variant, ptrdiff_t heads, ptrdiff_t D, ptrdiff_t len, const float *p,
                          ptrdiff_t ldp, const float *values, float *out);
 
-/// The sum of p[0..<n] in sixteen interleaved partial sums: a read of the buffer at memory speed
-/// (stream.c), for measuring the machine's stream rate.
-float ck_stream_sum(const float *p, ptrdiff_t n);
-
-/// ck_stream_sum with `variant`'s vectors and the decode kernels' prefetch (the fastest read this
-/// code knows; the sum's order differs between variants: it only keeps the read from being dropped).
+/// The sum of p[0..<n] in independent partial sums: a read of the buffer at memory speed
+/// (stream.c), for measuring the machine's stream rate, with `variant`'s vectors and the decode
+/// kernels' prefetch (the portable variant: sixteen scalar partial sums). The sum's order differs
+/// between variants: it only keeps the read from being dropped.
 float ck_stream_read(ck_variant variant, const float *p, ptrdiff_t n);
 
 /// Runs `iterations` rounds of twelve independent vector fused multiply-adds with `variant`'s

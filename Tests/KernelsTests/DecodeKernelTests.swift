@@ -40,7 +40,7 @@ private let availableKernels = DecodeKernel.allCases.filter(\.isAvailable)
         var mismatches: [String] = []
         for k in [1, 3, 17, 67] {
             for width in Array(1...64) + [65, 100, 130] {
-                for rows in Array(1...14) + [25, 37] {
+                for rows in Array(1...14) + [25, 37, 61] {
                     let ldx = k + 3, ldw = width + 1, ldy = width + 5
                     let seed = UInt64(k * 100_000 + width * 100 + rows)
                     let x = randomArray(rows * ldx, seed: seed), w = randomArray(k * ldw, seed: seed + 1)

@@ -107,6 +107,60 @@ private final class TeamCore: @unchecked Sendable {
         }
     }
 }
+/// The units 0..<count of a parallel region, shared out so that a member slowed down (by another
+/// tenant of the machine, a longer attention row) does not keep the others waiting at the region's
+/// end. Member t owns the contiguous range a static split gives it and takes its units from the
+/// front, in order (its weight tiles stay one memory stream); once its own range is empty it takes
+/// units from the back of the other members' ranges. Each range is [front, back) packed in one
+/// atomic word on its own cache line. Which member computes a unit never changes the unit's bits.
+final class WorkSplit: @unchecked Sendable {
+    let members: Int
+    private static let stride = 8  // Ints per range: one 64-byte line each
+    private let ranges: UnsafeMutablePointer<Atomic<Int>>
+    private let memory: UnsafeMutableRawPointer
+
+    init(members: Int) {
+        self.members = max(1, members)
+        memory = .allocate(byteCount: self.members * Self.stride * 8, alignment: 64)
+        ranges = memory.bindMemory(to: Atomic<Int>.self, capacity: self.members * Self.stride)
+        for t in 0..<self.members { (ranges + t * Self.stride).initialize(to: Atomic<Int>(0)) }
+    }
+
+    deinit { memory.deallocate() }
+
+    /// Splits units 0..<count for the next region. Call before publishing the region (the team's
+    /// epoch bump orders these stores before the members' loads).
+    func reset(units count: Int) {
+        precondition(count < 1 << 31, "a region of \(count) units")
+        for t in 0..<members {
+            let range = (count * t / members) << 32 | (count * (t + 1) / members)
+            ranges[t * Self.stride].store(range, ordering: .relaxed)
+        }
+    }
+
+    /// Member t's next unit: the front of its own range, else the back of another's; nil when all
+    /// units are taken.
+    func next(member t: Int) -> Int? {
+        if let u = take(range: t, front: true) { return u }
+        for i in 1..<max(members, 1) {
+            if let u = take(range: (t + i) % members, front: false) { return u }
+        }
+        return nil
+    }
+
+    private func take(range r: Int, front: Bool) -> Int? {
+        let word = ranges + r * Self.stride
+        var old = word.pointee.load(ordering: .relaxed)
+        while true {
+            let f = old >> 32, b = old & 0xFFFF_FFFF
+            guard f < b else { return nil }
+            let new = front ? (f + 1) << 32 | b : f << 32 | (b - 1)
+            let (done, seen) = word.pointee.compareExchange(expected: old, desired: new, ordering: .relaxed)
+            if done { return front ? f : b - 1 }
+            old = seen
+        }
+    }
+}
 #else
 /// Where the Synchronization module is unavailable: one Dispatch region per call.
 final class DecodeTeam: @unchecked Sendable {
@@ -114,5 +168,24 @@ final class DecodeTeam: @unchecked Sendable {
     private let perform: (Int) -> Void
     init(size: Int, perform: @escaping (Int) -> Void) { self.size = max(1, size); self.perform = perform }
     func run() { parallelFor(size, perform) }
+}
+/// Without atomics: each member takes the units of its own contiguous range, in order.
+final class WorkSplit: @unchecked Sendable {
+    let members: Int
+    private let fronts: UnsafeMutablePointer<Int>, backs: UnsafeMutablePointer<Int>  // one entry per member
+    init(members: Int) {
+        self.members = max(1, members)
+        fronts = .allocate(capacity: self.members); backs = .allocate(capacity: self.members)
+        fronts.initialize(repeating: 0, count: self.members); backs.initialize(repeating: 0, count: self.members)
+    }
+    deinit { fronts.deallocate(); backs.deallocate() }
+    func reset(units count: Int) {
+        for t in 0..<members { fronts[t] = count * t / members; backs[t] = count * (t + 1) / members }
+    }
+    func next(member t: Int) -> Int? {
+        guard fronts[t] < backs[t] else { return nil }
+        defer { fronts[t] += 1 }
+        return fronts[t]
+    }
 }
 #endif

@@ -27,9 +27,10 @@
 // KernelsTests check each against a plain loop and each other). No padding rows are needed.
 //   The weights are read from a copy made when the decoder is created (`DecodeWeights`), each
 // matrix cut into 32-column tiles stored transposed as contiguous 16-column strips. A product's
-// tiles are split among the members of the decoder's team, each always getting the same tiles of
-// a product, and a member runs the call's rows through the kernel (register blocks of up to 12
-// rows × 32 columns with AVX-512, 6 × 16 with AVX2): a decode step streams every weight once,
+// tiles are shared out among the members of the decoder's team (`WorkSplit`: each member takes its
+// own contiguous range in order, then helps with the back of the others'), and a member runs the
+// call's rows through the kernel (register blocks of up to 12 rows × 32 columns with AVX-512,
+// 6 × 16 with AVX2): a decode step streams every weight once,
 // prefill reuses each tile over all prompt rows (cut into chunks of 96 rows, so that the work
 // splits evenly when a matrix has few tiles). Elementwise work that needs only a tile's own
 // columns runs in the product's region, by the worker that computed the tile: the residual add
@@ -109,6 +110,7 @@ public final class LlamaDecoder: @unchecked Sendable {
     private var team: DecodeTeam?   // created at the first call, rebuilt if Threads.count changes
     private var job = DecodeJob.none      // the parallel region being run (read by the team's workers)
     private var jobTasks = 1
+    private var split = WorkSplit(members: 1)  // the current region's units (linear, gateUp, attend)
 
     /// Allocates a cache of `slots` sequences × `maxLen` positions and the scratch for calls of up
     /// to `maxTokensPerCall` tokens (default max(slots, 512)). `weights` is the model's tiled copy;
@@ -318,20 +320,19 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     /// att[i, head h] = softmax(q·Kᵀ/√D) · V over positions 0...tokPos[i] of row i's slot, one
     /// (row, kv head) unit at a time: the query heads sharing a kv head go through its keys and
-    /// values together. Units are spread over the team.
+    /// values together. Units are shared out over the team by `split` (rows differ in length).
     private func attend(layer l: Int, rows n: Int) {
         parallel(.attend(layer: l, rows: n))
     }
 
-    /// Attention units of task t of `jobTasks` (see `attend`).
+    /// Attention units member t takes from `split` (see `attend`).
     private func attendTask(_ t: Int, layer l: Int, rows n: Int) {
         let c = model.config, d = c.headDim, QKV = c.qkvWidth, A = c.attentionWidth
         let NKV = c.numKVHeads, group = c.numHeads / c.numKVHeads
         let scale = 1 / Float(d).squareRoot()
-        let units = n * NKV, tasks = jobTasks
         let lmax = cache.maxLen
         let sc = scores + t * group * lmax  // [group, Lmax]
-        for unit in (units * t / tasks)..<(units * (t + 1) / tasks) {
+        while let unit = split.next(member: t) {
             let i = unit / NKV, g = unit % NKV
             let len = tokPos[i] + 1, s = tokSlot[i]
             let q = qkv + i * QKV + g * group * d  // the group's query heads, adjacent
@@ -357,8 +358,8 @@ public final class LlamaDecoder: @unchecked Sendable {
         parallel(.linear(y: y, x: x, w: w, rows: m, accumulate: accumulate))
     }
 
-    /// Units of task t of `jobTasks`; each worker runs all its rows through a tile with the tile in
-    /// cache, and always gets the same units of a product.
+    /// Units member t takes (`forEachUnit`); each worker runs all its rows through a tile with the
+    /// tile in cache.
     private func linearTask(_ t: Int, y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool) {
         forEachUnit(t, w: w, rows: m) { tile, rows in
             productTile(y: y + tile * decodeTileColumns, ldy: w.rows, x: x, w: w, tile: tile, rows: rows,
@@ -372,7 +373,7 @@ public final class LlamaDecoder: @unchecked Sendable {
         parallel(.gateUp(layer: l, rows: m))
     }
 
-    /// Gate/up tile pairs of task t of `jobTasks` (see `gateUp`).
+    /// Gate/up tile pairs member t takes (see `gateUp`).
     private func gateUpTask(_ t: Int, layer l: Int, rows m: Int) {
         let F = model.config.intermediateSize
         let gate = weights.gate[l], up = weights.up[l]
@@ -385,17 +386,30 @@ public final class LlamaDecoder: @unchecked Sendable {
         }
     }
 
-    /// Calls `body(tile, rows)` for the work units of task t of `jobTasks` over w's tiles. A unit is
-    /// a column tile and a chunk of at most `unitRows` rows; units are numbered tile-major and split
-    /// into contiguous ranges, so a worker's chunks of one tile are consecutive (the tile stays in
-    /// its cache), its tiles are contiguous in memory (one stream), and a prefill's rows spread
-    /// evenly over the workers even when a matrix has few tiles. Which worker computes a unit never
-    /// changes its bits.
+    /// Calls `body(tile, rows)` for the work units member t takes over w's tiles. A unit is a column
+    /// tile and a chunk of at most `unitRows` rows; units are numbered tile-major and shared out by
+    /// `split` from contiguous ranges, so a worker's chunks of one tile are consecutive (the tile
+    /// stays in its cache), its tiles are contiguous in memory (one stream), and a prefill's rows
+    /// spread evenly over the workers even when a matrix has few tiles. Which worker computes a
+    /// unit never changes its bits.
     @inline(__always) private func forEachUnit(_ t: Int, w: TiledMatrix, rows m: Int, _ body: (Int, Range<Int>) -> Void) {
-        let chunks = max(1, (m + unitRows - 1) / unitRows), units = w.tiles * chunks, tasks = jobTasks
-        for u in (units * t / tasks)..<(units * (t + 1) / tasks) {
+        let chunks = rowChunks(m)
+        while let u = split.next(member: t) {
             let tile = u / chunks, c = u % chunks
             body(tile, (c * unitRows)..<min(m, (c + 1) * unitRows))
+        }
+    }
+
+    /// Chunks of at most `unitRows` rows that m rows make (at least one).
+    private func rowChunks(_ m: Int) -> Int { max(1, (m + unitRows - 1) / unitRows) }
+
+    /// Units of a region whose work `split` shares out; 0 for the others (split statically).
+    private func units(of j: DecodeJob) -> Int {
+        switch j {
+        case let .linear(_, _, w, rows, _): return w.tiles * rowChunks(rows)
+        case let .gateUp(layer, rows): return weights.gate[layer].tiles * rowChunks(rows)
+        case let .attend(_, rows): return rows * model.config.numKVHeads
+        case .none, .ropeStore, .norm: return 0
         }
     }
 
@@ -413,9 +427,11 @@ public final class LlamaDecoder: @unchecked Sendable {
         if team?.size != size {
             team = nil
             team = DecodeTeam(size: size) { [unowned(unsafe) self] t in self.perform(t) }
+            split = WorkSplit(members: size)
         }
         job = j
         jobTasks = size
+        split.reset(units: units(of: j))
         team!.run()
         job = .none
     }

@@ -18,11 +18,11 @@ enum DecodeJob {
 import Foundation
 import Synchronization
 
-/// Persistent workers for the decoder's parallel regions. A decode step runs about five regions
-/// per layer of a few tens of microseconds each. Dispatch's `concurrentPerform` wakes a worker for
-/// every region (~35–40 µs measured here) and runs task i on whichever thread comes first, so a
-/// core does not keep the same weight tiles in cache from step to step. Team workers spin between
-/// regions (yielding the CPU; they park after 1 ms without work) and member t always runs task t.
+/// Persistent workers for the decoder's parallel regions. A decode step runs eight regions per
+/// layer of a few tens of microseconds each. Dispatch's `concurrentPerform` wakes a worker for
+/// every region (~35–40 µs measured here) and runs task i on whichever thread comes first. Team
+/// workers spin between regions (yielding the CPU; they park after 1 ms without work) and member t
+/// always runs task t, which starts with its own range of the region's units (`WorkSplit`).
 /// How the work is split never changes a row's bits (see the file header).
 final class DecodeTeam: @unchecked Sendable {
     /// Members, the calling thread included.
@@ -107,26 +107,28 @@ private final class TeamCore: @unchecked Sendable {
         }
     }
 }
+
 /// The units 0..<count of a parallel region, shared out so that a member slowed down (by another
 /// tenant of the machine, a longer attention row) does not keep the others waiting at the region's
 /// end. Member t owns the contiguous range a static split gives it and takes its units from the
 /// front, in order (its weight tiles stay one memory stream); once its own range is empty it takes
 /// units from the back of the other members' ranges. Each range is [front, back) packed in one
 /// atomic word on its own cache line. Which member computes a unit never changes the unit's bits.
-final class WorkSplit: @unchecked Sendable {
+/// A plain value (no reference count for the members to contend on in their loops); its owner
+/// calls `deallocate()`.
+struct WorkSplit: @unchecked Sendable {
     let members: Int
     private static let stride = 8  // Ints per range: one 64-byte line each
     private let ranges: UnsafeMutablePointer<Atomic<Int>>
-    private let memory: UnsafeMutableRawPointer
 
     init(members: Int) {
         self.members = max(1, members)
-        memory = .allocate(byteCount: self.members * Self.stride * 8, alignment: 64)
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: self.members * Self.stride * 8, alignment: 64)
         ranges = memory.bindMemory(to: Atomic<Int>.self, capacity: self.members * Self.stride)
         for t in 0..<self.members { (ranges + t * Self.stride).initialize(to: Atomic<Int>(0)) }
     }
 
-    deinit { memory.deallocate() }
+    func deallocate() { UnsafeMutableRawPointer(ranges).deallocate() }
 
     /// Splits units 0..<count for the next region. Call before publishing the region (the team's
     /// epoch bump orders these stores before the members' loads).
@@ -170,7 +172,7 @@ final class DecodeTeam: @unchecked Sendable {
     func run() { parallelFor(size, perform) }
 }
 /// Without atomics: each member takes the units of its own contiguous range, in order.
-final class WorkSplit: @unchecked Sendable {
+struct WorkSplit: @unchecked Sendable {
     let members: Int
     private let fronts: UnsafeMutablePointer<Int>, backs: UnsafeMutablePointer<Int>  // one entry per member
     init(members: Int) {
@@ -178,7 +180,7 @@ final class WorkSplit: @unchecked Sendable {
         fronts = .allocate(capacity: self.members); backs = .allocate(capacity: self.members)
         fronts.initialize(repeating: 0, count: self.members); backs.initialize(repeating: 0, count: self.members)
     }
-    deinit { fronts.deallocate(); backs.deallocate() }
+    func deallocate() { fronts.deallocate(); backs.deallocate() }
     func reset(units count: Int) {
         for t in 0..<members { fronts[t] = count * t / members; backs[t] = count * (t + 1) / members }
     }

@@ -156,6 +156,7 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     deinit {
         scores.deallocate()
+        split.deallocate()
         tokSlot.deallocate(); tokPos.deallocate(); tokID.deallocate(); headRow.deallocate(); seen.deallocate()
     }
 
@@ -427,6 +428,7 @@ public final class LlamaDecoder: @unchecked Sendable {
         if team?.size != size {
             team = nil
             team = DecodeTeam(size: size) { [unowned(unsafe) self] t in self.perform(t) }
+            split.deallocate()
             split = WorkSplit(members: size)
         }
         job = j

@@ -68,8 +68,8 @@ static ALWAYS_INLINE void prefetch_ahead(const float *p) {
 // from L1, each resuming its accumulators from the panel: the memory stream never pauses for a
 // second pass over the strips. Larger sets (prefill, large batches) are bound by arithmetic, not
 // by the read: each block runs over all k, the later ones reading the strips from L2, which saves
-// the panel traffic (chunking 96 rows measured 3–5% slower in the C harness). An output's FMA chain is the same
-// either way: storing an accumulator and loading it back is exact.
+// the panel traffic (chunking 96 rows measured 3–5% slower in the C harness). An output's FMA
+// chain is the same either way: storing an accumulator and loading it back is exact.
 #define CK_K_CHUNK 32
 #define CK_CHUNK_ROWS 24
 #define CK_ROW_SET 48

@@ -171,6 +171,7 @@ final class DecodeTeam: @unchecked Sendable {
     init(size: Int, perform: @escaping (Int) -> Void) { self.size = max(1, size); self.perform = perform }
     func run() { parallelFor(size, perform) }
 }
+
 /// Without atomics: each member takes the units of its own contiguous range, in order.
 struct WorkSplit: @unchecked Sendable {
     let members: Int

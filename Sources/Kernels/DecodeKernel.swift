@@ -58,29 +58,34 @@ public enum DecodeKernel: String, CaseIterable, Sendable {
 
     /// y[r, n] = x[r, ·] · w[·, n] for r < rows, n < width (with `accumulate`, y[r, n] += that
     /// product, one rounded add). `w` is a tile in the strip layout (`DecodeKernel.stripColumns`
-    /// columns per contiguous strip, see `stripOffset`). Row strides ldx ≥ k, ldy ≥ width.
+    /// columns per contiguous strip, see `stripOffset`). Row strides ldx ≥ k, ldy ≥ width. `next`,
+    /// the tile the caller reads after this one, only steers the prefetch (it is never read).
     @inline(__always)
     public func tileProduct(rows: Int, k: Int, width: Int, x: UnsafePointer<Float>, ldx: Int,
                             w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, ldy: Int,
-                            accumulate: Bool = false) {
-        ck_tile_product(cVariant, rows, k, width, x, ldx, w, y, ldy, accumulate ? 1 : 0)
+                            accumulate: Bool = false, next: TileHint? = nil) {
+        ck_tile_product(cVariant, rows, k, width, x, ldx, w, y, ldy, accumulate ? 1 : 0,
+                        next?.w, next?.k ?? 0, next?.width ?? 0)
     }
 
     /// scores[h · lds + p] = scale · q[h, ·] · key(p, ·) for h < heads, p < len: per score one
     /// fused multiply-add chain over the head dimension, then one rounded multiply. Keys in blocks
     /// of `keyBlock` positions, dimension-major (key(p, e) at (p / 16) · 16 · d + e · 16 + p % 16).
+    /// `values`, the values read next, are only prefetched.
     @inline(__always)
     public func attentionScores(heads: Int, d: Int, len: Int, q: UnsafePointer<Float>, keys: UnsafePointer<Float>,
-                                scale: Float, scores: UnsafeMutablePointer<Float>, lds: Int) {
-        ck_attention_scores(cVariant, heads, d, len, q, keys, scale, scores, lds)
+                                scale: Float, scores: UnsafeMutablePointer<Float>, lds: Int,
+                                values: UnsafePointer<Float>? = nil) {
+        ck_attention_scores(cVariant, heads, d, len, q, keys, scale, scores, lds, values)
     }
 
     /// out[h, e] = Σ_j p[h · ldp + j] · values[j, e] for h < heads, e < d, j < len: per output one
-    /// fused multiply-add chain over j ascending.
+    /// fused multiply-add chain over j ascending. `then`, the keys read next, are only prefetched.
     @inline(__always)
     public func attentionValues(heads: Int, d: Int, len: Int, p: UnsafePointer<Float>, ldp: Int,
-                                values: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
-        ck_attention_values(cVariant, heads, d, len, p, ldp, values, out)
+                                values: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                                then: UnsafePointer<Float>? = nil) {
+        ck_attention_values(cVariant, heads, d, len, p, ldp, values, out, then)
     }
 
     /// Positions per block of the decoder's key cache.
@@ -113,6 +118,13 @@ public enum DecodeKernel: String, CaseIterable, Sendable {
         case .avx512: CK_AVX512
         }
     }
+}
+
+/// A tile a product will read after the current one (`tileProduct`'s prefetch hint): its strips,
+/// rows (k) and columns.
+public struct TileHint {
+    public let w: UnsafePointer<Float>, k: Int, width: Int
+    @inline(__always) public init(w: UnsafePointer<Float>, k: Int, width: Int) { self.w = w; self.k = k; self.width = width }
 }
 
 /// A RONDO_KERNEL value that names no usable variant.

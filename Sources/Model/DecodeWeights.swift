@@ -38,6 +38,13 @@ struct TiledMatrix {
         (ConstFloatPtr(base + j * tileWidth * cols), min(tileWidth, rows - j * tileWidth))
     }
 
+    /// Tile j as a prefetch hint for the product before it; nil past the last tile.
+    @inline(__always) func hint(_ j: Int) -> TileHint? {
+        guard j < tiles else { return nil }
+        let (w, width) = tile(j)
+        return TileHint(w: w, k: cols, width: width)
+    }
+
     /// Copies W[rows, cols] (row-major) into this layout.
     func fill(from w: ConstFloatPtr) {
         let K = cols, strip = DecodeKernel.stripColumns

@@ -340,15 +340,18 @@ public final class LlamaDecoder: @unchecked Sendable {
             let kb = cache.keyBase(l, s, g), vb = cache.valueBase(l, s, g)
             // sc[group, len] = scale · Q[group, D] · K[len, D]ᵀ; softmax per head; out = P · V. Each
             // output is one fixed chain over the row's own values (Sources/CKernels/attention.c).
-            kernel.attentionScores(heads: group, d: d, len: len, q: q, keys: kb, scale: scale, scores: sc, lds: lmax)
+            // The values, and then the next unit's keys (most likely this member's), are prefetched.
+            kernel.attentionScores(heads: group, d: d, len: len, q: q, keys: kb, scale: scale, scores: sc, lds: lmax,
+                                   values: vb)
             for h in 0..<group {
                 let sh = sc + h * lmax
                 let m = vmax(sh, len)
                 let z = vexpShifted(sh, sh, m, len)
                 vscale(sh, 1 / z, len)
             }
+            let next = unit + 1 < n * NKV ? cache.keyBase(l, tokSlot[(unit + 1) / NKV], (unit + 1) % NKV) : nil
             kernel.attentionValues(heads: group, d: d, len: len, p: sc, ldp: lmax, values: vb,
-                                   out: att + i * A + g * group * d)
+                                   out: att + i * A + g * group * d, then: next)
         }
     }
 
@@ -362,9 +365,9 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// Units member t takes (`forEachUnit`); each worker runs all its rows through a tile with the
     /// tile in cache.
     private func linearTask(_ t: Int, y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows m: Int, accumulate: Bool) {
-        forEachUnit(t, w: w, rows: m) { tile, rows in
+        forEachUnit(t, w: w, rows: m) { tile, rows, next in
             productTile(y: y + tile * decodeTileColumns, ldy: w.rows, x: x, w: w, tile: tile, rows: rows,
-                        accumulate: accumulate)
+                        accumulate: accumulate, next: w.hint(next))
         }
     }
 
@@ -378,26 +381,28 @@ public final class LlamaDecoder: @unchecked Sendable {
     private func gateUpTask(_ t: Int, layer l: Int, rows m: Int) {
         let F = model.config.intermediateSize
         let gate = weights.gate[l], up = weights.up[l]
-        forEachUnit(t, w: gate, rows: m) { tile, rows in
+        forEachUnit(t, w: gate, rows: m) { tile, rows, next in
             let f0 = tile * decodeTileColumns
-            productTile(y: gu + f0, ldy: 2 * F, x: h, w: gate, tile: tile, rows: rows)
-            productTile(y: gu + F + f0, ldy: 2 * F, x: h, w: up, tile: tile, rows: rows)
+            productTile(y: gu + f0, ldy: 2 * F, x: h, w: gate, tile: tile, rows: rows, next: up.hint(tile))
+            productTile(y: gu + F + f0, ldy: 2 * F, x: h, w: up, tile: tile, rows: rows, next: gate.hint(next))
             let width = gate.tile(tile).width
             for i in rows { swigluRow(h: act + i * F, gu: gu + i * 2 * F, hidden: F, columns: f0..<(f0 + width)) }
         }
     }
 
-    /// Calls `body(tile, rows)` for the work units member t takes over w's tiles. A unit is a column
+    /// Calls `body(tile, rows, next)` for the work units member t takes over w's tiles (`next`: the
+    /// tile of the unit after it, which the member most likely takes next). A unit is a column
     /// tile and a chunk of at most `unitRows` rows; units are numbered tile-major and shared out by
     /// `split` from contiguous ranges, so a worker's chunks of one tile are consecutive (the tile
     /// stays in its cache), its tiles are contiguous in memory (one stream), and a prefill's rows
     /// spread evenly over the workers even when a matrix has few tiles. Which worker computes a
     /// unit never changes its bits.
-    @inline(__always) private func forEachUnit(_ t: Int, w: TiledMatrix, rows m: Int, _ body: (Int, Range<Int>) -> Void) {
+    @inline(__always) private func forEachUnit(_ t: Int, w: TiledMatrix, rows m: Int,
+                                               _ body: (Int, Range<Int>, Int) -> Void) {
         let chunks = rowChunks(m)
         while let u = split.next(member: t) {
             let tile = u / chunks, c = u % chunks
-            body(tile, (c * unitRows)..<min(m, (c + 1) * unitRows))
+            body(tile, (c * unitRows)..<min(m, (c + 1) * unitRows), (u + 1) / chunks)
         }
     }
 
@@ -414,12 +419,13 @@ public final class LlamaDecoder: @unchecked Sendable {
         }
     }
 
-    /// y[i, 0..<width] (row stride ldy; with `accumulate`, +=) = x[i, K] · tile for i in `rows`.
+    /// y[i, 0..<width] (row stride ldy; with `accumulate`, +=) = x[i, K] · tile for i in `rows`;
+    /// `next` steers the prefetch past the tile's end.
     @inline(__always) private func productTile(y: FloatPtr, ldy: Int, x: ConstFloatPtr, w: TiledMatrix, tile: Int,
-                                               rows: Range<Int>, accumulate: Bool = false) {
+                                               rows: Range<Int>, accumulate: Bool = false, next: TileHint?) {
         let k = w.cols, (b, width) = w.tile(tile)
         kernel.tileProduct(rows: rows.count, k: k, width: width, x: x + rows.lowerBound * k, ldx: k, w: b,
-                           y: y + rows.lowerBound * ldy, ldy: ldy, accumulate: accumulate)
+                           y: y + rows.lowerBound * ldy, ldy: ldy, accumulate: accumulate, next: next)
     }
 
     /// Runs `j` on every team member (the calling thread is member 0).

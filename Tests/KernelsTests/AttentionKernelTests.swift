@@ -1,6 +1,7 @@
 // The decoder's attention kernels bit for bit: each variant this CPU runs against a plain loop
 // with the same reduction order (one fused multiply-add chain per output, ascending), on group
-// sizes, head dimensions and lengths that exercise every head chunk, vector tail and key block.
+// sizes, head dimensions and lengths that exercise every head chunk, vector tail and key block,
+// with and without the prefetch hints.
 
 import Foundation
 import Kernels
@@ -40,11 +41,16 @@ private func keyIndex(_ p: Int, _ e: Int, d: Int) -> Int {
                             expected[h * lds + p] = acc * scale
                         }
                     }
+                    let probs = randomArray(heads * lds, seed: seed + 2), values = randomArray(len * d, seed: seed + 3)
                     kernel.attentionScores(heads: heads, d: d, len: len, q: q, keys: keys, scale: scale, scores: &got,
                                            lds: lds)
                     if !sameBits(got, expected) { mismatches.append("scores heads \(heads) d \(d) len \(len)") }
+                    // The prefetch hint (the values read next) changes nothing.
+                    var hinted = [Float](repeating: -1, count: heads * lds)
+                    kernel.attentionScores(heads: heads, d: d, len: len, q: q, keys: keys, scale: scale, scores: &hinted,
+                                           lds: lds, values: values)
+                    if !sameBits(hinted, expected) { mismatches.append("hinted scores heads \(heads) d \(d) len \(len)") }
 
-                    let probs = randomArray(heads * lds, seed: seed + 2), values = randomArray(len * d, seed: seed + 3)
                     var out = [Float](repeating: -1, count: heads * d), ref = out
                     for h in 0..<heads {
                         for e in 0..<d {
@@ -55,6 +61,10 @@ private func keyIndex(_ p: Int, _ e: Int, d: Int) -> Int {
                     }
                     kernel.attentionValues(heads: heads, d: d, len: len, p: probs, ldp: lds, values: values, out: &out)
                     if !sameBits(out, ref) { mismatches.append("values heads \(heads) d \(d) len \(len)") }
+                    var hintedOut = [Float](repeating: -1, count: heads * d)
+                    kernel.attentionValues(heads: heads, d: d, len: len, p: probs, ldp: lds, values: values,
+                                           out: &hintedOut, then: keys)
+                    if !sameBits(hintedOut, ref) { mismatches.append("hinted values heads \(heads) d \(d) len \(len)") }
                 }
             }
         }

@@ -62,6 +62,27 @@ private let availableKernels = DecodeKernel.allCases.filter(\.isAvailable)
         #expect(mismatches.isEmpty, "\(kernel): \(mismatches.count) shapes differ, first \(mismatches.prefix(5))")
     }
 
+    /// The prefetch hint (the tile read next) changes no bits, whatever its shape.
+    @Test(arguments: availableKernels)
+    func nextTileHintChangesNoBits(kernel: DecodeKernel) {
+        let other = randomArray(1536 * 32, seed: 7)
+        for (k, width, rows) in [(67, 32, 16), (576, 32, 16), (576, 32, 1), (40, 65, 13), (576, 9, 3)] {
+            let seed = UInt64(k * 1000 + width * 10 + rows)
+            let x = randomArray(rows * k, seed: seed)
+            let tile = stripLayout(randomArray(k * width, seed: seed + 1), k: k, width: width, ldw: width)
+            var plain = [Float](repeating: 0, count: rows * width)
+            kernel.tileProduct(rows: rows, k: k, width: width, x: x, ldx: k, w: tile, y: &plain, ldy: width)
+            other.withUnsafeBufferPointer { o in
+                for (nk, nw) in [(1536, 32), (576, 16), (3, 7)] {
+                    var hinted = [Float](repeating: 0, count: rows * width)
+                    kernel.tileProduct(rows: rows, k: k, width: width, x: x, ldx: k, w: tile, y: &hinted, ldy: width,
+                                       next: TileHint(w: o.baseAddress!, k: nk, width: nw))
+                    #expect(sameBits(hinted, plain), "\(kernel) K \(k) width \(width) rows \(rows) next \(nk)×\(nw)")
+                }
+            }
+        }
+    }
+
     /// Every slot of the strip layout holds one element of w, each exactly once.
     @Test func stripLayoutIsAPermutation() {
         for (k, width) in [(1, 1), (3, 16), (5, 17), (7, 32), (4, 33), (2, 64), (3, 100)] {

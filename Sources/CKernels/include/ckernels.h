@@ -25,10 +25,13 @@ int ck_variant_available(ck_variant variant);
 /// Tile layout: column strips of CK_STRIP columns, each contiguous. Strip s holds columns
 /// 16s ..< 16s + ws (ws = min(16, width − 16s)) as w[k, 16s + j] = strip[k · ws + j], and starts
 /// at w + 16 · s · K; the tile is width · K contiguous floats, read front to back once per block
-/// of rows. The SIMD variants request the bytes CK_PREFETCH_BYTES ahead of what they read into L2
-/// (no value changes). An unavailable variant falls back to CK_PORTABLE (same bits).
+/// of rows. The SIMD variants request the bytes CK_PREFETCH_BYTES ahead of what they read into L2,
+/// past the tile's end into `next` (the tile the caller reads next, next_K rows, next_width columns;
+/// NULL if unknown): a hint, never read, no value changes. An unavailable variant falls back to
+/// CK_PORTABLE (same bits).
 void ck_tile_product(ck_variant variant, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t width,
-                     const float *x, ptrdiff_t ldx, const float *w, float *y, ptrdiff_t ldy, int accumulate);
+                     const float *x, ptrdiff_t ldx, const float *w, float *y, ptrdiff_t ldy, int accumulate,
+                     const float *next, ptrdiff_t next_K, ptrdiff_t next_width);
 
 /// Positions per block of the decoder's key cache (attention.c).
 #define CK_KEY_BLOCK 16
@@ -36,14 +39,16 @@ void ck_tile_product(ck_variant variant, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t 
 /// scores[h · lds + p] = scale · Σ_e q[h · D + e] · key(p, e) for h < heads, p < len, the sum one
 /// fused multiply-add chain over e ascending from 0, then one rounded multiply by `scale`. Keys in
 /// blocks of CK_KEY_BLOCK positions, dimension-major: key(p, e) = keys[(p / 16) · 16 · D + e · 16 + p % 16]
-/// (positions past `len` are neither read nor written).
+/// (positions past `len` are neither read nor written). `values` (NULL if unknown): the values the
+/// caller reads next, [len, D], only prefetched.
 void ck_attention_scores(ck_variant variant, ptrdiff_t heads, ptrdiff_t D, ptrdiff_t len, const float *q,
-                         const float *keys, float scale, float *scores, ptrdiff_t lds);
+                         const float *keys, float scale, float *scores, ptrdiff_t lds, const float *values);
 
 /// out[h · D + e] = Σ_j p[h · ldp + j] · values[j · D + e] for h < heads, e < D, j < len: one fused
-/// multiply-add chain over j ascending from 0 per output.
+/// multiply-add chain over j ascending from 0 per output. `then` (NULL if unknown): the keys the
+/// caller reads next, whose first block is only prefetched.
 void ck_attention_values(ck_variant variant, ptrdiff_t heads, ptrdiff_t D, ptrdiff_t len, const float *p,
-                         ptrdiff_t ldp, const float *values, float *out);
+                         ptrdiff_t ldp, const float *values, float *out, const float *then);
 
 /// The sum of p[0..<n] in independent partial sums: a read of the buffer at memory speed
 /// (stream.c), for measuring the machine's stream rate, with `variant`'s vectors and the decode

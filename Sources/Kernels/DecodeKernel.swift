@@ -88,6 +88,19 @@ public enum DecodeKernel: String, CaseIterable, Sendable {
         ck_attention_values(cVariant, heads, d, len, p, ldp, values, out, then)
     }
 
+    /// y[i] = exp(x[i] − shift) for i < n (y may alias x); returns Σ y[i]: `exp16`'s arithmetic on
+    /// whole blocks of 16 with a 16-lane sum in lane order, then expf (the bits of any variant).
+    @inline(__always)
+    public func expShifted(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, shift: Float, n: Int) -> Float {
+        ck_exp_shifted(cVariant, y, x, shift, n)
+    }
+
+    /// h[i] = g[i] · σ(g[i]) · u[i] for i < n, σ through `exp16` (the bits of any variant).
+    @inline(__always)
+    public func swiglu(h: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, u: UnsafePointer<Float>, n: Int) {
+        ck_swiglu(cVariant, h, g, u, n)
+    }
+
     /// Positions per block of the decoder's key cache.
     public static let keyBlock = Int(CK_KEY_BLOCK)
 

@@ -12,22 +12,12 @@ public func swigluForward(h: FloatPtr, gu: ConstFloatPtr, rows: Int, hidden f: I
 }
 
 /// One row's h[c] = silu(g[c]) · u[c] for c in `columns` (g = gu[0..<F], u = gu[F..<2F]): 16 lanes
-/// at a time, then scalar. With `columns.lowerBound` a multiple of 16, every column gets the same
-/// arithmetic as in a whole-row call, so a row computed in column tiles has the same bits.
+/// at a time through `exp16`'s arithmetic (Sources/CKernels/exp.c, vectors of the CPU's width), then
+/// scalar. With `columns.lowerBound` a multiple of 16, every column gets the same arithmetic as in a
+/// whole-row call, so a row computed in column tiles has the same bits.
 public func swigluRow(h: FloatPtr, gu: ConstFloatPtr, hidden f: Int, columns: Range<Int>) {
-    let g = gu, u = gu + f
-    var i = columns.lowerBound
-    while i + 16 <= columns.upperBound {
-        let gv = load16(g + i)
-        let sig = 1 / (1 + exp16(-gv))
-        store16(gv * sig * load16(u + i), h + i)
-        i += 16
-    }
-    while i < columns.upperBound {
-        let sig = 1 / (1 + expf(-g[i]))
-        h[i] = g[i] * sig * u[i]
-        i += 1
-    }
+    let c = columns.lowerBound
+    DecodeKernel.selected.swiglu(h: h + c, g: gu + c, u: gu + f + c, n: columns.count)
 }
 
 /// dgu[N, 2F] = gradients of the gate and up halves given dh[N, F].

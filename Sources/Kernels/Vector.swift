@@ -124,26 +124,11 @@ public func exp16(_ xin: SIMD16<Float>) -> SIMD16<Float> {
     return y * unsafeBitCast((n &+ 127) &<< 23, to: SIMD16<Float>.self)
 }
 
-/// y[i] = exp(x[i] - shift) for n elements; returns Σ y[i] (fixed summation order).
-/// `y` may alias `x`.
+/// y[i] = exp(x[i] - shift) for n elements; returns Σ y[i] (fixed summation order). `y` may alias
+/// `x`. Blocks of 16 through `exp16`'s arithmetic in vectors of the CPU's width (Sources/CKernels/exp.c).
 @inline(__always)
 public func vexpShifted(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ shift: Float, _ n: Int) -> Float {
-    var acc = SIMD16<Float>()
-    var i = 0
-    while i + 16 <= n {
-        let e = exp16(load16(x + i) - shift)
-        store16(e, y + i)
-        acc += e
-        i += 16
-    }
-    var s = acc.sum()
-    while i < n {
-        let e = expf(x[i] - shift)
-        y[i] = e
-        s += e
-        i += 1
-    }
-    return s
+    DecodeKernel.selected.expShifted(y: y, x: x, shift: shift, n: n)
 }
 
 /// Σ exp(x[i] - shift) without storing.

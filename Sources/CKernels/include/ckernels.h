@@ -50,6 +50,15 @@ void ck_attention_scores(ck_variant variant, ptrdiff_t heads, ptrdiff_t D, ptrdi
 void ck_attention_values(ck_variant variant, ptrdiff_t heads, ptrdiff_t D, ptrdiff_t len, const float *p,
                          ptrdiff_t ldp, const float *values, float *out, const float *then);
 
+/// y[i] = exp(x[i] − shift) for i < n (y may alias x); returns Σ y[i]. Whole blocks of 16 use
+/// Kernels' exp16 polynomial and a 16-lane accumulator summed in lane order, the rest libm's expf
+/// added in order (exp.c): the bits of Kernels' Swift code, whatever the variant.
+float ck_exp_shifted(ck_variant variant, float *y, const float *x, float shift, ptrdiff_t n);
+
+/// h[i] = g[i] · σ(g[i]) · u[i] for i < n (SwiGLU; σ(g) = 1 / (1 + exp(−g)), exp as in
+/// ck_exp_shifted): the bits of Kernels' Swift code, whatever the variant.
+void ck_swiglu(ck_variant variant, float *h, const float *g, const float *u, ptrdiff_t n);
+
 /// The sum of p[0..<n] in independent partial sums: a read of the buffer at memory speed
 /// (stream.c), for measuring the machine's stream rate, with `variant`'s vectors and the decode
 /// kernels' prefetch (the portable variant: sixteen scalar partial sums). The sum's order differs

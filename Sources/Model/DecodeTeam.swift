@@ -8,7 +8,9 @@ enum DecodeJob {
     /// y[rows, N] (+)= x[rows, K] · Wᵀ over w's column tiles (`accumulate`: added to y, the residual).
     case linear(y: FloatPtr, x: ConstFloatPtr, w: TiledMatrix, rows: Int, accumulate: Bool)
     case gateUp(layer: Int, rows: Int)
-    case attend(layer: Int, rows: Int)
+    /// Attention of rows 0..<rows; with `rope`, each (row, kv head) unit first applies RoPE to its
+    /// heads and stores its key and value (rows in distinct slots only).
+    case attend(layer: Int, rows: Int, rope: Bool)
     case ropeStore(layer: Int, rows: Int)
     /// y = RMSNorm(x) · w for rows 0..<rows.
     case norm(y: FloatPtr, x: FloatPtr, w: ConstFloatPtr, rows: Int)

@@ -98,6 +98,8 @@ public final class LlamaDecoder: @unchecked Sendable {
     private let headIn: FloatPtr    // [S, C] last-token rows
     private let headNorm: FloatPtr  // [S, C] their final norm
     private let logits: FloatPtr    // [S, V]
+    private let ropeCos: FloatPtr   // [Lmax, D/2] RoPE tables (model.rope's first Lmax positions)
+    private let ropeSin: FloatPtr   // [Lmax, D/2]
     private var scores: FloatPtr    // [scoreTasks, NH/NKV, Lmax] attention scores, one block per worker
     private var scoreTasks: Int
     private let scoreRows: Int      // NH/NKV · Lmax
@@ -137,13 +139,16 @@ public final class LlamaDecoder: @unchecked Sendable {
         self.maxTokensPerCall = tokens
         capacity = tokens
         let R = capacity, S = slots
-        let sizes = [R * C, R * C, R * QKV, R * A, R * 2 * F, R * F, R, S * C, S * C, S * V]
+        let half = c.headDim / 2
+        let sizes = [R * C, R * C, R * QKV, R * A, R * 2 * F, R * F, R, S * C, S * C, S * V, maxLen * half, maxLen * half]
         let memory = FloatArena(sizes: sizes)
         arena = memory
         var k = 0
         func take() -> FloatPtr { defer { k += 1 }; return memory.blocks[k] }
         x = take(); h = take(); qkv = take(); att = take(); gu = take(); act = take()
-        rstd = take(); headIn = take(); headNorm = take(); logits = take()
+        rstd = take(); headIn = take(); headNorm = take(); logits = take(); ropeCos = take(); ropeSin = take()
+        ropeCos.update(from: model.rope.cos, count: maxLen * half)
+        ropeSin.update(from: model.rope.sin, count: maxLen * half)
         scoreTasks = max(1, Threads.count)
         scoreRows = c.numHeads / c.numKVHeads * maxLen
         scores = .allocate(capacity: scoreTasks * scoreRows)
@@ -234,7 +239,7 @@ public final class LlamaDecoder: @unchecked Sendable {
             tokSlot[i] = s; tokPos[i] = cache.lengths[s]; tokID[i] = id
             headRow[i] = i
         }
-        run(rows: n, heads: n, logitsRow: 0)
+        run(rows: n, heads: n, logitsRow: 0, ownSlots: true)
         return UnsafeBufferPointer(start: logits, count: n * V)
     }
 
@@ -256,8 +261,10 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// Runs token rows 0..<rows (row i: token tokID[i] at position tokPos[i] of slot tokSlot[i];
     /// a slot's rows are consecutive positions starting at its cache length) through the model,
     /// appending their keys and values to the cache; then the final norm and LM head for the
-    /// rows headRow[0..<heads], written to logits rows logitsRow..<(logitsRow + heads).
-    private func run(rows n: Int, heads: Int, logitsRow: Int) {
+    /// rows headRow[0..<heads], written to logits rows logitsRow..<(logitsRow + heads). With
+    /// `ownSlots` (a decode step: each row the only one of its slot) RoPE and the cache store run
+    /// inside the attention units, one parallel region fewer per layer.
+    private func run(rows n: Int, heads: Int, logitsRow: Int, ownSlots: Bool = false) {
         let c = model.config, w = weights
         let C = c.hiddenSize, V = c.vocabSize
         if Threads.count > scoreTasks {  // the thread count grew since init: one-off reallocation
@@ -272,8 +279,8 @@ public final class LlamaDecoder: @unchecked Sendable {
             for l in 0..<c.numLayers {
                 parallel(.norm(y: h, x: x, w: w.inputNorm[l], rows: n))
                 linear(y: qkv, x: h, w: w.qkv[l], rows: n)
-                parallel(.ropeStore(layer: l, rows: n))
-                attend(layer: l, rows: n)
+                if !ownSlots { parallel(.ropeStore(layer: l, rows: n)) }
+                attend(layer: l, rows: n, rope: ownSlots)
                 linear(y: x, x: att, w: w.o[l], rows: n, accumulate: true)
                 parallel(.norm(y: h, x: x, w: w.postNorm[l], rows: n))
                 gateUp(layer: l, rows: n)
@@ -290,51 +297,62 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     /// Rows of task t of `jobTasks`: RoPE on their query and key heads, each at its own position
     /// (same arithmetic as `ropeApply`), then their keys and values copied into their slots' cache
-    /// positions.
+    /// positions. (Decode steps do this inside their attention units instead: see `attend`.)
     private func ropeStoreTask(_ t: Int, layer l: Int, rows n: Int) {
-        let c = model.config, table = model.rope
-        let d = c.headDim, half = d / 2, QKV = c.qkvWidth, NH = c.numHeads, NKV = c.numKVHeads
-        let tasks = jobTasks
-        table.cos.withUnsafeBufferPointer { cosb in
-            table.sin.withUnsafeBufferPointer { sinb in
-                let cp = cosb.baseAddress!, sp = sinb.baseAddress!
-                for i in (n * t / tasks)..<(n * (t + 1) / tasks) {
-                    let p = tokPos[i], slot = tokSlot[i], row = qkv + i * QKV
-                    let cr = cp + p * half, sr = sp + p * half
-                    for j in 0..<(NH + NKV) {
-                        let v = row + j * d
-                        for e in 0..<half {
-                            let a = v[e], b = v[e + half], s = sr[e]
-                            v[e] = a * cr[e] - b * s
-                            v[e + half] = b * cr[e] + a * s
-                        }
-                    }
-                    for g in 0..<NKV {
-                        let kb = cache.keyBase(l, slot, g), key = row + (NH + g) * d
-                        for e in 0..<d { kb[cache.keyOffset(position: p, dimension: e)] = key[e] }
-                        (cache.valueBase(l, slot, g) + p * d).update(from: row + (NH + NKV + g) * d, count: d)
-                    }
-                }
+        let c = model.config
+        for i in (n * t / jobTasks)..<(n * (t + 1) / jobTasks) {
+            rope(row: i, heads: 0..<(c.numHeads + c.numKVHeads))
+            for g in 0..<c.numKVHeads { storeKV(row: i, layer: l, kvHead: g) }
+        }
+    }
+
+    /// RoPE on heads `heads` of row i's qkv (query heads, then key heads) at the row's position.
+    @inline(__always) private func rope(row i: Int, heads: Range<Int>) {
+        let d = model.config.headDim, half = d / 2
+        let p = tokPos[i], row = qkv + i * model.config.qkvWidth
+        let cr = ropeCos + p * half, sr = ropeSin + p * half
+        for j in heads {
+            let v = row + j * d
+            for e in 0..<half {
+                let a = v[e], b = v[e + half], s = sr[e]
+                v[e] = a * cr[e] - b * s
+                v[e + half] = b * cr[e] + a * s
             }
         }
+    }
+
+    /// Copies row i's key (after RoPE) and value of kv head g into its slot's cache position.
+    @inline(__always) private func storeKV(row i: Int, layer l: Int, kvHead g: Int) {
+        let c = model.config, d = c.headDim, NH = c.numHeads, NKV = c.numKVHeads
+        let p = tokPos[i], s = tokSlot[i], row = qkv + i * c.qkvWidth
+        let kb = cache.keyBase(l, s, g), key = row + (NH + g) * d
+        for e in 0..<d { kb[cache.keyOffset(position: p, dimension: e)] = key[e] }
+        (cache.valueBase(l, s, g) + p * d).update(from: row + (NH + NKV + g) * d, count: d)
     }
 
     /// att[i, head h] = softmax(q·Kᵀ/√D) · V over positions 0...tokPos[i] of row i's slot, one
     /// (row, kv head) unit at a time: the query heads sharing a kv head go through its keys and
     /// values together. Units are shared out over the team by `split` (rows differ in length).
-    private func attend(layer l: Int, rows n: Int) {
-        parallel(.attend(layer: l, rows: n))
+    /// With `rope` (rows in distinct slots), a unit first applies RoPE to its query and key heads
+    /// and stores its key and value: no unit reads another's.
+    private func attend(layer l: Int, rows n: Int, rope: Bool) {
+        parallel(.attend(layer: l, rows: n, rope: rope))
     }
 
     /// Attention units member t takes from `split` (see `attend`).
-    private func attendTask(_ t: Int, layer l: Int, rows n: Int) {
+    private func attendTask(_ t: Int, layer l: Int, rows n: Int, rope ropeFirst: Bool) {
         let c = model.config, d = c.headDim, QKV = c.qkvWidth, A = c.attentionWidth
-        let NKV = c.numKVHeads, group = c.numHeads / c.numKVHeads
+        let NH = c.numHeads, NKV = c.numKVHeads, group = c.numHeads / c.numKVHeads
         let scale = 1 / Float(d).squareRoot()
         let lmax = cache.maxLen
         let sc = scores + t * group * lmax  // [group, Lmax]
         while let unit = split.next(member: t) {
             let i = unit / NKV, g = unit % NKV
+            if ropeFirst {
+                rope(row: i, heads: (g * group)..<((g + 1) * group))
+                rope(row: i, heads: (NH + g)..<(NH + g + 1))
+                storeKV(row: i, layer: l, kvHead: g)
+            }
             let len = tokPos[i] + 1, s = tokSlot[i]
             let q = qkv + i * QKV + g * group * d  // the group's query heads, adjacent
             let kb = cache.keyBase(l, s, g), vb = cache.valueBase(l, s, g)
@@ -414,7 +432,7 @@ public final class LlamaDecoder: @unchecked Sendable {
         switch j {
         case let .linear(_, _, w, rows, _): return w.tiles * rowChunks(rows)
         case let .gateUp(layer, rows): return weights.gate[layer].tiles * rowChunks(rows)
-        case let .attend(_, rows): return rows * model.config.numKVHeads
+        case let .attend(_, rows, _): return rows * model.config.numKVHeads
         case .none, .ropeStore, .norm: return 0
         }
     }
@@ -452,8 +470,8 @@ public final class LlamaDecoder: @unchecked Sendable {
             linearTask(t, y: y, x: x, w: w, rows: rows, accumulate: accumulate)
         case let .gateUp(layer, rows):
             gateUpTask(t, layer: layer, rows: rows)
-        case let .attend(layer, rows):
-            attendTask(t, layer: layer, rows: rows)
+        case let .attend(layer, rows, rope):
+            attendTask(t, layer: layer, rows: rows, rope: rope)
         case let .ropeStore(layer, rows):
             ropeStoreTask(t, layer: layer, rows: rows)
         case let .norm(y, x, w, rows):

@@ -137,7 +137,9 @@ public enum DecodeKernel: String, CaseIterable, Sendable {
 /// rows (k) and columns.
 public struct TileHint {
     public let w: UnsafePointer<Float>, k: Int, width: Int
-    @inline(__always) public init(w: UnsafePointer<Float>, k: Int, width: Int) { self.w = w; self.k = k; self.width = width }
+    @inline(__always) public init(w: UnsafePointer<Float>, k: Int, width: Int) {
+        self.w = w; self.k = k; self.width = width
+    }
 }
 
 /// A RONDO_KERNEL value that names no usable variant.

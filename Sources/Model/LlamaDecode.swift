@@ -140,7 +140,8 @@ public final class LlamaDecoder: @unchecked Sendable {
         capacity = tokens
         let R = capacity, S = slots
         let half = c.headDim / 2
-        let sizes = [R * C, R * C, R * QKV, R * A, R * 2 * F, R * F, R, S * C, S * C, S * V, maxLen * half, maxLen * half]
+        let sizes = [R * C, R * C, R * QKV, R * A, R * 2 * F, R * F, R, S * C, S * C, S * V,
+                     maxLen * half, maxLen * half]
         let memory = FloatArena(sizes: sizes)
         arena = memory
         var k = 0

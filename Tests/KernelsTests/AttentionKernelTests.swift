@@ -47,9 +47,11 @@ private func keyIndex(_ p: Int, _ e: Int, d: Int) -> Int {
                     if !sameBits(got, expected) { mismatches.append("scores heads \(heads) d \(d) len \(len)") }
                     // The prefetch hint (the values read next) changes nothing.
                     var hinted = [Float](repeating: -1, count: heads * lds)
-                    kernel.attentionScores(heads: heads, d: d, len: len, q: q, keys: keys, scale: scale, scores: &hinted,
-                                           lds: lds, values: values)
-                    if !sameBits(hinted, expected) { mismatches.append("hinted scores heads \(heads) d \(d) len \(len)") }
+                    kernel.attentionScores(heads: heads, d: d, len: len, q: q, keys: keys, scale: scale,
+                                           scores: &hinted, lds: lds, values: values)
+                    if !sameBits(hinted, expected) {
+                        mismatches.append("hinted scores heads \(heads) d \(d) len \(len)")
+                    }
 
                     var out = [Float](repeating: -1, count: heads * d), ref = out
                     for h in 0..<heads {
